@@ -1,0 +1,23 @@
+"""``python -m components <command>``: the tools a user runs without ``pulumi``.
+
+- ``plan``: run the stack program offline under Pulumi's mock engine.
+- ``verify``: check a live cluster really shares its GPUs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str]) -> int:
+    commands = {"plan": "components.plan", "verify": "components.verify"}
+    if not argv or argv[0] not in commands:
+        print("usage: python -m components {plan,verify} [options]  (--help for each)",
+              file=sys.stderr)
+        return 2
+    module = __import__(commands[argv[0]], fromlist=["main"])
+    return int(module.main(argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,62 @@
+"""AWS facts the validation needs before anything is asked of AWS.
+
+Sources (checked 2026-11): the EC2 instance type pages for G4dn
+(https://aws.amazon.com/ec2/instance-types/g4/), the EKS AMI type list in
+botocore's ``eks`` service model, the EKS version calendar
+(https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html) and
+the On-Demand price list for us-west-2 (USD per hour).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GpuInstanceType:
+    """One EC2 instance type with NVIDIA GPUs."""
+
+    name: str
+    vcpus: int
+    memory_mib: int
+    gpus: int
+    gpu_model: str
+    gpu_memory_mib: int
+    #: On-Demand price in us-west-2, USD per hour.
+    on_demand_usd_per_hour: float
+
+
+#: The g4dn family: NVIDIA T4 GPUs, 16 GiB each.
+G4DN: dict[str, GpuInstanceType] = {
+    t.name: t
+    for t in (
+        GpuInstanceType("g4dn.xlarge", 4, 16384, 1, "T4", 16384, 0.526),
+        GpuInstanceType("g4dn.2xlarge", 8, 32768, 1, "T4", 16384, 0.752),
+        GpuInstanceType("g4dn.4xlarge", 16, 65536, 1, "T4", 16384, 1.204),
+        GpuInstanceType("g4dn.8xlarge", 32, 131072, 1, "T4", 16384, 2.176),
+        GpuInstanceType("g4dn.12xlarge", 48, 196608, 4, "T4", 16384, 3.912),
+        GpuInstanceType("g4dn.16xlarge", 64, 262144, 1, "T4", 16384, 4.352),
+        GpuInstanceType("g4dn.metal", 96, 393216, 8, "T4", 16384, 7.824),
+    )
+}
+
+#: EKS AMI types that ship the NVIDIA driver and container toolkit.
+NVIDIA_AMI_TYPES: tuple[str, ...] = ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA")
+
+#: GPU AMI types EKS still accepts but has deprecated (Amazon Linux 2 ends 2025-11-26).
+DEPRECATED_GPU_AMI_TYPES: tuple[str, ...] = ("AL2_x86_64_GPU",)
+
+#: Kubernetes minor versions in EKS standard support, with the day it ends.
+EKS_STANDARD_SUPPORT_ENDS: dict[str, dt.date] = {
+    "1.34": dt.date(2026, 12, 2),
+    "1.35": dt.date(2027, 3, 27),
+}
+
+#: EKS control plane, standard support, USD per hour.
+EKS_CONTROL_PLANE_USD_PER_HOUR = 0.10
+
+
+def versions_in_standard_support(today: dt.date) -> list[str]:
+    """Kubernetes versions EKS still gives standard support on ``today``."""
+    return [v for v, ends in EKS_STANDARD_SUPPORT_ENDS.items() if ends >= today]

@@ -1,0 +1,38 @@
+"""Names that several components, the plan, ``verify`` and the policies must agree on.
+
+Keeping them in one place is what makes taints match tolerations and the
+ConfigMap name match what the device plugin reads.
+"""
+
+from __future__ import annotations
+
+#: Taint on every GPU node so only pods that tolerate it are scheduled there.
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TAINT_VALUE = "true"
+GPU_TAINT_EFFECT = "NoSchedule"
+
+#: Label on every GPU node; the device plugin and the workload select on it.
+GPU_NODE_LABEL = "nvidia.com/gpu.present"
+GPU_NODE_LABEL_VALUE = "true"
+
+#: Node label the device plugin's config-manager reads to pick a config key.
+PLUGIN_CONFIG_NODE_LABEL = "nvidia.com/device-plugin.config"
+
+#: Label naming the node group a GPU node belongs to.
+NODE_GROUP_LABEL = "eks-gpu-sharing/node-group"
+
+#: Namespaces we create.
+DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin"
+VERIFICATION_NAMESPACE = "gpu-sharing-verification"
+
+#: ``app.kubernetes.io/name`` of the verification pods; ``verify`` selects on it.
+VERIFICATION_APP = "gpu-sharing-verification"
+
+#: The resource a whole, unshared NVIDIA GPU is advertised as.
+GPU_RESOURCE = "nvidia.com/gpu"
+
+#: The ConfigMap holding the device plugin's config files, one key per config.
+PLUGIN_CONFIGMAP_NAME = "nvidia-device-plugin-configs"
+
+#: The key used on nodes that carry no ``nvidia.com/device-plugin.config`` label.
+DEFAULT_PLUGIN_CONFIG_KEY = "default"
