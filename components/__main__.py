@@ -12,8 +12,10 @@ import sys
 def main(argv: list[str]) -> int:
     commands = {"plan": "components.plan", "verify": "components.verify"}
     if not argv or argv[0] not in commands:
-        print("usage: python -m components {plan,verify} [options]  (--help for each)",
-              file=sys.stderr)
+        print(
+            "usage: python -m components {plan,verify} [options]  (--help for each)",
+            file=sys.stderr,
+        )
         return 2
     module = __import__(commands[argv[0]], fromlist=["main"])
     return int(module.main(argv[1:]))

@@ -60,3 +60,23 @@ EKS_CONTROL_PLANE_USD_PER_HOUR = 0.10
 def versions_in_standard_support(today: dt.date) -> list[str]:
     """Kubernetes versions EKS still gives standard support on ``today``."""
     return [v for v, ends in EKS_STANDARD_SUPPORT_ENDS.items() if ends >= today]
+
+
+#: Control-plane log types EKS can send to CloudWatch.
+EKS_LOG_TYPES: tuple[str, ...] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+
+#: The block device each NVIDIA AMI type keeps containers and images on.
+CONTAINER_VOLUME_DEVICE: dict[str, str] = {
+    "AL2023_x86_64_NVIDIA": "/dev/xvda",
+    "BOTTLEROCKET_x86_64_NVIDIA": "/dev/xvdb",
+}
+
+#: Managed policies a worker node's role needs, and no more.
+WORKER_NODE_POLICIES: tuple[str, ...] = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+)
+
+#: EKS managed node group capacity types.
+CAPACITY_TYPES: tuple[str, ...] = ("ON_DEMAND", "SPOT")

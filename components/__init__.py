@@ -1,0 +1,42 @@
+"""eks-gpu-sharing: Pulumi components for EKS clusters whose NVIDIA GPUs pods share.
+
+Where each resource is created, in one hop:
+
+- :class:`GpuCluster` (cluster.py): the EKS cluster, its KMS key and Kubernetes provider.
+- :class:`GpuNodeGroup` (node_group.py): a g4dn managed node group, its role and template.
+- :class:`NvidiaDevicePlugin` (device_plugin.py): namespace, RBAC and DaemonSet of the plugin.
+- :class:`SharingConfig` (sharing.py): the ConfigMap of device plugin configs.
+- :class:`VerificationWorkload` (verification.py): the pods that prove the sharing.
+- :class:`GpuSharing` (stack.py): all of the above, as the demo stack uses it.
+"""
+
+from .cluster import GpuCluster, GpuClusterArgs
+from .config import args_from_config
+from .device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from .errors import ConfigError
+from .node_group import GpuNodeGroup, GpuNodeGroupArgs
+from .plugin_config import PluginConfig, mps, time_slicing, unshared
+from .sharing import SharingConfig, SharingConfigArgs
+from .stack import GpuSharing, GpuSharingArgs
+from .verification import VerificationWorkload, VerificationWorkloadArgs
+
+__all__ = [
+    "ConfigError",
+    "GpuCluster",
+    "GpuClusterArgs",
+    "GpuNodeGroup",
+    "GpuNodeGroupArgs",
+    "GpuSharing",
+    "GpuSharingArgs",
+    "NvidiaDevicePlugin",
+    "NvidiaDevicePluginArgs",
+    "PluginConfig",
+    "SharingConfig",
+    "SharingConfigArgs",
+    "VerificationWorkload",
+    "VerificationWorkloadArgs",
+    "args_from_config",
+    "mps",
+    "time_slicing",
+    "unshared",
+]

@@ -1,0 +1,194 @@
+"""Pulumi mocks that answer like AWS and Kubernetes would, for the offline plan and tests.
+
+What AWS would say comes from :mod:`components.catalog` (instance GPUs, AZ offerings) and
+from how the services name things (ARNs, IDs, auto-names with a random suffix).
+``pulumi_eks.Cluster`` is a remote component under mocks: its children are not expanded,
+so we answer the outputs our program reads from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+import pulumi
+
+from . import catalog
+
+ACCOUNT = "123456789012"
+DEFAULT_VPC = "vpc-0d3fa0c7e5b2a1f00"
+
+#: AZs our mock says offer g4dn, per region. An assumption standing in for EC2's
+#: DescribeInstanceTypeOfferings, which `pulumi up` asks for real; the program relies only
+#: on there being two or more.
+G4DN_AZS: dict[str, tuple[str, ...]] = {
+    "us-west-2": ("us-west-2a", "us-west-2b", "us-west-2c"),
+    "us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"),
+    "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
+}
+
+
+def _suffix(*parts: str, length: int = 7) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def kubeconfig(cluster_name: str, region: str) -> dict[str, Any]:
+    """The kubeconfig pulumi-eks writes: the endpoint, CA and an `aws eks get-token` exec."""
+    endpoint = f"https://{_suffix(cluster_name, length=32).upper()}.gr7.{region}.eks.amazonaws.com"
+    ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n")
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "kubernetes",
+                "cluster": {"server": endpoint, "certificate-authority-data": ca.decode()},
+            }
+        ],
+        "contexts": [{"name": "aws", "context": {"cluster": "kubernetes", "user": "aws"}}],
+        "current-context": "aws",
+        "users": [
+            {
+                "name": "aws",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "aws",
+                        "args": [
+                            "--region",
+                            region,
+                            "eks",
+                            "get-token",
+                            "--cluster-name",
+                            cluster_name,
+                            "--output",
+                            "json",
+                        ],
+                    }
+                },
+            }
+        ],
+    }
+
+
+class AwsLikeMocks(pulumi.runtime.Mocks):
+    """Answers resource registrations and data-source calls as the clouds would."""
+
+    def __init__(self, region: str = "us-west-2") -> None:
+        self.region = region
+
+    def _arn(self, service: str, resource: str, region: bool = True) -> str:
+        return f"arn:aws:{service}:{self.region if region else ''}:{ACCOUNT}:{resource}"
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        inputs = dict(args.inputs)
+        name, typ = args.name, args.typ
+        rid = f"{name}-{_suffix(typ, name)}"
+        if typ == "eks:index:Cluster":
+            cluster_name = inputs.get("name") or rid
+            config = kubeconfig(cluster_name, self.region)
+            return rid, {
+                **inputs,
+                "kubeconfig": config,
+                "kubeconfigJson": json.dumps(config),
+                "clusterSecurityGroupId": f"sg-{_suffix(name, 'cluster', length=17)}",
+                "nodeSecurityGroupId": f"sg-{_suffix(name, 'node', length=17)}",
+            }
+        if typ == "aws:kms/key:Key":
+            key_id = (
+                f"{_suffix(name, length=8)}-{_suffix(name, 'k', length=4)}-4d2e-9f1a-"
+                f"{_suffix(name, 'id', length=12)}"
+            )
+            return key_id, {**inputs, "keyId": key_id, "arn": self._arn("kms", f"key/{key_id}")}
+        if typ == "aws:iam/role:Role":
+            role = inputs.get("name") or rid
+            return role, {
+                **inputs,
+                "name": role,
+                "arn": self._arn("iam", f"role/{role}", False),
+                "uniqueId": f"AROA{_suffix(role, length=17).upper()}",
+            }
+        if typ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+            return f"{inputs['role']}-{rid}", inputs
+        if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            lt = f"lt-{_suffix(name, length=17)}"
+            return lt, {
+                **inputs,
+                "arn": self._arn("ec2", f"launch-template/{lt}"),
+                "latestVersion": 1,
+                "defaultVersion": 1,
+            }
+        if typ == "aws:eks/nodeGroup:NodeGroup":
+            group = inputs.get("nodeGroupName") or rid
+            return f"{inputs['clusterName']}:{group}", {
+                **inputs,
+                "nodeGroupName": group,
+                "arn": self._arn("eks", f"nodegroup/{inputs['clusterName']}/{group}/mock"),
+                "status": "ACTIVE",
+            }
+        if typ.startswith("kubernetes:"):
+            metadata = dict(inputs.get("metadata") or {})
+            metadata.setdefault("name", rid)
+            metadata["uid"] = _suffix(typ, name, length=32)
+            namespace = metadata.get("namespace")
+            return (f"{namespace}/{metadata['name']}" if namespace else metadata["name"]), {
+                **inputs,
+                "metadata": metadata,
+            }
+        return rid, inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        a, token = dict(args.args), args.token
+        if token == "aws:ec2/getVpc:getVpc":
+            return {
+                "id": DEFAULT_VPC,
+                "cidrBlock": "172.31.0.0/16",
+                "default": True,
+                "arn": self._arn("ec2", f"vpc/{DEFAULT_VPC}"),
+            }
+        if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            types = _filter(a, "instance-type")
+            azs = G4DN_AZS.get(self.region, ()) if all(t in catalog.G4DN for t in types) else ()
+            return {
+                "id": self.region,
+                "locations": list(azs),
+                "locationTypes": ["availability-zone"] * len(azs),
+                "instanceTypes": [types[0]] * len(azs),
+            }
+        if token == "aws:ec2/getSubnets:getSubnets":
+            azs = _filter(a, "availability-zone")
+            return {
+                "id": self.region,
+                "ids": [f"subnet-{_suffix(_filter(a, 'vpc-id')[0], az, length=17)}" for az in azs],
+            }
+        if token == "aws:ec2/getInstanceType:getInstanceType":
+            known = catalog.G4DN.get(a["instanceType"])
+            gpus = (
+                [
+                    {
+                        "count": known.gpus,
+                        "manufacturer": "NVIDIA",
+                        "name": known.gpu_model,
+                        "memorySize": known.gpu_memory_mib,
+                    }
+                ]
+                if known
+                else []
+            )
+            return {
+                "id": a["instanceType"],
+                "instanceType": a["instanceType"],
+                "gpuses": gpus,
+                "defaultVcpus": known.vcpus if known else 2,
+                "memorySize": known.memory_mib if known else 4096,
+            }
+        raise NotImplementedError(f"the offline mocks have no answer for {token}")
+
+
+def _filter(args: dict, name: str) -> list[str]:
+    for f in args.get("filters") or []:
+        if f["name"] == name:
+            return list(f["values"])
+    return []

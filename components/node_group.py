@@ -1,0 +1,212 @@
+"""A managed node group of g4dn GPU instances, tainted so only GPU workloads land there."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from . import catalog, conventions, validation
+from .errors import ConfigError
+from .options import child_options
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuNodeGroupArgs:
+    """Inputs of :class:`GpuNodeGroup`."""
+
+    #: Name of the EKS cluster to join; required (``GpuSharing`` fills it). Pass
+    #: ``GpuCluster.cluster_name`` so the group waits for the cluster.
+    cluster_name: pulumi.Input[str] | None = None
+    #: Subnets for the nodes; required (``GpuSharing`` fills it), e.g. ``GpuCluster.subnet_ids``.
+    subnet_ids: pulumi.Input[Sequence[str]] | None = None
+    #: EC2 instance type; a g4dn type. Default ``"g4dn.xlarge"`` (one T4).
+    instance_type: str = "g4dn.xlarge"
+    #: EKS AMI type that ships the NVIDIA driver. Default ``"AL2023_x86_64_NVIDIA"``.
+    ami_type: str = "AL2023_x86_64_NVIDIA"
+    #: ``"ON_DEMAND"`` or ``"SPOT"``. Default ``"ON_DEMAND"``.
+    capacity_type: str = "ON_DEMAND"
+    #: Nodes to run. Default 1.
+    desired_size: int = 1
+    #: Fewest nodes. Default 1.
+    min_size: int = 1
+    #: Most nodes. Default 1.
+    max_size: int = 1
+    #: Size of the encrypted gp3 volume that holds images (GPU images are large). Default 50.
+    disk_size_gib: int = 50
+    #: Key of the device plugin ConfigMap these nodes use (node label
+    #: ``nvidia.com/device-plugin.config``). Default ``"default"``.
+    plugin_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
+    #: Extra Kubernetes labels for the nodes. Default none.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: Tags for every AWS resource. Default none.
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def gpus_per_node(self) -> int:
+        return catalog.G4DN[self.instance_type].gpus
+
+    def validate(self) -> None:
+        if self.cluster_name is None or self.subnet_ids is None:
+            raise ConfigError("GpuNodeGroupArgs needs cluster_name and subnet_ids")
+        self.validate_settings()
+
+    def validate_settings(self) -> None:
+        """Everything but the cluster it joins, which may not exist yet."""
+        validation.one_of(
+            "gpuInstanceType",
+            self.instance_type,
+            catalog.G4DN,
+            "is not a g4dn instance type with NVIDIA GPUs",
+        )
+        if self.ami_type in catalog.DEPRECATED_GPU_AMI_TYPES:
+            raise ConfigError(
+                f"gpuAmiType {self.ami_type!r} is deprecated (Amazon Linux 2 AMIs are no longer "
+                f"updated since 2025-11-26); use one of {', '.join(catalog.NVIDIA_AMI_TYPES)}"
+            )
+        validation.one_of(
+            "gpuAmiType", self.ami_type, catalog.NVIDIA_AMI_TYPES, "has no NVIDIA driver"
+        )
+        validation.one_of("gpuCapacityType", self.capacity_type, catalog.CAPACITY_TYPES)
+        validation.integer("gpuNodeMin", self.min_size, 0, 100)
+        validation.integer("gpuNodeMax", self.max_size, 1, 100)
+        validation.integer("gpuNodeDesired", self.desired_size, 0, 100)
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ConfigError(
+                "gpuNodeMin <= gpuNodeDesired <= gpuNodeMax must hold, got "
+                f"{self.min_size} <= {self.desired_size} <= {self.max_size}"
+            )
+        validation.integer("disk_size_gib", self.disk_size_gib, 20, 16384)
+        validation.matches(
+            "plugin_config_key",
+            self.plugin_config_key,
+            validation.LABEL_VALUE,
+            "a valid label value (the node label nvidia.com/device-plugin.config)",
+        )
+        validation.string_map("labels", self.labels)
+        validation.string_map("tags", self.tags)
+
+
+class GpuNodeGroup(pulumi.ComponentResource):
+    """An EKS managed node group of g4dn instances with its IAM role and launch template.
+
+    Nodes carry the label ``nvidia.com/gpu.present=true`` and the taint
+    ``nvidia.com/gpu=true:NoSchedule``; IMDSv2 is required with a hop limit of 1 so pods
+    cannot borrow the node role; the root volume is encrypted; there is no SSH key.
+    """
+
+    node_group_name: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+    gpus_per_node: pulumi.Output[int]
+
+    def __init__(
+        self, name: str, args: GpuNodeGroupArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        args.validate()
+        super().__init__("eks-gpu-sharing:index:GpuNodeGroup", name, None, opts)
+        child = child_options(self, opts)
+        tags = dict(args.tags)
+
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{policy}",
+                role=role.name,
+                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
+                opts=child,
+            )
+            for policy in catalog.WORKER_NODE_POLICIES
+        ]
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            description="GPU nodes: IMDSv2 only, encrypted gp3 volume, no SSH key",
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+            },
+            block_device_mappings=[
+                {
+                    "device_name": catalog.CONTAINER_VOLUME_DEVICE[args.ami_type],
+                    "ebs": {
+                        "volume_size": args.disk_size_gib,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
+            tag_specifications=[
+                {"resource_type": kind, "tags": tags} for kind in ("instance", "volume")
+            ]
+            if tags
+            else None,
+            tags=tags,
+            opts=child,
+        )
+        labels = {
+            **args.labels,
+            conventions.GPU_NODE_LABEL: conventions.GPU_NODE_LABEL_VALUE,
+            conventions.NODE_GROUP_LABEL: name,
+            conventions.PLUGIN_CONFIG_NODE_LABEL: args.plugin_config_key,
+        }
+        group = aws.eks.NodeGroup(
+            f"{name}-ng",
+            cluster_name=args.cluster_name,
+            node_role_arn=role.arn,
+            subnet_ids=args.subnet_ids,
+            ami_type=args.ami_type,
+            instance_types=[args.instance_type],
+            capacity_type=args.capacity_type,
+            scaling_config={
+                "desired_size": args.desired_size,
+                "min_size": args.min_size,
+                "max_size": args.max_size,
+            },
+            update_config={"max_unavailable": 1},
+            labels=labels,
+            taints=[
+                {
+                    "key": conventions.GPU_TAINT_KEY,
+                    "value": conventions.GPU_TAINT_VALUE,
+                    "effect": "NO_SCHEDULE",
+                }
+            ],
+            launch_template={"id": template.id, "version": template.latest_version.apply(str)},
+            tags=tags,
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=attachments)
+            ),
+        )
+        instance = aws.ec2.get_instance_type_output(
+            instance_type=args.instance_type, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        self.node_group_name = group.node_group_name
+        self.role_arn = role.arn
+        self.gpus_per_node = instance.gpuses.apply(lambda gpus: sum(g.count for g in gpus))
+        self.register_outputs(
+            {
+                "nodeGroupName": self.node_group_name,
+                "roleArn": self.role_arn,
+                "gpusPerNode": self.gpus_per_node,
+            }
+        )

@@ -1,0 +1,278 @@
+"""``python -m components plan``: run the real stack program offline, under Pulumi's mocks.
+
+It prints every resource the program registers, can write them as JSON (inputs as the
+engine received them) and the Kubernetes objects as YAML for ``kubectl apply -f``.
+Bad config exits 1 with the validation message and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_in_stack
+
+from .config import NAMESPACE
+from .errors import ConfigError
+from .mocks import AwsLikeMocks
+
+PROJECT = "eks-gpu-sharing"
+SECRET = "[secret]"
+
+
+@dataclass
+class Plan:
+    """What the program registered, in order."""
+
+    stack: str
+    config: dict[str, str]
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "config": self.config,
+            "resources": self.resources,
+            "outputs": self.outputs,
+        }
+
+    def by_type(self, typ: str) -> list[dict[str, Any]]:
+        return [r for r in self.resources if r["type"] == typ]
+
+    def one(self, typ: str) -> dict[str, Any]:
+        found = self.by_type(typ)
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} resources of type {typ}")
+        return found[0]
+
+
+def _plain(value: Any) -> Any:
+    """Engine values as JSON: secrets hidden, unknowns named."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return SECRET
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return "[unknown]"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the engine carries every number as a double
+    return value
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, also keeping what each registration asked of the engine."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks, plan: Plan) -> None:
+        super().__init__(mocks)
+        self.plan = plan
+        self.stack_urn = ""
+
+    def RegisterResource(self, request):  # noqa: N802 (the engine's RPC name)
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            self.stack_urn = response.urn
+            return response
+        self.plan.resources.append(
+            {
+                "urn": response.urn,
+                "type": request.type,
+                "name": request.name,
+                "parent": request.parent or None,
+                "provider": request.provider or None,
+                "dependencies": sorted(set(request.dependencies)),
+                "inputs": _plain(rpc.deserialize_properties(request.object, keep_internal=False)),
+            }
+        )
+        return response
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802
+        if request.urn == self.stack_urn:
+            outputs = rpc.deserialize_properties(request.outputs, keep_internal=False)
+            self.plan.outputs = _plain(outputs)
+        return super().RegisterResourceOutputs(request)
+
+
+class _Warnings(logging.Handler):
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(logging.WARNING)
+        self.plan = plan
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.plan.warnings.append(record.getMessage())
+
+
+def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[str, str]:
+    """The stack's config as Pulumi hands it to a program: every value a string."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no stack config {path} (stack {stack!r})")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    values = {
+        key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in (data.get("config") or {}).items()
+    }
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--config takes KEY=VALUE, got {item!r}")
+        values[key if ":" in key else f"{NAMESPACE}:{key}"] = value
+    return values
+
+
+def run(project_dir: Path, stack: str, config: dict[str, str]) -> Plan:
+    """Run ``__main__.py`` of ``project_dir`` under the mocks and record what it registers."""
+    plan = Plan(stack=stack, config=config)
+    region = config.get("aws:region", "us-west-2")
+    mocks = AwsLikeMocks(region=region)
+    monitor = _RecordingMonitor(mocks, plan)
+    logger = logging.getLogger(f"eks-gpu-sharing.plan.{id(plan)}")
+    logger.propagate = False
+    logger.addHandler(_Warnings(plan))
+    set_all_config(config)
+    settings.configure(
+        pulumi_mocks.MockSettings(
+            monitor=monitor,
+            monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+            engine=pulumi_mocks.MockEngine(logger),
+            project=PROJECT,
+            stack=stack,
+            dry_run=False,
+            organization="organization",
+            callbacks=None,
+        )
+    )
+    program = str(project_dir / "__main__.py")
+    sys.path.insert(0, str(project_dir))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+    finally:
+        sys.path.remove(str(project_dir))
+        loop.close()
+        asyncio.set_event_loop(None)
+    return plan
+
+
+def kubernetes_objects(plan: Plan) -> list[dict[str, Any]]:
+    """Every Kubernetes object, as ``kubectl apply`` wants it, in registration order."""
+    objects = []
+    for resource in plan.resources:
+        typ = resource["type"]
+        if not typ.startswith("kubernetes:") or typ.startswith("pulumi:providers"):
+            continue
+        inputs = resource["inputs"]
+        objects.append({"apiVersion": inputs["apiVersion"], "kind": inputs["kind"], **inputs})
+    return objects
+
+
+def write_manifests(plan: Plan, directory: Path) -> list[Path]:
+    """One YAML file per object, numbered so ``kubectl apply -f`` creates namespaces first."""
+    directory.mkdir(parents=True, exist_ok=True)
+    objects = sorted(kubernetes_objects(plan), key=lambda o: o["kind"] != "Namespace")
+    paths = []
+    for i, obj in enumerate(objects):
+        path = directory / f"{i:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(obj, sort_keys=False), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def _key_inputs(resource: dict[str, Any]) -> str:
+    """The few inputs a reader checks first, per resource type."""
+    inputs = resource["inputs"]
+    if resource["type"] == "aws:eks/nodeGroup:NodeGroup":
+        scaling = inputs.get("scalingConfig", {})
+        return (
+            f"{inputs.get('instanceTypes')} {inputs.get('amiType')} "
+            f"{inputs.get('capacityType')} min/desired/max={scaling.get('minSize')}/"
+            f"{scaling.get('desiredSize')}/{scaling.get('maxSize')}"
+        )
+    if resource["type"] == "eks:index:Cluster":
+        return f"name={inputs.get('name')} version={inputs.get('version')}"
+    if resource["type"].startswith("kubernetes:") and "metadata" in inputs:
+        meta = inputs["metadata"]
+        where = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
+        return f"{where}{meta.get('name', '')}"
+    if resource["type"] == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+        return str(inputs.get("policyArn"))
+    return ""
+
+
+def _parent_name(plan: Plan, urn: str | None) -> str:
+    return urn.rsplit("::", 1)[-1] if urn else "-"
+
+
+def print_table(plan: Plan, out: Any = sys.stdout) -> None:
+    rows = [("TYPE", "NAME", "PARENT", "KEY INPUTS")] + [
+        (r["type"], r["name"], _parent_name(plan, r["parent"]), _key_inputs(r))
+        for r in plan.resources
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        print("  ".join(cells), row[3], file=out)
+    print(f"\n{len(plan.resources)} resources. Outputs:", file=out)
+    for key, value in plan.outputs.items():
+        print(f"  {key}: {value if len(str(value)) < 100 else str(value)[:97] + '...'}", file=out)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=out)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m components plan",
+        description="Run the stack program offline under Pulumi's mocks and show its resources.",
+    )
+    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (eks-gpu-sharing: is implied)",
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the plan as JSON")
+    parser.add_argument(
+        "--manifests",
+        type=Path,
+        metavar="DIR",
+        help="write every Kubernetes object as YAML for kubectl apply -f DIR",
+    )
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=Path.cwd(),
+        help="directory holding Pulumi.yaml and __main__.py (default: .)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = stack_config(args.project_dir, args.stack, args.config)
+        plan = run(args.project_dir, args.stack, config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print_table(plan)
+    if args.json:
+        args.json.write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    if args.manifests:
+        written = write_manifests(plan, args.manifests)
+        print(f"wrote {len(written)} manifests to {args.manifests}")
+    return 0

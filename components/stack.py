@@ -1,0 +1,163 @@
+"""Everything at once: cluster, GPU node groups, device plugin with sharing, verification."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+
+from . import conventions, validation
+from .cluster import GpuCluster, GpuClusterArgs
+from .device_plugin import (
+    DEFAULT_VERSION,
+    NvidiaDevicePlugin,
+    NvidiaDevicePluginArgs,
+    validate_version,
+)
+from .errors import ConfigError
+from .node_group import GpuNodeGroup, GpuNodeGroupArgs
+from .plugin_config import PluginConfig
+from .sharing import demo_configs, validate_configs
+from .verification import VerificationWorkload, VerificationWorkloadArgs, validate_probe
+
+DEMO_NODE_GROUP = "gpu"
+
+
+def _demo_node_groups() -> dict[str, GpuNodeGroupArgs]:
+    return {DEMO_NODE_GROUP: GpuNodeGroupArgs()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuSharingArgs:
+    """Inputs of :class:`GpuSharing`."""
+
+    #: The EKS cluster. Default: ``GpuClusterArgs()`` (default VPC, Kubernetes 1.35).
+    cluster: GpuClusterArgs = field(default_factory=GpuClusterArgs)
+    #: GPU node groups by name; ``cluster_name`` and ``subnet_ids`` are filled in from the
+    #: cluster. Default: one group ``gpu`` of one g4dn.xlarge.
+    node_groups: Mapping[str, GpuNodeGroupArgs] = field(default_factory=_demo_node_groups)
+    #: Device plugin configs by key; each node group picks one with ``plugin_config_key``.
+    #: Default: ``{"default": time_slicing(5)}``.
+    plugin_configs: Mapping[str, PluginConfig] = field(default_factory=demo_configs)
+    #: Device plugin release. Default ``"v0.20.0"``.
+    device_plugin_version: str = DEFAULT_VERSION
+    #: Number of verification pods, each taking one slice. Default 5; 0 deploys none.
+    verification_pods: int = 5
+    #: Config key whose nodes the verification pods run on. Default ``"default"``.
+    verification_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
+    #: ``"nvidia-smi"`` or ``"measure"``. Default ``"nvidia-smi"``.
+    verification_mode: str = "nvidia-smi"
+
+    def max_slices(self, config_key: str) -> int:
+        """Most units of that config's resource the node groups using it can ever advertise."""
+        units = self.plugin_configs[config_key].units_per_gpu()
+        return sum(
+            group.max_size * group.gpus_per_node * units
+            for group in self.node_groups.values()
+            if group.plugin_config_key == config_key
+        )
+
+    def validate(self) -> None:
+        """Cross-field rules; each component validates its own Args as it is built."""
+        if not self.node_groups:
+            raise ConfigError("node_groups needs at least one GPU node group")
+        self.cluster.validate()
+        for name, group in self.node_groups.items():
+            group.validate_settings()
+            validation.one_of(
+                f"node_groups[{name!r}].plugin_config_key",
+                group.plugin_config_key,
+                self.plugin_configs,
+                "is not a key of plugin_configs",
+            )
+        validate_configs(self.plugin_configs, conventions.DEFAULT_PLUGIN_CONFIG_KEY)
+        validate_version(self.device_plugin_version)
+        validation.integer("verificationPods", self.verification_pods, 0, 1000)
+        if self.verification_pods:
+            validate_probe(self.verification_pods, self.verification_mode)
+            validation.one_of(
+                "verification_config_key",
+                self.verification_config_key,
+                self.plugin_configs,
+                "is not a key of plugin_configs",
+            )
+            slices = self.max_slices(self.verification_config_key)
+            if self.verification_pods > slices:
+                raise ConfigError(
+                    f"verificationPods {self.verification_pods} is more than the "
+                    f"{slices} GPU slices the node groups can ever advertise (gpuNodeMax x "
+                    "GPUs per instance x timeSlicingReplicas); lower verificationPods or raise "
+                    "timeSlicingReplicas or gpuNodeMax"
+                )
+
+
+class GpuSharing(pulumi.ComponentResource):
+    """An EKS cluster whose NVIDIA GPUs are shared between pods, and the pods that prove it."""
+
+    cluster: GpuCluster
+    node_groups: dict[str, GpuNodeGroup]
+    device_plugin: NvidiaDevicePlugin
+    verification: VerificationWorkload | None
+    #: Schedulable slices each node of a group advertises (units per GPU x GPUs per node).
+    gpu_slices_per_node: dict[str, pulumi.Output[int]]
+
+    def __init__(
+        self, name: str, args: GpuSharingArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        args.validate()
+        super().__init__("eks-gpu-sharing:index:GpuSharing", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.cluster = GpuCluster(f"{name}-cluster", args.cluster, opts=child)
+        self.node_groups = {
+            group: GpuNodeGroup(
+                f"{name}-{group}",
+                dataclasses.replace(
+                    a, cluster_name=self.cluster.cluster_name, subnet_ids=self.cluster.subnet_ids
+                ),
+                opts=child,
+            )
+            for group, a in args.node_groups.items()
+        }
+        self.gpu_slices_per_node = {
+            group: node_group.gpus_per_node.apply(
+                lambda gpus, key=args.node_groups[group].plugin_config_key: (
+                    gpus * args.plugin_configs[key].units_per_gpu()
+                )
+            )
+            for group, node_group in self.node_groups.items()
+        }
+        self.device_plugin = NvidiaDevicePlugin(
+            f"{name}-device-plugin",
+            NvidiaDevicePluginArgs(
+                provider=self.cluster.provider,
+                configs=args.plugin_configs,
+                version=args.device_plugin_version,
+            ),
+            # Its DaemonSet is awaited until the plugin runs on the GPU nodes.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
+        )
+        self.verification = None
+        if args.verification_pods:
+            config = args.plugin_configs[args.verification_config_key]
+            self.verification = VerificationWorkload(
+                f"{name}-verification",
+                VerificationWorkloadArgs(
+                    provider=self.cluster.provider,
+                    pods=args.verification_pods,
+                    resource_name=config.resource_name(),
+                    plugin_config_key=args.verification_config_key,
+                    mode=args.verification_mode,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.device_plugin]),
+            )
+        self.register_outputs(
+            {
+                "clusterName": self.cluster.cluster_name,
+                "kubeconfig": self.cluster.kubeconfig,
+                "nodeGroupNames": {g: ng.node_group_name for g, ng in self.node_groups.items()},
+                "gpuSlicesPerNode": self.gpu_slices_per_node,
+            }
+        )

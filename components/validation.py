@@ -1,0 +1,67 @@
+"""Small checks shared by every Args type; each raises ConfigError naming the field."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pulumi
+
+from .errors import ConfigError
+
+#: A Kubernetes label value (and ConfigMap key) that is not empty.
+LABEL_VALUE = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+#: A DNS-1123 label: namespace names.
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+
+
+def is_known(value: Any) -> bool:
+    """Plain values are checked now; Pulumi Outputs are the caller's to get right."""
+    return not isinstance(value, pulumi.Output)
+
+
+def one_of(field: str, value: Any, allowed: Iterable[str], why: str = "") -> None:
+    allowed = list(allowed)
+    if value not in allowed:
+        reason = f" {why}" if why else ""
+        raise ConfigError(f"{field} {value!r}{reason}; use one of {', '.join(allowed)}")
+
+
+def integer(field: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{field} must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"{field} must be {bound}, got {value}")
+
+
+def boolean(field: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{field} must be true or false, got {value!r}")
+
+
+def matches(field: str, value: Any, pattern: str, what: str) -> None:
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise ConfigError(f"{field} {value!r} is not {what}")
+
+
+def cidrs(field: str, values: Any) -> list[str]:
+    """IPv4/IPv6 CIDR blocks in canonical form; at least one."""
+    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+        raise ConfigError(f"{field} must be a non-empty list of CIDR blocks, got {values!r}")
+    out = []
+    for i, value in enumerate(values):
+        try:
+            out.append(str(ipaddress.ip_network(value, strict=True)))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{field}[{i}] {value!r} is not a CIDR block ({e})") from None
+    return out
+
+
+def string_map(field: str, values: Any) -> None:
+    if not isinstance(values, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+    ):
+        raise ConfigError(f"{field} must be a map of strings to strings, got {values!r}")
