@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import runpy
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,16 +137,18 @@ def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[st
     return values
 
 
-def run(project_dir: Path, stack: str, config: dict[str, str]) -> Plan:
-    """Run ``__main__.py`` of ``project_dir`` under the mocks and record what it registers."""
+def record(program: Callable[[], Any], stack: str, config: dict[str, str]) -> Plan:
+    """Run ``program`` as a Pulumi program under the mocks; record what it registers."""
     plan = Plan(stack=stack, config=config)
-    region = config.get("aws:region", "us-west-2")
-    mocks = AwsLikeMocks(region=region)
+    mocks = AwsLikeMocks(region=config.get("aws:region", "us-west-2"))
     monitor = _RecordingMonitor(mocks, plan)
     logger = logging.getLogger(f"eks-gpu-sharing.plan.{id(plan)}")
     logger.propagate = False
     logger.addHandler(_Warnings(plan))
-    set_all_config(config)
+    # The language host hands a Python program its config this way, as one JSON object.
+    previous_config = os.environ.get("PULUMI_CONFIG")
+    os.environ["PULUMI_CONFIG"] = json.dumps(config)
+    set_all_config({})
     settings.configure(
         pulumi_mocks.MockSettings(
             monitor=monitor,
@@ -157,17 +161,31 @@ def run(project_dir: Path, stack: str, config: dict[str, str]) -> Plan:
             callbacks=None,
         )
     )
-    program = str(project_dir / "__main__.py")
-    sys.path.insert(0, str(project_dir))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+        loop.run_until_complete(run_in_stack(program))
     finally:
-        sys.path.remove(str(project_dir))
         loop.close()
         asyncio.set_event_loop(None)
+        if previous_config is None:
+            del os.environ["PULUMI_CONFIG"]
+        else:
+            os.environ["PULUMI_CONFIG"] = previous_config
     return plan
+
+
+def run(project_dir: Path, stack: str, config: dict[str, str]) -> Plan:
+    """Run the project's ``__main__.py`` as ``pulumi up`` would, under the mocks."""
+    sys.path.insert(0, str(project_dir))
+    try:
+        return record(
+            lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"),
+            stack,
+            config,
+        )
+    finally:
+        sys.path.remove(str(project_dir))
 
 
 def kubernetes_objects(plan: Plan) -> list[dict[str, Any]]:

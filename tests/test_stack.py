@@ -1,0 +1,106 @@
+"""The demo stack end to end under mocks: what `pulumi up` would register."""
+
+from __future__ import annotations
+
+from components import conventions
+from tests.conftest import by_name
+
+COMPONENT_TYPES = {
+    "eks-gpu-sharing:index:GpuSharing",
+    "eks-gpu-sharing:index:GpuCluster",
+    "eks-gpu-sharing:index:GpuNodeGroup",
+    "eks-gpu-sharing:index:NvidiaDevicePlugin",
+    "eks-gpu-sharing:index:SharingConfig",
+    "eks-gpu-sharing:index:VerificationWorkload",
+}
+
+
+def test_every_component_is_registered_under_the_top_level_one(demo_plan):
+    types = {r["type"] for r in demo_plan.resources}
+    assert COMPONENT_TYPES <= types
+    top = demo_plan.one("eks-gpu-sharing:index:GpuSharing")
+    by_urn = {r["urn"]: r for r in demo_plan.resources}
+    for resource in demo_plan.resources:
+        chain = resource
+        while chain["parent"] in by_urn:
+            chain = by_urn[chain["parent"]]
+        assert chain is top, f"{resource['urn']} is not under the GpuSharing component"
+
+
+def test_children_are_parented_to_the_component_that_owns_them(demo_plan):
+    owners = {
+        "aws:kms/key:Key": "GpuCluster",
+        "eks:index:Cluster": "GpuCluster",
+        "pulumi:providers:kubernetes": "GpuCluster",
+        "aws:eks/nodeGroup:NodeGroup": "GpuNodeGroup",
+        "aws:iam/role:Role": "GpuNodeGroup",
+        "aws:ec2/launchTemplate:LaunchTemplate": "GpuNodeGroup",
+        "kubernetes:apps/v1:DaemonSet": "NvidiaDevicePlugin",
+        "kubernetes:apps/v1:Deployment": "VerificationWorkload",
+    }
+    for typ, owner in owners.items():
+        for resource in demo_plan.by_type(typ):
+            assert resource["parent"].split("::")[2].endswith(f"index:{owner}"), resource["urn"]
+
+
+def test_every_kubernetes_object_uses_the_cluster_provider_explicitly(demo_plan):
+    provider = demo_plan.one("pulumi:providers:kubernetes")
+    k8s = [r for r in demo_plan.resources if r["type"].startswith("kubernetes:")]
+    assert len(k8s) == 9
+    for resource in k8s:
+        assert resource["provider"] and resource["provider"].startswith(provider["urn"] + "::")
+
+
+def test_kubernetes_provider_is_built_from_the_cluster_kubeconfig(demo_plan):
+    provider = demo_plan.one("pulumi:providers:kubernetes")
+    assert '"get-token"' in provider["inputs"]["kubeconfig"]
+    assert provider["inputs"]["deleteUnreachable"] == "true"
+
+
+def test_verification_pods_are_created_after_the_device_plugin(demo_plan):
+    daemonset = demo_plan.one("kubernetes:apps/v1:DaemonSet")
+    deployment = demo_plan.one("kubernetes:apps/v1:Deployment")
+    assert daemonset["urn"] in deployment["dependencies"]
+
+
+def test_device_plugin_waits_for_the_gpu_nodes_and_they_for_the_cluster(demo_plan):
+    group = demo_plan.one("aws:eks/nodeGroup:NodeGroup")
+    cluster = demo_plan.one("eks:index:Cluster")
+    daemonset = demo_plan.one("kubernetes:apps/v1:DaemonSet")
+    assert group["urn"] in daemonset["dependencies"]
+    assert cluster["urn"] in group["dependencies"]
+
+
+def test_stack_outputs(demo_plan):
+    outputs = demo_plan.outputs
+    assert outputs["clusterName"] == "eks-gpu-sharing-dev"
+    assert outputs["kubeconfig"] == "[secret]"
+    assert outputs["nodeGroupName"].startswith("gpu-sharing-gpu-ng-")
+    assert outputs["gpuSlicesPerNode"] == 5  # 5 replicas x 1 T4 in a g4dn.xlarge
+    assert outputs["verificationNamespace"] == conventions.VERIFICATION_NAMESPACE
+
+
+def test_slices_per_node_follow_gpus_per_instance():
+    from tests.conftest import run_stack
+
+    plan = run_stack("dev", ["gpuInstanceType=g4dn.12xlarge", "timeSlicingReplicas=3"])
+    assert plan.outputs["gpuSlicesPerNode"] == 12  # 3 replicas x 4 T4s
+
+
+def test_plan_warns_about_an_api_endpoint_open_to_the_internet(demo_plan):
+    assert any("0.0.0.0/0" in w for w in demo_plan.warnings)
+
+
+def test_no_warning_when_the_endpoint_is_narrowed():
+    from tests.conftest import run_stack
+
+    plan = run_stack("dev", ['publicAccessCidrs=["203.0.113.7/32"]'])
+    assert not any("0.0.0.0/0" in w for w in plan.warnings)
+    cluster = plan.one("eks:index:Cluster")
+    assert cluster["inputs"]["publicAccessCidrs"] == ["203.0.113.7/32"]
+
+
+def test_cluster_name_and_version_reach_eks(demo_plan):
+    cluster = by_name(demo_plan, "gpu-sharing-cluster-eks")
+    assert cluster["inputs"]["name"] == "eks-gpu-sharing-dev"
+    assert cluster["inputs"]["version"] == "1.35"
