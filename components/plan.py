@@ -119,6 +119,15 @@ class _Warnings(logging.Handler):
         self.plan.warnings.append(record.getMessage())
 
 
+def config_error(error: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind an error, also one the Pulumi runtime wrapped on the way out."""
+    while error is not None:
+        if isinstance(error, ConfigError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[str, str]:
     """The stack's config as Pulumi hands it to a program: every value a string."""
     path = project_dir / f"Pulumi.{stack}.yaml"
@@ -283,8 +292,11 @@ def main(argv: list[str]) -> int:
     try:
         config = stack_config(args.project_dir, args.stack, args.config)
         plan = run(args.project_dir, args.stack, config)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:
+        cause = config_error(e)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         return 1
     print_table(plan)
     if args.json:

@@ -106,14 +106,7 @@ class VerificationWorkload(pulumi.ComponentResource):
             metadata=deployment["metadata"],
             spec=deployment["spec"],
             opts=pulumi.ResourceOptions.merge(
-                child,
-                pulumi.ResourceOptions(
-                    depends_on=[config_map],
-                    custom_timeouts=pulumi.CustomTimeouts(
-                        create=f"{args.ready_timeout_seconds}s",
-                        update=f"{args.ready_timeout_seconds}s",
-                    ),
-                ),
+                child, pulumi.ResourceOptions(depends_on=[config_map])
             ),
         )
         self.register_outputs({"namespace": self.namespace})
@@ -122,6 +115,11 @@ class VerificationWorkload(pulumi.ComponentResource):
 def _deployment(deployment: dict, args: VerificationWorkloadArgs) -> dict:
     """The manifest's Deployment with our pod count, resource and mode."""
     deployment["spec"]["replicas"] = args.pods
+    # pulumi-kubernetes waits this long for every replica to be Ready, then fails the
+    # update naming the pods that are not (e.g. Pending: Insufficient nvidia.com/gpu).
+    deployment["metadata"].setdefault("annotations", {})["pulumi.com/timeoutSeconds"] = str(
+        args.ready_timeout_seconds
+    )
     pod = deployment["spec"]["template"]["spec"]
     pod["nodeSelector"][conventions.PLUGIN_CONFIG_NODE_LABEL] = args.plugin_config_key
     container = pod["containers"][0]

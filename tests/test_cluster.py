@@ -1,0 +1,83 @@
+"""GpuCluster under mocks: secure defaults, given or default network, explicit provider."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from components import ConfigError, GpuCluster, GpuClusterArgs
+from components.plan import config_error
+from tests.conftest import run_program
+from tests.test_plan import plan_cli
+
+TODAY = dt.date(2026, 11, 22)
+
+
+def build(**kwargs):
+    holder = {}
+
+    def program():
+        holder["cluster"] = GpuCluster("c", GpuClusterArgs(today=TODAY, **kwargs))
+
+    return run_program(program)
+
+
+def test_defaults_are_locked_down():
+    plan = build(public_access_cidrs=["203.0.113.7/32"])
+    inputs = plan.one("eks:index:Cluster")["inputs"]
+    assert inputs["authenticationMode"] == "API"
+    assert inputs["skipDefaultNodeGroup"] is True
+    assert inputs["endpointPrivateAccess"] is True
+    assert inputs["publicAccessCidrs"] == ["203.0.113.7/32"]
+    assert inputs["enabledClusterLogTypes"] == ["api", "audit", "authenticator"]
+    key = plan.one("aws:kms/key:Key")
+    assert key["inputs"]["enableKeyRotation"] is True
+    assert inputs["encryptionConfigKeyArn"].startswith("arn:aws:kms:us-west-2:")
+    assert key["urn"] in plan.one("eks:index:Cluster")["dependencies"]
+    assert not plan.warnings
+
+
+def test_default_network_is_the_default_vpc_in_azs_that_offer_the_gpu_type():
+    inputs = build().one("eks:index:Cluster")["inputs"]
+    assert inputs["vpcId"].startswith("vpc-")
+    assert len(inputs["subnetIds"]) == 3  # us-west-2a/b/c offer g4dn in the mocks
+
+
+def test_given_network_and_key_are_used_and_no_key_is_created():
+    plan = build(vpc_id="vpc-123", subnet_ids=["subnet-a", "subnet-b"],
+                 kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/given")
+    inputs = plan.one("eks:index:Cluster")["inputs"]
+    assert (inputs["vpcId"], inputs["subnetIds"]) == ("vpc-123", ["subnet-a", "subnet-b"])
+    assert inputs["encryptionConfigKeyArn"].endswith("key/given")
+    assert plan.by_type("aws:kms/key:Key") == []
+
+
+def test_region_without_enough_gpu_azs_is_explained():
+    with pytest.raises(Exception) as error:
+        run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
+                    {"aws:region": "ap-south-2"})
+    assert "EKS needs two AZs" in str(config_error(error.value))
+
+
+def test_plan_reports_it_without_a_traceback():
+    result = plan_cli("--config", "aws:region=ap-south-2")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the default VPC has 0 default subnet(s)")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cluster_name": "-bad"}, "cluster_name"),
+        ({"subnet_ids": ["only-one"]}, "two or more subnets"),
+        ({"cluster_log_types": ["everything"]}, "cluster_log_types[0]"),
+        ({"endpoint_private_access": "yes"}, "endpoint_private_access"),
+        ({"tags": {"team": 7}}, "tags"),
+    ],
+)
+def test_bad_args_are_rejected_before_any_resource(kwargs, message):
+    with pytest.raises(ConfigError) as error:
+        GpuClusterArgs(today=TODAY, **kwargs).validate()
+    assert message in str(error.value)

@@ -1,0 +1,118 @@
+"""The names that must agree across resources do agree: a broken chain fails here."""
+
+from __future__ import annotations
+
+import yaml
+
+from components import conventions
+from components.plan import kubernetes_objects
+
+
+def objects(plan, kind):
+    return [o for o in kubernetes_objects(plan) if o["kind"] == kind]
+
+
+def pod_spec(obj):
+    return obj["spec"]["template"]["spec"]
+
+
+def tolerates(pod, taint) -> bool:
+    for t in pod.get("tolerations", []):
+        if t.get("effect") not in (None, taint["effect"]) or t["key"] != taint["key"]:
+            continue
+        if t.get("operator") == "Exists" or t.get("value") == taint["value"]:
+            return True
+    return False
+
+
+def node_taints(plan):
+    effects = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute",
+               "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+    return [
+        {**t, "effect": effects[t["effect"]]}
+        for group in plan.by_type("aws:eks/nodeGroup:NodeGroup")
+        for t in group["inputs"]["taints"]
+    ]
+
+
+def test_gpu_nodes_are_tainted_and_labelled(demo_plan):
+    group = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]
+    assert group["labels"][conventions.GPU_NODE_LABEL] == "true"
+    assert node_taints(demo_plan) == [
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+    ]
+
+
+def test_plugin_and_workload_tolerate_every_gpu_node_taint(demo_plan):
+    pods = objects(demo_plan, "DaemonSet") + objects(demo_plan, "Deployment")
+    for taint in node_taints(demo_plan):
+        for obj in pods:
+            assert tolerates(pod_spec(obj), taint), obj["metadata"]["name"]
+
+
+def test_plugin_and_workload_select_labels_the_gpu_nodes_carry(demo_plan):
+    labels = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
+    for obj in objects(demo_plan, "DaemonSet") + objects(demo_plan, "Deployment"):
+        for key, value in pod_spec(obj)["nodeSelector"].items():
+            assert labels.get(key) == value, (obj["metadata"]["name"], key)
+
+
+def test_plugin_reads_the_configmap_and_key_we_create(demo_plan):
+    (config_map,) = [c for c in objects(demo_plan, "ConfigMap")
+                     if c["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
+    (daemonset,) = objects(demo_plan, "DaemonSet")
+    spec = pod_spec(daemonset)
+    assert config_map["metadata"]["namespace"] == daemonset["metadata"]["namespace"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["available-configs"]["configMap"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME
+    for container in spec["initContainers"] + spec["containers"][:1]:
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["DEFAULT_CONFIG"] in config_map["data"]
+        assert env["NODE_LABEL"] == conventions.PLUGIN_CONFIG_NODE_LABEL
+        assert env["CONFIG_FILE_SRCDIR"] == "/available-configs"
+    labels = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
+    assert labels[conventions.PLUGIN_CONFIG_NODE_LABEL] in config_map["data"]
+    plugin = next(c for c in spec["containers"] if c["command"] == ["nvidia-device-plugin"])
+    env = {e["name"]: e.get("value") for e in plugin["env"]}
+    sidecar = next(c for c in spec["containers"] if c["name"] == "config-manager")
+    sidecar_env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env["CONFIG_FILE"] == sidecar_env["CONFIG_FILE_DST"]
+
+
+def test_pods_request_the_resource_the_sharing_config_advertises(demo_plan):
+    (config_map,) = [c for c in objects(demo_plan, "ConfigMap")
+                     if c["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
+    config = yaml.safe_load(config_map["data"]["default"])
+    assert config["version"] == "v1"
+    (resource,) = config["sharing"]["timeSlicing"]["resources"]
+    assert resource == {"name": "nvidia.com/gpu", "replicas": 5}
+    (deployment,) = objects(demo_plan, "Deployment")
+    container = pod_spec(deployment)["containers"][0]
+    assert container["resources"]["limits"] == {"memory": "2Gi", "nvidia.com/gpu": "1"}
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
+
+
+def test_pods_fit_in_the_slices_one_node_advertises(demo_plan):
+    (deployment,) = objects(demo_plan, "Deployment")
+    assert deployment["spec"]["replicas"] <= demo_plan.outputs["gpuSlicesPerNode"]
+
+
+def test_config_hash_matches_the_configmap_data(demo_plan):
+    from components.sharing import config_hash
+
+    (config_map,) = [c for c in objects(demo_plan, "ConfigMap")
+                     if c["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
+    (daemonset,) = objects(demo_plan, "DaemonSet")
+    annotations = daemonset["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["eks-gpu-sharing/config-hash"] == config_hash(config_map["data"])
+
+
+def test_images_are_pinned(demo_plan):
+    for obj in objects(demo_plan, "DaemonSet") + objects(demo_plan, "Deployment"):
+        spec = pod_spec(obj)
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            name, _, tag = container["image"].rpartition(":")
+            assert name and tag and tag != "latest", container["image"]
+    (daemonset,) = objects(demo_plan, "DaemonSet")
+    assert {c["image"] for c in pod_spec(daemonset)["containers"]} == {
+        "nvcr.io/nvidia/k8s-device-plugin:v0.20.0"}

@@ -1,0 +1,92 @@
+"""GpuNodeGroup under mocks: g4dn, NVIDIA AMI, IMDSv2, encrypted disk, least-privilege role."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import ConfigError, GpuNodeGroup, GpuNodeGroupArgs, catalog, conventions
+from tests.conftest import run_program
+
+
+def build(**kwargs):
+    args = GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["subnet-a", "subnet-b"], **kwargs)
+    return run_program(lambda: GpuNodeGroup("g", args))
+
+
+def test_node_group_defaults():
+    plan = build()
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]
+    assert group["instanceTypes"] == ["g4dn.xlarge"]
+    assert group["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert group["capacityType"] == "ON_DEMAND"
+    assert group["scalingConfig"] == {"desiredSize": 1, "minSize": 1, "maxSize": 1}
+    assert group["taints"] == [{"key": conventions.GPU_TAINT_KEY, "value": "true",
+                                "effect": "NO_SCHEDULE"}]
+    assert group["labels"][conventions.PLUGIN_CONFIG_NODE_LABEL] == "default"
+    assert "remoteAccess" not in group  # no SSH
+
+
+def test_launch_template_requires_imdsv2_and_encrypts_the_volume():
+    plan = build()
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert template["metadataOptions"] == {
+        "httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1}
+    (disk,) = template["blockDeviceMappings"]
+    assert disk["deviceName"] == "/dev/xvda"
+    assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3"
+    assert "keyName" not in template
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")
+    assert group["inputs"]["launchTemplate"]["version"] == "1"
+
+
+def test_role_has_exactly_the_worker_policies_and_the_group_waits_for_them():
+    plan = build()
+    role = plan.one("aws:iam/role:Role")
+    assume = json.loads(role["inputs"]["assumeRolePolicy"])
+    assert assume["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    attachments = plan.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert sorted(a["inputs"]["policyArn"].rsplit("/", 1)[1] for a in attachments) == sorted(
+        catalog.WORKER_NODE_POLICIES)
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")
+    for attachment in attachments:
+        assert attachment["urn"] in group["dependencies"]
+
+
+def test_spot_bottlerocket_and_a_bigger_group():
+    plan = build(capacity_type="SPOT", ami_type="BOTTLEROCKET_x86_64_NVIDIA",
+                 instance_type="g4dn.12xlarge", min_size=0, desired_size=1, max_size=3)
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]
+    assert (group["capacityType"], group["amiType"]) == ("SPOT", "BOTTLEROCKET_x86_64_NVIDIA")
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert template["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
+
+
+def test_gpus_per_node_comes_from_the_instance_type():
+    holder = {}
+
+    def program():
+        holder["g"] = GpuNodeGroup("g", GpuNodeGroupArgs(
+            cluster_name="demo", subnet_ids=["a", "b"], instance_type="g4dn.metal"))
+        import pulumi
+        pulumi.export("gpus", holder["g"].gpus_per_node)
+
+    assert run_program(program).outputs["gpus"] == 8
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cluster_name": None}, "cluster_name and subnet_ids"),
+        ({"disk_size_gib": 8}, "disk_size_gib"),
+        ({"plugin_config_key": "has space"}, "plugin_config_key"),
+        ({"labels": {"a": 1}}, "labels"),
+        ({"min_size": True}, "gpuNodeMin must be an integer"),
+    ],
+)
+def test_bad_args_are_rejected(kwargs, message):
+    base = {"cluster_name": "demo", "subnet_ids": ["a", "b"]}
+    with pytest.raises(ConfigError) as error:
+        GpuNodeGroupArgs(**{**base, **kwargs}).validate()
+    assert message in str(error.value)

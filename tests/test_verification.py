@@ -1,0 +1,92 @@
+"""VerificationWorkload under mocks: N pods, one slice each, restricted, awaited by `up`."""
+
+from __future__ import annotations
+
+import pulumi_kubernetes as k8s
+import pytest
+
+from components import ConfigError, VerificationWorkload, VerificationWorkloadArgs
+from components.plan import kubernetes_objects
+from components.verification import PROBE_PROGRAM
+from tests.conftest import run_program
+
+
+def build(**kwargs):
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        VerificationWorkload("v", VerificationWorkloadArgs(provider=provider, **kwargs))
+
+    return run_program(program)
+
+
+def deployment(plan):
+    return next(o for o in kubernetes_objects(plan) if o["kind"] == "Deployment")
+
+
+def test_five_pods_each_requesting_one_gpu_slice():
+    obj = deployment(build())
+    assert obj["spec"]["replicas"] == 5
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["readinessProbe"]["exec"]["command"] == ["test", "-f", "/tmp/ready"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PROBE_MODE"] == "nvidia-smi" and env["PROBE_INTERVAL_SECONDS"] == "5"
+
+
+def test_pods_run_the_shipped_probe_program():
+    plan = build()
+    program = next(o for o in kubernetes_objects(plan) if o["kind"] == "ConfigMap")
+    assert program["data"] == {"gpu_probe.py": PROBE_PROGRAM.read_text()}
+    spec = deployment(plan)["spec"]["template"]["spec"]
+    assert spec["containers"][0]["command"] == ["python3", "/opt/gpu-probe/gpu_probe.py"]
+    assert spec["volumes"][0]["configMap"]["name"] == program["metadata"]["name"]
+
+
+def test_pulumi_up_waits_for_every_pod_and_fails_after_the_timeout():
+    plan = build(ready_timeout_seconds=600)
+    resource = plan.one("kubernetes:apps/v1:Deployment")
+    # The provider's await logic fails the update (naming Pending pods) after the timeout.
+    assert resource["inputs"]["metadata"].get("annotations", {}).get(
+        "pulumi.com/skipAwait") is None
+    assert "pulumi.com/timeoutSeconds" in resource["inputs"]["metadata"]["annotations"]
+    assert resource["inputs"]["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "600"
+
+
+def test_restricted_pod_security():
+    plan = build()
+    namespace = next(o for o in kubernetes_objects(plan) if o["kind"] == "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    spec = deployment(plan)["spec"]["template"]["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = spec["containers"][0]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]}}
+
+
+def test_renamed_resource_measure_mode_and_config_key():
+    plan = build(pods=2, resource_name="nvidia.com/gpu.shared", mode="measure",
+                 plugin_config_key="mps-x2")
+    spec = deployment(plan)["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["resources"]["limits"] == {"memory": "2Gi", "nvidia.com/gpu.shared": "1"}
+    assert "nvidia.com/gpu" not in container["resources"]["requests"]
+    assert {"name": "PROBE_MODE", "value": "measure"} in container["env"]
+    assert spec["nodeSelector"]["nvidia.com/device-plugin.config"] == "mps-x2"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pods": 0}, "verificationPods must be between 1 and 1000"),
+        ({"mode": "fast"}, "verificationMode 'fast'"),
+        ({"resource_name": "gpu"}, "resource_name"),
+        ({"namespace": "UPPER"}, "namespace"),
+        ({"ready_timeout_seconds": 5}, "ready_timeout_seconds"),
+    ],
+)
+def test_bad_args_are_rejected(kwargs, message):
+    with pytest.raises(ConfigError) as error:
+        VerificationWorkloadArgs(provider=None, **kwargs).validate()
+    assert message in str(error.value)
