@@ -80,3 +80,9 @@ WORKER_NODE_POLICIES: tuple[str, ...] = (
 
 #: EKS managed node group capacity types.
 CAPACITY_TYPES: tuple[str, ...] = ("ON_DEMAND", "SPOT")
+
+#: gp3 storage, USD per GiB-month (us-west-2).
+GP3_USD_PER_GIB_MONTH = 0.08
+#: A customer-managed KMS key, USD per month.
+KMS_KEY_USD_PER_MONTH = 1.00
+HOURS_PER_MONTH = 730

@@ -26,6 +26,7 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 
+from . import cost
 from .config import NAMESPACE
 from .errors import ConfigError
 from .mocks import AwsLikeMocks
@@ -258,6 +259,14 @@ def print_table(plan: Plan, out: Any = sys.stdout) -> None:
     print(f"\n{len(plan.resources)} resources. Outputs:", file=out)
     for key, value in plan.outputs.items():
         print(f"  {key}: {value if len(str(value)) < 100 else str(value)[:97] + '...'}", file=out)
+    lines = cost.estimate(plan.resources)
+    print(
+        f"\nEstimated cost while running: ${sum(c.usd_per_hour for c in lines):.2f}/hour "
+        "(On-Demand, us-west-2 prices; data transfer and CloudWatch logs extra):",
+        file=out,
+    )
+    for line in lines:
+        print(f"  ${line.usd_per_hour:.3f}/h  {line.item}", file=out)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=out)
 

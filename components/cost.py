@@ -1,0 +1,48 @@
+"""What a planned stack costs per hour while it runs, from the plan and published prices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import catalog
+
+
+@dataclass(frozen=True)
+class CostLine:
+    item: str
+    usd_per_hour: float
+
+
+def _volume_gib(resources: list[dict[str, Any]], node_group: dict[str, Any]) -> int:
+    """The root volume of the launch template our GpuNodeGroup creates beside the group."""
+    return sum(
+        mapping["ebs"]["volumeSize"]
+        for r in resources
+        if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate"
+        and r["parent"] == node_group["parent"]
+        for mapping in r["inputs"].get("blockDeviceMappings", [])
+    )
+
+
+def estimate(resources: list[dict[str, Any]]) -> list[CostLine]:
+    """One line per priced resource (On-Demand, us-west-2); SPOT is priced as On-Demand."""
+    lines = []
+    for resource in resources:
+        inputs, typ = resource["inputs"], resource["type"]
+        if typ in ("eks:index:Cluster", "aws:eks/cluster:Cluster"):
+            lines.append(CostLine("EKS control plane", catalog.EKS_CONTROL_PLANE_USD_PER_HOUR))
+        elif typ == "aws:eks/nodeGroup:NodeGroup":
+            nodes = inputs["scalingConfig"]["desiredSize"]
+            for name in inputs["instanceTypes"]:
+                price = catalog.G4DN[name].on_demand_usd_per_hour
+                lines.append(CostLine(f"{nodes} x {name}", nodes * price))
+            gib = nodes * _volume_gib(resources, resource)
+            lines.append(CostLine(
+                f"{gib} GiB gp3", gib * catalog.GP3_USD_PER_GIB_MONTH / catalog.HOURS_PER_MONTH
+            ))
+        elif typ == "aws:kms/key:Key":
+            lines.append(
+                CostLine("KMS key", catalog.KMS_KEY_USD_PER_MONTH / catalog.HOURS_PER_MONTH)
+            )
+    return lines

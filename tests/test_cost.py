@@ -1,0 +1,28 @@
+"""The plan's cost estimate adds up the published prices of what the plan creates."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import catalog, cost
+from tests.conftest import run_stack
+
+
+def test_demo_costs_a_control_plane_one_g4dn_xlarge_its_disk_and_a_key(demo_plan):
+    lines = {line.item: line.usd_per_hour for line in cost.estimate(demo_plan.resources)}
+    assert lines == {
+        "EKS control plane": 0.10,
+        "1 x g4dn.xlarge": 0.526,
+        "50 GiB gp3": pytest.approx(50 * 0.08 / 730),
+        "KMS key": pytest.approx(1 / 730),
+    }
+    assert sum(lines.values()) == pytest.approx(0.633, abs=0.001)
+
+
+def test_more_nodes_cost_more():
+    plan = run_stack("dev", ["gpuNodeDesired=2", "gpuNodeMax=2",
+                             "gpuInstanceType=g4dn.2xlarge"])
+    lines = {line.item: line.usd_per_hour for line in cost.estimate(plan.resources)}
+    assert lines["2 x g4dn.2xlarge"] == pytest.approx(
+        2 * catalog.G4DN["g4dn.2xlarge"].on_demand_usd_per_hour)
+    assert lines["100 GiB gp3"] == pytest.approx(100 * 0.08 / 730)
