@@ -2,6 +2,7 @@
 
 - ``plan``: run the stack program offline under Pulumi's mock engine.
 - ``verify``: check a live cluster really shares its GPUs.
+- ``docs``: regenerate the reference tables in README.md from the Args.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    commands = {"plan": "components.plan", "verify": "components.verify"}
+    commands = {
+        "plan": "components.plan",
+        "verify": "components.verify",
+        "docs": "components.reference",
+    }
     if not argv or argv[0] not in commands:
         print(
-            "usage: python -m components {plan,verify} [options]  (--help for each)",
+            "usage: python -m components {plan,verify,docs} [options]  (--help for each)",
             file=sys.stderr,
         )
         return 2
