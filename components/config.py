@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .cluster import DEFAULT_KUBERNETES_VERSION, GpuClusterArgs
+from .conventions import DEFAULT_PLUGIN_CONFIG_KEY
 from .device_plugin import DEFAULT_VERSION
 from .errors import ConfigError
 from .node_group import GpuNodeGroupArgs
-from .plugin_config import time_slicing
+from .plugin_config import PluginConfig, mps, time_slicing, unshared
 from .sharing import DEFAULT_REPLICAS
 from .stack import DEMO_NODE_GROUP, GpuSharingArgs
 from .verification import PROBE_MODES
@@ -35,7 +36,33 @@ KEYS: dict[str, tuple[str, Any]] = {
     "verificationMode": (f"probe mode: {' or '.join(PROBE_MODES)}", "nvidia-smi"),
     "devicePluginVersion": ("nvcr.io/nvidia/k8s-device-plugin release", DEFAULT_VERSION),
     "publicAccessCidrs": ("CIDR blocks allowed to reach the public API endpoint", ["0.0.0.0/0"]),
+    "nodeGroups": (
+        "several GPU node groups, each with its own sharing (see Pulumi.multi.yaml); "
+        "replaces the gpu* and timeSlicingReplicas keys",
+        None,
+    ),
 }
+
+#: The single-group keys that ``nodeGroups`` replaces.
+SINGLE_GROUP_KEYS = (
+    "gpuInstanceType",
+    "gpuAmiType",
+    "gpuCapacityType",
+    "gpuNodeDesired",
+    "gpuNodeMin",
+    "gpuNodeMax",
+    "timeSlicingReplicas",
+)
+#: Fields of one ``nodeGroups`` entry and the GpuNodeGroupArgs field each sets.
+GROUP_FIELDS = {
+    "instanceType": "instance_type",
+    "amiType": "ami_type",
+    "capacityType": "capacity_type",
+    "desired": "desired_size",
+    "min": "min_size",
+    "max": "max_size",
+}
+SHARING_STRATEGIES = ("time-slicing", "mps", "none")
 
 
 def _int(key: str, raw: str) -> int:
@@ -58,6 +85,67 @@ def _list(key: str, raw: str) -> list[str]:
             f'{NAMESPACE}:{key} must be a list of strings, e.g. ["203.0.113.7/32"], got {raw!r}'
         )
     return value
+
+
+def _sharing(where: str, sharing: Any) -> PluginConfig:
+    """One group's ``sharing: {strategy, replicas, renameByDefault}`` as a PluginConfig."""
+    if not isinstance(sharing, dict):
+        raise ConfigError(f"{where}.sharing must be a map with strategy and replicas")
+    unknown = set(sharing) - {"strategy", "replicas", "renameByDefault"}
+    if unknown:
+        raise ConfigError(f"{where}.sharing has unknown fields {sorted(unknown)}")
+    strategy = sharing.get("strategy")
+    if strategy not in SHARING_STRATEGIES:
+        raise ConfigError(
+            f"{where}.sharing.strategy {strategy!r}; use one of {', '.join(SHARING_STRATEGIES)}"
+        )
+    if strategy == "none":
+        if set(sharing) != {"strategy"}:
+            raise ConfigError(f"{where}.sharing: strategy none takes no other fields")
+        return unshared()
+    replicas = sharing.get("replicas")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise ConfigError(f"{where}.sharing.replicas must be an integer >= 1, got {replicas!r}")
+    if strategy == "mps":
+        if "renameByDefault" in sharing:
+            raise ConfigError(f"{where}.sharing.renameByDefault is for time-slicing only here")
+        return mps(replicas)
+    rename = sharing.get("renameByDefault", False)
+    if not isinstance(rename, bool):
+        raise ConfigError(f"{where}.sharing.renameByDefault must be true or false")
+    return time_slicing(replicas, rename_by_default=rename)
+
+
+def _node_groups(raw: str) -> tuple[dict[str, GpuNodeGroupArgs], dict[str, PluginConfig]]:
+    """``nodeGroups``: a list of {name, sharing, instanceType?, amiType?, ...}."""
+    key = f"{NAMESPACE}:nodeGroups"
+    try:
+        groups = json.loads(raw)
+    except ValueError:
+        groups = None
+    if not isinstance(groups, list) or not groups:
+        raise ConfigError(f"{key} must be a non-empty list of node groups, got {raw!r}")
+    node_groups: dict[str, GpuNodeGroupArgs] = {}
+    configs: dict[str, PluginConfig] = {}
+    for i, group in enumerate(groups):
+        where = f"{key}[{i}]"
+        if not isinstance(group, dict) or not isinstance(group.get("name"), str):
+            raise ConfigError(f"{where} must be a map with a name, got {group!r}")
+        name = group["name"]
+        if name in node_groups:
+            raise ConfigError(f"{where}.name {name!r} is used twice")
+        unknown = set(group) - {"name", "sharing", *GROUP_FIELDS}
+        if unknown:
+            raise ConfigError(
+                f"{where} has unknown fields {sorted(unknown)}; use name, sharing, "
+                f"{', '.join(GROUP_FIELDS)}"
+            )
+        configs[name] = _sharing(where, group.get("sharing"))
+        fields = {GROUP_FIELDS[k]: v for k, v in group.items() if k in GROUP_FIELDS}
+        node_groups[name] = GpuNodeGroupArgs(plugin_config_key=name, **fields)
+    # Unlabelled GPU nodes (added outside this stack) get whole GPUs: the safe default.
+    configs.setdefault(DEFAULT_PLUGIN_CONFIG_KEY, unshared())
+    return node_groups, configs
 
 
 def args_from_config(
@@ -91,15 +179,34 @@ def args_from_config(
     def integer(key: str) -> int:
         return _int(key, ours[key]) if key in ours else KEYS[key][1]
 
-    replicas = integer("timeSlicingReplicas")
-    if replicas < 1:
-        raise ConfigError(f"{NAMESPACE}:timeSlicingReplicas must be >= 1, got {replicas}")
-    instance_type = text("gpuInstanceType")
+    if "nodeGroups" in ours:
+        both = [k for k in SINGLE_GROUP_KEYS if k in ours]
+        if both:
+            raise ConfigError(
+                f"{NAMESPACE}:nodeGroups replaces {', '.join(both)}; set those per group"
+            )
+        node_groups, plugin_configs = _node_groups(ours["nodeGroups"])
+    else:
+        replicas = integer("timeSlicingReplicas")
+        if replicas < 1:
+            raise ConfigError(f"{NAMESPACE}:timeSlicingReplicas must be >= 1, got {replicas}")
+        node_groups = {
+            DEMO_NODE_GROUP: GpuNodeGroupArgs(
+                instance_type=text("gpuInstanceType"),
+                ami_type=text("gpuAmiType"),
+                capacity_type=text("gpuCapacityType"),
+                desired_size=integer("gpuNodeDesired"),
+                min_size=integer("gpuNodeMin"),
+                max_size=integer("gpuNodeMax"),
+            )
+        }
+        plugin_configs = {DEFAULT_PLUGIN_CONFIG_KEY: time_slicing(replicas)}
+    first = next(iter(node_groups.values()))
     args = GpuSharingArgs(
         cluster=GpuClusterArgs(
             cluster_name=f"{NAMESPACE}-{stack}",
             kubernetes_version=text("kubernetesVersion"),
-            gpu_instance_type=instance_type,
+            gpu_instance_type=first.instance_type,
             public_access_cidrs=(
                 _list("publicAccessCidrs", ours["publicAccessCidrs"])
                 if "publicAccessCidrs" in ours
@@ -107,17 +214,9 @@ def args_from_config(
             ),
             today=today,
         ),
-        node_groups={
-            DEMO_NODE_GROUP: GpuNodeGroupArgs(
-                instance_type=instance_type,
-                ami_type=text("gpuAmiType"),
-                capacity_type=text("gpuCapacityType"),
-                desired_size=integer("gpuNodeDesired"),
-                min_size=integer("gpuNodeMin"),
-                max_size=integer("gpuNodeMax"),
-            )
-        },
-        plugin_configs={"default": time_slicing(replicas)},
+        node_groups=node_groups,
+        plugin_configs=plugin_configs,
+        verification_config_key=first.plugin_config_key,
         device_plugin_version=text("devicePluginVersion"),
         verification_pods=integer("verificationPods"),
         verification_mode=text("verificationMode"),

@@ -36,3 +36,6 @@ PLUGIN_CONFIGMAP_NAME = "nvidia-device-plugin-configs"
 
 #: The key used on nodes that carry no ``nvidia.com/device-plugin.config`` label.
 DEFAULT_PLUGIN_CONFIG_KEY = "default"
+
+#: Node label that puts the MPS control daemon on a node (upstream's own label).
+MPS_CAPABLE_NODE_LABEL = "nvidia.com/mps.capable"

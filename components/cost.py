@@ -38,9 +38,11 @@ def estimate(resources: list[dict[str, Any]]) -> list[CostLine]:
                 price = catalog.G4DN[name].on_demand_usd_per_hour
                 lines.append(CostLine(f"{nodes} x {name}", nodes * price))
             gib = nodes * _volume_gib(resources, resource)
-            lines.append(CostLine(
-                f"{gib} GiB gp3", gib * catalog.GP3_USD_PER_GIB_MONTH / catalog.HOURS_PER_MONTH
-            ))
+            lines.append(
+                CostLine(
+                    f"{gib} GiB gp3", gib * catalog.GP3_USD_PER_GIB_MONTH / catalog.HOURS_PER_MONTH
+                )
+            )
         elif typ == "aws:kms/key:Key":
             lines.append(
                 CostLine("KMS key", catalog.KMS_KEY_USD_PER_MONTH / catalog.HOURS_PER_MONTH)

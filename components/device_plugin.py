@@ -118,22 +118,27 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
             subjects=binding["subjects"],
             opts=child,
         )
+        after = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[sa, role_binding, cluster_role, self.sharing])
+        )
         daemonset = _daemonset(objects["DaemonSet"], args, self.sharing)
         daemonset["metadata"]["namespace"] = self.namespace
         k8s.apps.v1.DaemonSet(
-            f"{name}-ds",
-            metadata=daemonset["metadata"],
-            spec=daemonset["spec"],
-            opts=pulumi.ResourceOptions.merge(
-                child,
-                pulumi.ResourceOptions(depends_on=[sa, role_binding, cluster_role, self.sharing]),
-            ),
+            f"{name}-ds", metadata=daemonset["metadata"], spec=daemonset["spec"], opts=after
         )
+        if any(config.strategy == "mps" for config in args.configs.values()):
+            # MPS needs a control daemon beside the plugin on the nodes that use it.
+            mps = manifest_files.load("mps-control-daemon.yaml")["DaemonSet"]
+            mps = _daemonset(mps, args, self.sharing)
+            mps["metadata"]["namespace"] = self.namespace
+            k8s.apps.v1.DaemonSet(
+                f"{name}-mps", metadata=mps["metadata"], spec=mps["spec"], opts=after
+            )
         self.register_outputs({"namespace": self.namespace, "configHash": self.sharing.config_hash})
 
 
 def _daemonset(daemonset: dict, args: NvidiaDevicePluginArgs, sharing: SharingConfig) -> dict:
-    """The manifest's DaemonSet with our image tag, default config key and config hash."""
+    """A manifest's DaemonSet with our image tag, default config key and config hash."""
     daemonset["metadata"]["labels"]["app.kubernetes.io/version"] = args.version
     pod = daemonset["spec"]["template"]
     pod["metadata"]["annotations"]["eks-gpu-sharing/config-hash"] = sharing.config_hash
@@ -142,7 +147,7 @@ def _daemonset(daemonset: dict, args: NvidiaDevicePluginArgs, sharing: SharingCo
             volume["configMap"]["name"] = sharing.config_map_name
     for container in pod["spec"]["initContainers"] + pod["spec"]["containers"]:
         container["image"] = f"{IMAGE_REPOSITORY}:{args.version}"
-        for env in container["env"]:
+        for env in container.get("env", []):
             if env["name"] == "DEFAULT_CONFIG":
                 env["value"] = args.default_key
     return daemonset

@@ -21,8 +21,14 @@ from .sharing import SharingConfigArgs
 from .stack import GpuSharingArgs
 from .verification import VerificationWorkloadArgs
 
-ARGS = (GpuClusterArgs, GpuNodeGroupArgs, NvidiaDevicePluginArgs, SharingConfigArgs,
-        VerificationWorkloadArgs, GpuSharingArgs)
+ARGS = (
+    GpuClusterArgs,
+    GpuNodeGroupArgs,
+    NvidiaDevicePluginArgs,
+    SharingConfigArgs,
+    VerificationWorkloadArgs,
+    GpuSharingArgs,
+)
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 

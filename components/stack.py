@@ -93,6 +93,13 @@ class GpuSharingArgs:
                 )
 
 
+def _sharing_labels(group: GpuNodeGroupArgs, config: PluginConfig) -> dict[str, str]:
+    """The group's labels, plus the one that brings the MPS control daemon when it uses MPS."""
+    if config.strategy != "mps":
+        return dict(group.labels)
+    return {**group.labels, conventions.MPS_CAPABLE_NODE_LABEL: "true"}
+
+
 class GpuSharing(pulumi.ComponentResource):
     """An EKS cluster whose NVIDIA GPUs are shared between pods, and the pods that prove it."""
 
@@ -115,7 +122,10 @@ class GpuSharing(pulumi.ComponentResource):
             group: GpuNodeGroup(
                 f"{name}-{group}",
                 dataclasses.replace(
-                    a, cluster_name=self.cluster.cluster_name, subnet_ids=self.cluster.subnet_ids
+                    a,
+                    cluster_name=self.cluster.cluster_name,
+                    subnet_ids=self.cluster.subnet_ids,
+                    labels=_sharing_labels(a, args.plugin_configs[a.plugin_config_key]),
                 ),
                 opts=child,
             )
