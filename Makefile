@@ -38,6 +38,7 @@ destroy:
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check components tests __main__.py
+	$(PY) -m mypy components
 
 test: $(VENV)/.installed lint
 	$(PY) -m pytest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -72,10 +73,11 @@ class GpuClusterArgs:
         for i, log_type in enumerate(self.cluster_log_types):
             validation.one_of(f"cluster_log_types[{i}]", log_type, catalog.EKS_LOG_TYPES)
         validation.string_map("tags", self.tags)
+        given = self.subnet_ids
         if (
-            validation.is_known(self.subnet_ids)
-            and self.subnet_ids is not None
-            and (isinstance(self.subnet_ids, str) or len(self.subnet_ids) < 2)
+            given is not None
+            and validation.is_known(given)
+            and (isinstance(given, str) or not isinstance(given, Sequence) or len(given) < 2)
         ):
             raise ConfigError(f"subnet_ids needs two or more subnets, got {self.subnet_ids!r}")
 
@@ -90,7 +92,7 @@ class GpuCluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
     vpc_id: pulumi.Output[str]
-    subnet_ids: pulumi.Output[list[str]]
+    subnet_ids: pulumi.Output[Sequence[str]]
     provider: k8s.Provider
 
     def __init__(
@@ -174,14 +176,17 @@ class GpuCluster(pulumi.ComponentResource):
             filters=[{"name": "instance-type", "values": [instance_type]}],
             opts=self._invoke(),
         )
-        subnets = aws.ec2.get_subnets_output(
-            filters=[
-                {"name": "vpc-id", "values": [vpc_id]},
-                {"name": "default-for-az", "values": ["true"]},
-                {"name": "availability-zone", "values": offerings.locations},
-            ],
-            opts=self._invoke(),
-        )
+
+        def subnets_in(vpc_and_azs: list[Any]) -> Any:
+            vpc, azs = vpc_and_azs
+            return aws.ec2.get_subnets_output(
+                filters=[
+                    {"name": "vpc-id", "values": [vpc]},
+                    {"name": "default-for-az", "values": ["true"]},
+                    {"name": "availability-zone", "values": azs},
+                ],
+                opts=self._invoke(),
+            ).ids
 
         def two_or_more(ids: list[str]) -> list[str]:
             if len(ids) < 2:
@@ -192,4 +197,7 @@ class GpuCluster(pulumi.ComponentResource):
                 )
             return sorted(ids)
 
-        return subnets.ids.apply(two_or_more)
+        ids: pulumi.Output[list[str]] = pulumi.Output.all(vpc_id, offerings.locations).apply(
+            subnets_in
+        )
+        return ids.apply(two_or_more)

@@ -139,8 +139,10 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             }
         return rid, inputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        a, token = dict(args.args), args.token
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
+        return self._answer(args.token, dict(args.args)), []
+
+    def _answer(self, token: str, a: dict[str, Any]) -> dict[str, Any]:
         if token == "aws:ec2/getVpc:getVpc":
             return {
                 "id": DEFAULT_VPC,
@@ -150,18 +152,21 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             }
         if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
             types = _filter(a, "instance-type")
-            azs = G4DN_AZS.get(self.region, ()) if all(t in catalog.G4DN for t in types) else ()
+            offered = all(t in catalog.G4DN for t in types)
+            azs = list(G4DN_AZS.get(self.region, ())) if offered else []
             return {
                 "id": self.region,
-                "locations": list(azs),
+                "locations": azs,
                 "locationTypes": ["availability-zone"] * len(azs),
                 "instanceTypes": [types[0]] * len(azs),
             }
         if token == "aws:ec2/getSubnets:getSubnets":
-            azs = _filter(a, "availability-zone")
             return {
                 "id": self.region,
-                "ids": [f"subnet-{_suffix(_filter(a, 'vpc-id')[0], az, length=17)}" for az in azs],
+                "ids": [
+                    f"subnet-{_suffix(_filter(a, 'vpc-id')[0], az, length=17)}"
+                    for az in _filter(a, "availability-zone")
+                ],
             }
         if token == "aws:ec2/getInstanceType:getInstanceType":
             known = catalog.G4DN.get(a["instanceType"])

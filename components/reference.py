@@ -38,7 +38,7 @@ def _field_docs(cls: type) -> dict[str, tuple[str, str]]:
     docs = {}
     for f in dataclasses.fields(cls):
         at = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{f.name}:"))
-        comment = []
+        comment: list[str] = []
         above = at - 1
         while lines[above].strip().startswith("#:"):
             comment.insert(0, lines[above].strip()[2:].strip())
@@ -67,13 +67,18 @@ def tables() -> dict[str, str]:
     return {"config": config_table(), **{cls.__name__: args_table(cls) for cls in ARGS}}
 
 
+def _escape(replacement: str) -> str:
+    """Backslashes in a table are text, not ``re.sub`` escapes."""
+    return replacement.replace("\\", "\\\\")
+
+
 def render(text: str) -> str:
     """``text`` with every marked table replaced by its generated content."""
     for name, table in tables().items():
         pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
         if not pattern.search(text):
             raise LookupError(f"README has no <!-- BEGIN {name} --> ... <!-- END {name} -->")
-        text = pattern.sub(lambda m, t=table: f"{m.group(1)}{t}\n{m.group(2)}", text)
+        text = pattern.sub(rf"\g<1>{_escape(table)}\n\g<2>", text)
     return text
 
 

@@ -133,9 +133,9 @@ class GpuSharing(pulumi.ComponentResource):
         }
         self.gpu_slices_per_node = {
             group: node_group.gpus_per_node.apply(
-                lambda gpus, key=args.node_groups[group].plugin_config_key: (
-                    gpus * args.plugin_configs[key].units_per_gpu()
-                )
+                args.plugin_configs[args.node_groups[group].plugin_config_key]
+                .units_per_gpu()
+                .__mul__
             )
             for group, node_group in self.node_groups.items()
         }
