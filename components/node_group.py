@@ -106,6 +106,13 @@ class GpuNodeGroup(pulumi.ComponentResource):
         self, name: str, args: GpuNodeGroupArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         args.validate()
+        if args.ami_type.startswith("BOTTLEROCKET"):
+            pulumi.log.warn(
+                f"gpuAmiType {args.ami_type}: Bottlerocket runs NVIDIA's device plugin on the "
+                "host, beside the one this stack deploys; its sharing is set through "
+                "Bottlerocket settings (kubelet-device-plugins.nvidia), which this stack does "
+                "not manage. AL2023_x86_64_NVIDIA is the tested path."
+            )
         super().__init__("eks-gpu-sharing:index:GpuNodeGroup", name, None, opts)
         child = child_options(self, opts)
         tags = dict(args.tags)

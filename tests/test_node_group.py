@@ -61,6 +61,7 @@ def test_spot_bottlerocket_and_a_bigger_group():
     assert (group["capacityType"], group["amiType"]) == ("SPOT", "BOTTLEROCKET_x86_64_NVIDIA")
     template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     assert template["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
+    assert any("Bottlerocket runs NVIDIA's device plugin" in w for w in plan.warnings)
 
 
 def test_gpus_per_node_comes_from_the_instance_type():
