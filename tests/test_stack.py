@@ -104,3 +104,24 @@ def test_cluster_name_and_version_reach_eks(demo_plan):
     cluster = by_name(demo_plan, "gpu-sharing-cluster-eks")
     assert cluster["inputs"]["name"] == "eks-gpu-sharing-dev"
     assert cluster["inputs"]["version"] == "1.35"
+
+
+def test_renamed_shared_resource_flows_to_the_pods_and_slices():
+    import pulumi
+
+    from components import GpuSharing, GpuSharingArgs, time_slicing
+    from components.plan import kubernetes_objects
+    from tests.conftest import run_program
+
+    def program():
+        gpu = GpuSharing("g", GpuSharingArgs(
+            plugin_configs={"default": time_slicing(4, rename_by_default=True)},
+            verification_pods=4,
+        ))
+        pulumi.export("slices", gpu.gpu_slices_per_node["gpu"])
+
+    plan = run_program(program)
+    (deployment,) = [o for o in kubernetes_objects(plan) if o["kind"] == "Deployment"]
+    limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu.shared"] == "1" and "nvidia.com/gpu" not in limits
+    assert plan.outputs["slices"] == 4
