@@ -23,8 +23,9 @@ cheaper to catch here, before anything is deployed.
 #   validateFlags, consts.go.
 # - deviceListStrategy is one name or a list of envvar|volume-mounts|cdi-annotations|cdi-cri:
 #   api/config/v1/flags.go deviceListStrategyFlag, api/config/v1/strategy.go.
-# - MPS cannot be used with migStrategy mixed, and needs a non-empty mpsRoot: main.go
-#   validateFlags. (Our DaemonSet sets MPS_ROOT, which overrides the file.)
+# - MPS cannot be used with migStrategy mixed: main.go validateFlags.
+# - mpsRoot is not empty: main.go validateFlags refuses an empty one with MPS (here refused
+#   always; our DaemonSet sets MPS_ROOT, which overrides the file).
 # - MPS replicas <= 48: cmd/mps-control-daemon/mps/device.go maxClients (16 on GPUs older than
 #   compute capability 7.5, which this file cannot know).
 # Semantics mirrored, not rules:
@@ -110,7 +111,7 @@ class ReplicatedResource:
         if self.rename is not None:
             out["rename"] = self.rename
         if self.devices is not None:
-            out["devices"] = list(self.devices) if isinstance(self.devices, tuple) else self.devices
+            out["devices"] = _shown(self.devices)
         return out
 
     def validate(self, path: str) -> str:
@@ -156,7 +157,7 @@ class _Replicated:
         _boolean(f"{where}.failRequestsGreaterThanOne", self.fail_requests_greater_than_one)
         if not isinstance(self.resources, (tuple, list)) or not self.resources:
             raise ConfigError(
-                f"{where}.resources must list at least one resource, got {self.resources!r}"
+                f"{where}.resources must list at least one resource, got {_shown(self.resources)!r}"
             )
         seen: dict[str, int] = {}
         for i, resource in enumerate(self.resources):
@@ -195,8 +196,8 @@ class _Replicated:
             )
         if resource.devices is not None and resource.devices != "all":
             raise ConfigError(
-                f"{at}.devices {resource.devices!r} would be ignored: device plugin v0.20.0 "
-                "replicates every device; use 'all' or leave devices out"
+                f"{at}.devices {_shown(resource.devices)!r} would be ignored: device plugin "
+                "v0.20.0 replicates every device; use 'all' or leave devices out"
             )
 
 
@@ -264,7 +265,7 @@ class Flags:
                 continue
             section, _, leaf = key.rpartition(".")
             target = out.setdefault(section, {}) if section else out
-            target[leaf] = list(value) if isinstance(value, tuple) else value
+            target[leaf] = _shown(value)
         return out
 
     def validate(self, path: str) -> None:
@@ -278,7 +279,9 @@ class Flags:
         if self.mps_root is not None:
             _string(at("mps_root"), self.mps_root)
             if not self.mps_root:
-                raise ConfigError(f"{at('mps_root')} must be a path such as /run/nvidia/mps")
+                raise ConfigError(
+                    f"{at('mps_root')} must be a path such as /run/nvidia/mps, got ''"
+                )
         if self.device_discovery_strategy is not None:
             _one_of(
                 at("device_discovery_strategy"),
@@ -419,6 +422,11 @@ def _qualified(name: str) -> str:
     return name if name.startswith(_PREFIX) else _PREFIX + name
 
 
+def _shown(value: Any) -> Any:
+    """Values as the file has them: our tuples are its lists."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _string(where: str, value: Any) -> None:
     if not isinstance(value, str):
         raise ConfigError(f"{where} must be a string, got {value!r}")
@@ -465,7 +473,7 @@ def _devices(where: str, devices: Any) -> None:
     if not isinstance(devices, (tuple, list)):
         raise ConfigError(
             f"{where} must be 'all', a count > 0 or a list of device indices or UUIDs, "
-            f"got {devices!r}"
+            f"got {_shown(devices)!r}"
         )
     for i, ref in enumerate(devices):
         if not _is_device_ref(ref):

@@ -2,12 +2,602 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components.errors import ConfigError
-from components.plugin_config import advertised_units, mps, time_slicing, unshared
+from components.plugin_config import (
+    Flags,
+    Mps,
+    PluginConfig,
+    ReplicatedResource,
+    TimeSlicing,
+    advertised_units,
+    mps,
+    time_slicing,
+    unshared,
+)
+
+DATA = Path(__file__).parent / "data" / "plugin_configs"
+ROOT = Path(__file__).resolve().parent.parent
+UUID = "4cf8db2d-06c0-7d70-1a51-e59b25b2c16c"
+TS = "config.sharing.timeSlicing"
+R0 = f"{TS}.resources[0]"
+
+
+def shared(resource: Any, strategy: str = "timeSlicing", **options: Any) -> dict:
+    """A config sharing one resource, as a user would write it."""
+    return {"version": "v1", "sharing": {strategy: {**options, "resources": [resource]}}}
+
+
+GPU5 = {"name": "nvidia.com/gpu", "replicas": 5}
+
+
+def with_flags(config: dict[str, Any], **flags: Any) -> dict[str, Any]:
+    return {**config, "flags": flags}
+
+
+# One row per rule: (id, config, the field path the message must name).
+BAD: list[tuple[str, Any, str]] = [
+    # The file's shape (config.go parseConfigFrom; unknown keys: stricter than the plugin).
+    ("not-a-mapping", ["version", "v1"], "config must be a mapping"),
+    (
+        "unknown-top-level-key",
+        {"version": "v1", "sharng": {}},
+        "config has unknown key(s) 'sharng'",
+    ),
+    ("resources-section-is-ignored", {"resources": {"gpus": []}}, "config has unknown key"),
+    ("version-not-v1", {"version": "v2"}, "config.version 'v2'"),
+    ("version-not-a-string", {"version": 1}, "config.version 1"),
+    ("sharing-not-a-mapping", {"sharing": ["timeSlicing"]}, "config.sharing must be a mapping"),
+    ("unknown-sharing-key", {"sharing": {"vgpu": {}}}, "config.sharing has unknown key"),
+    (
+        "time-slicing-and-mps",
+        {"sharing": {"timeSlicing": shared(GPU5)["sharing"]["timeSlicing"], "mps": {}}},
+        "config.sharing sets both timeSlicing and mps",
+    ),
+    # ReplicatedResources (replicas.go).
+    ("time-slicing-null", {"sharing": {"timeSlicing": None}}, f"{TS} must be a mapping"),
+    ("unknown-option", shared(GPU5, renameByDefualt=True), f"{TS} has unknown key(s)"),
+    ("no-resources", {"sharing": {"timeSlicing": {}}}, f"{TS}.resources must be a list"),
+    ("empty-resources", {"sharing": {"timeSlicing": {"resources": []}}}, f"{TS}.resources"),
+    ("rename-by-default-not-bool", shared(GPU5, renameByDefault="yes"), f"{TS}.renameByDefault"),
+    (
+        "fail-requests-not-bool",
+        shared(GPU5, failRequestsGreaterThanOne="true"),
+        f"{TS}.failRequestsGreaterThanOne",
+    ),
+    # ReplicatedResource (replicas.go).
+    ("resource-not-a-mapping", shared("nvidia.com/gpu"), f"{R0} must be a mapping"),
+    ("unknown-resource-key", shared({**GPU5, "replica": 2}), f"{R0} has unknown key(s) 'replica'"),
+    ("no-name", shared({"replicas": 5}), f"{R0}.name is required"),
+    ("no-replicas", shared({"name": "nvidia.com/gpu"}), f"{R0}.replicas is required"),
+    ("replicas-one", shared({**GPU5, "replicas": 1}), f"{R0}.replicas must be >= 2, got 1"),
+    ("replicas-zero", shared({**GPU5, "replicas": 0}), f"{R0}.replicas must be >= 2, got 0"),
+    ("replicas-negative", shared({**GPU5, "replicas": -1}), f"{R0}.replicas must be >= 2"),
+    ("replicas-string", shared({**GPU5, "replicas": "5"}), f"{R0}.replicas must be an integer"),
+    ("replicas-bool", shared({**GPU5, "replicas": True}), f"{R0}.replicas must be an integer"),
+    ("replicas-float", shared({**GPU5, "replicas": 2.0}), f"{R0}.replicas must be an integer"),
+    ("replicas-null", shared({**GPU5, "replicas": None}), f"{R0}.replicas must be an integer"),
+    # Resource names (resources.go NewResourceName).
+    ("name-not-a-string", shared({**GPU5, "name": 5}), f"{R0}.name must be a resource name"),
+    ("name-empty", shared({**GPU5, "name": ""}), f"{R0}.name '': after 'nvidia.com/'"),
+    ("name-uppercase", shared({**GPU5, "name": "nvidia.com/GPU"}), f"{R0}.name 'nvidia.com/GPU'"),
+    ("name-other-domain", shared({**GPU5, "name": "amd.com/gpu"}), f"{R0}.name 'amd.com/gpu'"),
+    ("name-symbols", shared({**GPU5, "name": "$invalid$"}), f"{R0}.name '$invalid$'"),
+    ("name-too-long", shared({**GPU5, "name": "g" * 53}), f"{R0}.name 'ggg"),
+    ("rename-invalid", shared({**GPU5, "rename": "$invalid$"}), f"{R0}.rename '$invalid$'"),
+    ("rename-null", shared({**GPU5, "rename": None}), f"{R0}.rename is null"),
+    # ReplicatedDevices (replicas.go).
+    ("devices-null", shared({**GPU5, "devices": None}), f"{R0}.devices is null"),
+    ("devices-other-string", shared({**GPU5, "devices": "not-all"}), f"{R0}.devices must be"),
+    ("devices-zero", shared({**GPU5, "devices": 0}), f"{R0}.devices must be a count > 0"),
+    ("devices-negative", shared({**GPU5, "devices": -2}), f"{R0}.devices must be a count > 0"),
+    ("devices-float", shared({**GPU5, "devices": 2.0}), f"{R0}.devices must be 'all'"),
+    ("devices-bool", shared({**GPU5, "devices": True}), f"{R0}.devices must be 'all'"),
+    ("devices-negative-index", shared({**GPU5, "devices": [-1]}), f"{R0}.devices[0] -1"),
+    ("devices-negative-string", shared({**GPU5, "devices": ["-1"]}), f"{R0}.devices[0] '-1'"),
+    ("devices-bad-uuid", shared({**GPU5, "devices": [0, "GPU-UUID"]}), f"{R0}.devices[1]"),
+    ("devices-bad-mig-uuid", shared({**GPU5, "devices": ["MIG-UUID"]}), f"{R0}.devices[0]"),
+    (
+        "devices-mig-uuid-without-indices",
+        shared({**GPU5, "devices": [f"MIG-GPU-{UUID}"]}),
+        f"{R0}.devices[0]",
+    ),
+    ("devices-three-part-index", shared({**GPU5, "devices": ["0:0:0"]}), f"{R0}.devices[0]"),
+    ("devices-float-index", shared({**GPU5, "devices": [1.5]}), f"{R0}.devices[0] 1.5"),
+    # Ignored or merged by the plugin; refused here (stricter).
+    (
+        "duplicate-name",
+        {"sharing": {"timeSlicing": {"resources": [GPU5, {"name": "gpu", "replicas": 2}]}}},
+        f"{TS}.resources[1].name 'gpu' repeats resources[0]",
+    ),
+    (
+        "no-such-resource",
+        shared({**GPU5, "name": "nvidia.com/gpus"}),
+        f"{R0}.name 'nvidia.com/gpus'",
+    ),
+    (
+        "mig-resource-without-mixed",
+        shared({**GPU5, "name": "nvidia.com/mig-1g.5gb"}),
+        f"{R0}.name 'nvidia.com/mig-1g.5gb' names no device",
+    ),
+    ("rename-ignored", shared({**GPU5, "rename": "gpu-shared"}), f"{R0}.rename 'gpu-shared' would"),
+    (
+        "default-rename-without-rename-by-default",
+        shared({**GPU5, "rename": "nvidia.com/gpu.shared"}),
+        f"{R0}.rename 'nvidia.com/gpu.shared' would be ignored",
+    ),
+    (
+        "other-rename-with-rename-by-default",
+        shared({**GPU5, "rename": "nvidia.com/shared"}, renameByDefault=True),
+        f"{R0}.rename 'nvidia.com/shared' would be ignored",
+    ),
+    ("devices-count-ignored", shared({**GPU5, "devices": 2}), f"{R0}.devices 2 would be ignored"),
+    ("devices-list-ignored", shared({**GPU5, "devices": [0]}), f"{R0}.devices [0] would be"),
+    # MPS (cmd/nvidia-device-plugin/main.go, cmd/mps-control-daemon/mps/device.go, README).
+    (
+        "mps-with-mixed-mig",
+        with_flags(shared(GPU5, "mps"), migStrategy="mixed"),
+        "config.sharing.mps cannot be used with flags.migStrategy 'mixed'",
+    ),
+    (
+        "mps-mig-resource",
+        shared({**GPU5, "name": "nvidia.com/mig-1g.5gb"}, "mps"),
+        "config.sharing.mps.resources[0].name 'nvidia.com/mig-1g.5gb': MPS shares only full GPUs",
+    ),
+    (
+        "mps-too-many-replicas",
+        shared({**GPU5, "replicas": 49}, "mps"),
+        "config.sharing.mps.resources[0].replicas must be <= 48",
+    ),
+    (
+        "mps-one-replica",
+        shared({**GPU5, "replicas": 1}, "mps"),
+        "config.sharing.mps.resources[0].replicas must be >= 2",
+    ),
+    # Flags (main.go validateFlags, flags.go, strategy.go, consts.go).
+    ("flags-not-a-mapping", {"flags": "none"}, "config.flags must be a mapping"),
+    ("unknown-flag", {"flags": {"migstrategy": "none"}}, "config.flags has unknown key(s)"),
+    ("gfd-flags", {"flags": {"gfd": {"oneshot": True}}}, "config.flags has unknown key(s) 'gfd'"),
+    (
+        "unknown-plugin-flag",
+        {"flags": {"plugin": {"passDeviceSpec": True}}},
+        "config.flags.plugin has unknown key(s) 'passDeviceSpec'",
+    ),
+    ("mig-strategy", {"flags": {"migStrategy": "auto"}}, "config.flags.migStrategy 'auto'"),
+    (
+        "fail-on-init-error-not-bool",
+        {"flags": {"failOnInitError": "true"}},
+        "config.flags.failOnInitError must be true or false",
+    ),
+    (
+        "driver-root-not-a-string",
+        {"flags": {"nvidiaDriverRoot": 1}},
+        "config.flags.nvidiaDriverRoot must be a string",
+    ),
+    ("mps-root-empty", {"flags": {"mpsRoot": ""}}, "config.flags.mpsRoot must be a path"),
+    (
+        "device-discovery-strategy",
+        {"flags": {"deviceDiscoveryStrategy": "cuda"}},
+        "config.flags.deviceDiscoveryStrategy 'cuda'",
+    ),
+    (
+        "pass-device-specs-not-bool",
+        {"flags": {"plugin": {"passDeviceSpecs": "no"}}},
+        "config.flags.plugin.passDeviceSpecs must be true or false",
+    ),
+    (
+        "device-list-strategy",
+        {"flags": {"plugin": {"deviceListStrategy": "env"}}},
+        "config.flags.plugin.deviceListStrategy[0] 'env'",
+    ),
+    (
+        "device-list-strategy-in-a-list",
+        {"flags": {"plugin": {"deviceListStrategy": ["envvar", "cdi"]}}},
+        "config.flags.plugin.deviceListStrategy[1] 'cdi'",
+    ),
+    (
+        "device-list-strategy-type",
+        {"flags": {"plugin": {"deviceListStrategy": 5}}},
+        "config.flags.plugin.deviceListStrategy must be a strategy or a list",
+    ),
+    (
+        "device-id-strategy",
+        {"flags": {"plugin": {"deviceIDStrategy": "serial"}}},
+        "config.flags.plugin.deviceIDStrategy 'serial'",
+    ),
+    (
+        "allocation-policy",
+        {"flags": {"plugin": {"sharedDevicesAllocationPolicy": "spread"}}},
+        "config.flags.plugin.sharedDevicesAllocationPolicy 'spread'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "names"), [row[1:] for row in BAD], ids=[r[0] for r in BAD])
+def test_each_rule_refuses_with_a_message_naming_the_field(config: Any, names: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        PluginConfig.from_dict(config)
+    assert names in str(raised.value)
+
+
+def test_the_bad_table_has_one_row_per_rule() -> None:
+    ids = [row[0] for row in BAD]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        (PluginConfig(sharing="time-slicing"), "sharing must be TimeSlicing, Mps or None"),  # type: ignore[arg-type]
+        (PluginConfig(flags=None), "flags must be a Flags"),  # type: ignore[arg-type]
+        (PluginConfig(TimeSlicing((5,))), "sharing.timeSlicing.resources[0] must be a Replicated"),  # type: ignore[arg-type]
+        (PluginConfig(TimeSlicing(())), "sharing.timeSlicing.resources must list"),
+        (PluginConfig(flags=Flags(mig_strategy=None)), "flags.migStrategy None"),  # type: ignore[arg-type]
+        (
+            PluginConfig(flags=Flags(device_list_strategy=("envvar", "cdi-cri", "nvml"))),
+            "flags.plugin.deviceListStrategy[2] 'nvml'",
+        ),
+        (time_slicing(1), "sharing.timeSlicing.resources[0].replicas must be >= 2, got 1"),
+        (mps(1), "sharing.mps.resources[0].replicas must be >= 2, got 1"),
+        (mps(100), "sharing.mps.resources[0].replicas must be <= 48"),
+    ],
+)
+def test_validate_checks_configs_built_in_python(config: PluginConfig, names: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config.validate()
+    assert str(raised.value).startswith(names)
+
+
+def test_validate_prefixes_the_field_it_is_given() -> None:
+    with pytest.raises(ConfigError, match=r"^configs\['a'\]\.sharing\.timeSlicing\.resources\[0\]"):
+        time_slicing(0).validate("configs['a']")
+
+
+def test_a_config_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        time_slicing(-1).validate()
+
+
+# Device references the plugin parses (replicas.go ReplicatedDeviceRef): they pass the format
+# rules, then are refused only because v0.20.0 ignores devices.
+@pytest.mark.parametrize(
+    "ref",
+    [
+        0,
+        "0",
+        "7",
+        "0:0",
+        "3:12",
+        f"GPU-{UUID}",
+        f"GPU-{UUID.upper()}",
+        f"GPU-{UUID.replace('-', '')}",
+        f"GPU-urn:uuid:{UUID}",
+        f"GPU-{{{UUID}}}",
+        f"MIG-{UUID}",
+        f"MIG-GPU-{UUID}/10/0",
+    ],
+)
+def test_device_references_the_plugin_parses(ref: int | str) -> None:
+    with pytest.raises(ConfigError, match="would be ignored"):
+        PluginConfig.from_dict(shared({**GPU5, "devices": [ref]}))
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        -1,
+        2**64,
+        "",
+        "-1",
+        "+1",
+        "0x1",
+        "0:",
+        ":0",
+        "0:0:0",
+        "GPU-UUID",
+        f"GPU-{UUID}0",
+        f"GPU-{UUID[:-1]}g",
+        f"gpu-{UUID}",
+        f"MIG-GPU-{UUID}",
+        f"MIG-GPU-{UUID}/1",
+        f"MIG-GPU-{UUID}/1/2/3",
+        f"MIG-{UUID}/1/2",
+        f"NVLINK-{UUID}",
+        None,
+        True,
+    ],
+)
+def test_device_references_the_plugin_refuses(ref: Any) -> None:
+    with pytest.raises(ConfigError, match=r"devices\[0\] .* is not a GPU index"):
+        PluginConfig.from_dict(shared({**GPU5, "devices": [ref]}))
+
+
+GOOD: list[tuple[str, dict[str, Any], str, int, str]] = [
+    # (id, config, resource_name(), units_per_gpu(), strategy)
+    ("empty", {}, "nvidia.com/gpu", 1, "none"),
+    ("version-empty", {"version": ""}, "nvidia.com/gpu", 1, "none"),
+    ("null-sections", {"flags": None, "sharing": None}, "nvidia.com/gpu", 1, "none"),
+    ("empty-sharing", {"sharing": {}}, "nvidia.com/gpu", 1, "none"),
+    ("short-name", shared({"name": "gpu", "replicas": 3}), "nvidia.com/gpu", 3, "time-slicing"),
+    ("devices-all", shared({**GPU5, "devices": "all"}), "nvidia.com/gpu", 5, "time-slicing"),
+    (
+        "rename-by-default",
+        shared(GPU5, renameByDefault=True),
+        "nvidia.com/gpu.shared",
+        5,
+        "time-slicing",
+    ),
+    (
+        "explicit-default-rename",
+        shared({**GPU5, "rename": "gpu.shared"}, renameByDefault=True),
+        "nvidia.com/gpu.shared",
+        5,
+        "time-slicing",
+    ),
+    (
+        "fail-requests-greater-than-one",
+        shared(GPU5, failRequestsGreaterThanOne=True),
+        "nvidia.com/gpu",
+        5,
+        "time-slicing",
+    ),
+    (
+        "mixed-mig-resources",
+        with_flags(
+            {
+                "sharing": {
+                    "timeSlicing": {
+                        "resources": [
+                            {"name": "nvidia.com/mig-1g.5gb", "replicas": 2},
+                            {"name": "nvidia.com/mig-2g.10gb", "replicas": 2},
+                            {"name": "nvidia.com/mig-1g.10gb.me", "replicas": 3},
+                            {"name": "nvidia.com/gpu", "replicas": 4},
+                        ]
+                    }
+                }
+            },
+            migStrategy="mixed",
+        ),
+        "nvidia.com/gpu",
+        4,
+        "time-slicing",
+    ),
+    (
+        "only-mig-shared",
+        with_flags(shared({"name": "nvidia.com/mig-3g.20gb", "replicas": 2}), migStrategy="mixed"),
+        "nvidia.com/gpu",
+        1,
+        "time-slicing",
+    ),
+    ("mps-48", shared({**GPU5, "replicas": 48}, "mps"), "nvidia.com/gpu", 48, "mps"),
+    (
+        "mps-single-mig-strategy",
+        with_flags(shared(GPU5, "mps"), migStrategy="single", mpsRoot="/run/nvidia/mps"),
+        "nvidia.com/gpu",
+        5,
+        "mps",
+    ),
+    (
+        "mps-renamed-allowing-larger-requests",
+        shared(GPU5, "mps", renameByDefault=True, failRequestsGreaterThanOne=False),
+        "nvidia.com/gpu.shared",
+        5,
+        "mps",
+    ),
+    (
+        "mps-null-beside-time-slicing",
+        {"sharing": {**shared(GPU5)["sharing"], "mps": None}},
+        "nvidia.com/gpu",
+        5,
+        "time-slicing",
+    ),
+    (
+        "every-flag",
+        with_flags(
+            shared(GPU5),
+            migStrategy="single",
+            failOnInitError=False,
+            nvidiaDriverRoot="/run/nvidia/driver",
+            mpsRoot="/run/nvidia/mps",
+            deviceDiscoveryStrategy="nvml",
+            plugin={
+                "passDeviceSpecs": True,
+                "deviceListStrategy": ["envvar", "volume-mounts", "cdi-annotations", "cdi-cri"],
+                "deviceIDStrategy": "index",
+                "sharedDevicesAllocationPolicy": "packed",
+            },
+        ),
+        "nvidia.com/gpu",
+        5,
+        "time-slicing",
+    ),
+    (
+        "null-flags",
+        with_flags({}, migStrategy=None, failOnInitError=None, plugin=None),
+        "nvidia.com/gpu",
+        1,
+        "none",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "resource", "units", "strategy"), [g[1:] for g in GOOD], ids=[g[0] for g in GOOD]
+)
+def test_accepted_configs_and_what_they_advertise(
+    config: dict[str, Any], resource: str, units: int, strategy: str
+) -> None:
+    parsed = PluginConfig.from_dict(config)
+    assert (parsed.resource_name(), parsed.units_per_gpu(), parsed.strategy) == (
+        resource,
+        units,
+        strategy,
+    )
+    assert advertised_units(config) == {resource: units}
+
+
+def test_from_dict_leaves_its_input_alone() -> None:
+    config = shared({**GPU5, "devices": "all"}, renameByDefault=True)
+    before = copy.deepcopy(config)
+    PluginConfig.from_dict(config)
+    assert config == before
+
+
+@pytest.mark.parametrize(
+    ("config", "resource", "units", "strategy"),
+    [
+        (time_slicing(5), "nvidia.com/gpu", 5, "time-slicing"),
+        (time_slicing(4, rename_by_default=True), "nvidia.com/gpu.shared", 4, "time-slicing"),
+        (time_slicing(2, fail_requests_greater_than_one=True), "nvidia.com/gpu", 2, "time-slicing"),
+        (mps(2), "nvidia.com/gpu", 2, "mps"),
+        (unshared(), "nvidia.com/gpu", 1, "none"),
+        (
+            PluginConfig(
+                Mps((ReplicatedResource(name="gpu", replicas=3),), rename_by_default=True)
+            ),
+            "nvidia.com/gpu.shared",
+            3,
+            "mps",
+        ),
+    ],
+)
+def test_constructors(config: PluginConfig, resource: str, units: int, strategy: str) -> None:
+    config.validate()
+    assert (config.resource_name(), config.units_per_gpu(), config.strategy) == (
+        resource,
+        units,
+        strategy,
+    )
+
+
+def test_to_dict_is_the_file_the_plugin_reads_with_nothing_left_at_a_default() -> None:
+    assert time_slicing(5).to_dict() == {
+        "version": "v1",
+        "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": 5}]}},
+    }
+    assert time_slicing(3, rename_by_default=True, fail_requests_greater_than_one=True).to_dict()[
+        "sharing"
+    ] == {
+        "timeSlicing": {
+            "renameByDefault": True,
+            "failRequestsGreaterThanOne": True,
+            "resources": [{"name": "nvidia.com/gpu", "replicas": 3}],
+        }
+    }
+    # MPS fails requests for more than one replica unless told not to (config.go NewConfig).
+    assert mps(2).to_dict()["sharing"] == {
+        "mps": {"resources": [{"name": "nvidia.com/gpu", "replicas": 2}]}
+    }
+    relaxed = PluginConfig(
+        Mps((ReplicatedResource(replicas=2),), fail_requests_greater_than_one=False)
+    )
+    assert relaxed.to_dict()["sharing"]["mps"]["failRequestsGreaterThanOne"] is False
+    assert unshared().to_dict() == {"version": "v1"}
+    assert PluginConfig(flags=Flags(mig_strategy="none")).to_dict() == {"version": "v1"}
+    flags = Flags(
+        mig_strategy="mixed", device_list_strategy=("envvar",), device_id_strategy="index"
+    )
+    assert PluginConfig(flags=flags).to_dict()["flags"] == {
+        "migStrategy": "mixed",
+        "plugin": {"deviceListStrategy": ["envvar"], "deviceIDStrategy": "index"},
+    }
+
+
+ROUND_TRIP = [
+    time_slicing(5),
+    time_slicing(4, rename_by_default=True, fail_requests_greater_than_one=True),
+    mps(2),
+    unshared(),
+    PluginConfig(Mps((ReplicatedResource(replicas=2),), fail_requests_greater_than_one=False)),
+    PluginConfig(
+        TimeSlicing(
+            (
+                ReplicatedResource(replicas=3, devices="all"),
+                ReplicatedResource(name="nvidia.com/mig-1g.5gb", replicas=2),
+            ),
+            rename_by_default=True,
+        ),
+        Flags(
+            mig_strategy="mixed",
+            fail_on_init_error=True,
+            nvidia_driver_root="/",
+            pass_device_specs=False,
+            device_list_strategy="envvar",
+            device_id_strategy="uuid",
+            shared_devices_allocation_policy="distributed",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("config", ROUND_TRIP)
+def test_round_trip_through_the_file(config: PluginConfig) -> None:
+    as_dict = config.to_dict()
+    assert PluginConfig.from_dict(as_dict) == config
+    assert PluginConfig.from_dict(as_dict).to_dict() == as_dict
+    # ...and through YAML, as the ConfigMap holds it.
+    assert PluginConfig.from_dict(yaml.safe_load(yaml.safe_dump(as_dict))) == config
+
+
+@given(
+    replicas=st.integers(min_value=2, max_value=48),
+    strategy=st.sampled_from(["time-slicing", "mps"]),
+    rename=st.booleans(),
+)
+def test_round_trip_for_any_valid_sharing(replicas: int, strategy: str, rename: bool) -> None:
+    kind = TimeSlicing if strategy == "time-slicing" else Mps
+    config = PluginConfig(kind((ReplicatedResource(replicas=replicas),), rename_by_default=rename))
+    config.validate()
+    assert PluginConfig.from_dict(config.to_dict()) == config
+    assert advertised_units(config.to_dict()) == {
+        "nvidia.com/gpu.shared" if rename else "nvidia.com/gpu": replicas
+    }
+
+
+# Every example config in the upstream README for v0.20.0 (docs/ has none), kept as our own YAML.
+# Expected: (resource_name(), units_per_gpu(), strategy).
+EXAMPLES = {
+    "readme-config-file.yaml": ("nvidia.com/gpu", 1, "none"),
+    "readme-helm-config0.yaml": ("nvidia.com/gpu", 1, "none"),
+    "readme-helm-config1.yaml": ("nvidia.com/gpu", 1, "none"),
+    "readme-time-slicing.yaml": ("nvidia.com/gpu", 10, "time-slicing"),
+    "readme-time-slicing-renamed.yaml": ("nvidia.com/gpu.shared", 10, "time-slicing"),
+    "readme-time-slicing-options.yaml": ("nvidia.com/gpu", 4, "time-slicing"),
+    "readme-mps.yaml": ("nvidia.com/gpu", 10, "mps"),
+    "readme-mps-renamed.yaml": ("nvidia.com/gpu.shared", 10, "mps"),
+    "readme-mps-options.yaml": ("nvidia.com/gpu", 2, "mps"),
+}
+
+
+def test_every_example_file_is_checked() -> None:
+    assert sorted(path.name for path in DATA.glob("*.yaml")) == sorted(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_upstream_examples_are_accepted(name: str) -> None:
+    text = (DATA / name).read_text(encoding="utf-8")
+    assert "tag v0.20.0" in text, "each example says where upstream it comes from"
+    config = PluginConfig.from_dict(yaml.safe_load(text), field=name)
+    assert (config.resource_name(), config.units_per_gpu(), config.strategy) == EXAMPLES[name]
+    assert PluginConfig.from_dict(config.to_dict()) == config
+
+
+def test_the_configmap_manifest_holds_valid_configs() -> None:
+    (config_map,) = [
+        doc
+        for doc in yaml.safe_load_all((ROOT / "manifests" / "sharing-config.yaml").read_text())
+        if doc and doc.get("kind") == "ConfigMap"
+    ]
+    for key, text in config_map["data"].items():
+        PluginConfig.from_dict(yaml.safe_load(text), field=f"data[{key!r}]")
 
 
 @pytest.mark.parametrize(
