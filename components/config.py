@@ -31,7 +31,10 @@ KEYS: dict[str, tuple[str, Any]] = {
     "gpuNodeDesired": ("GPU nodes to run", 1),
     "gpuNodeMin": ("fewest GPU nodes", 1),
     "gpuNodeMax": ("most GPU nodes", 1),
-    "timeSlicingReplicas": ("schedulable nvidia.com/gpu units per physical GPU", DEFAULT_REPLICAS),
+    "timeSlicingReplicas": (
+        "schedulable nvidia.com/gpu units per physical GPU (1: whole GPUs, no sharing)",
+        DEFAULT_REPLICAS,
+    ),
     "verificationPods": ("pods that each take one GPU slice (0: none)", 5),
     "verificationMode": (f"probe mode: {' or '.join(PROBE_MODES)}", "nvidia-smi"),
     "devicePluginVersion": ("nvcr.io/nvidia/k8s-device-plugin release", DEFAULT_VERSION),
@@ -113,7 +116,16 @@ def _sharing(where: str, sharing: Any) -> PluginConfig:
     rename = sharing.get("renameByDefault", False)
     if not isinstance(rename, bool):
         raise ConfigError(f"{where}.sharing.renameByDefault must be true or false")
-    return time_slicing(replicas, rename_by_default=rename)
+    if replicas == 1 and rename:
+        raise ConfigError(f"{where}.sharing: renameByDefault needs replicas >= 2")
+    return _time_sliced_or_whole(replicas, rename_by_default=rename)
+
+
+def _time_sliced_or_whole(replicas: int, rename_by_default: bool = False) -> PluginConfig:
+    """One replica is a whole GPU: the plugin itself refuses time-slicing with replicas 1."""
+    if replicas == 1:
+        return unshared()
+    return time_slicing(replicas, rename_by_default=rename_by_default)
 
 
 def _node_groups(raw: str) -> tuple[dict[str, GpuNodeGroupArgs], dict[str, PluginConfig]]:
@@ -200,7 +212,7 @@ def args_from_config(
                 max_size=integer("gpuNodeMax"),
             )
         }
-        plugin_configs = {DEFAULT_PLUGIN_CONFIG_KEY: time_slicing(replicas)}
+        plugin_configs = {DEFAULT_PLUGIN_CONFIG_KEY: _time_sliced_or_whole(replicas)}
     first = next(iter(node_groups.values()))
     args = GpuSharingArgs(
         cluster=GpuClusterArgs(

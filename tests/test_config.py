@@ -83,6 +83,16 @@ def test_bad_config_is_rejected_naming_the_key(key, value, words):
         assert word in str(error.value), str(error.value)
 
 
+def test_one_replica_means_whole_gpus():
+    args = args_from_config(config(timeSlicingReplicas="1", verificationPods="1"), "dev",
+                            today=TODAY)
+    assert args.plugin_configs["default"].strategy == "none"
+    assert args.plugin_configs["default"].units_per_gpu() == 1
+    with pytest.raises(ConfigError, match="verificationPods 2 is more than the 1 GPU slices"):
+        args_from_config(config(timeSlicingReplicas="1", verificationPods="2"), "dev",
+                         today=TODAY)
+
+
 def test_more_pods_are_allowed_when_more_nodes_can_advertise_slices():
     args = args_from_config(
         config(verificationPods="10", gpuNodeMax="2"), "dev", today=TODAY
