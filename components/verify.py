@@ -1,0 +1,870 @@
+"""``python -m components verify``: show on a live cluster that pods really share its GPUs.
+
+``pulumi up`` proves that objects exist; this reads back what the cluster made of them: what
+each GPU node advertises, whether every probe pod got a unit, which physical GPU each pod sees
+and, in measure mode, how evenly the GPU's time is split between them.
+Exit 0: every check passes; 1: a check fails; 2: bad usage, or the cluster could not be asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Literal, TextIO, TypeVar
+
+import yaml
+
+from . import catalog, conventions
+from .errors import ConfigError
+from .plugin_config import advertised_units
+
+#: Seconds between pod polls while waiting for them to be Ready.
+POLL_SECONDS = 3.0
+#: Connect and read timeouts of each API request, so an unreachable endpoint fails fast.
+REQUEST_TIMEOUT = (5, 30)
+#: Log lines read per pod; the latest JSON line among them counts (torch may log warnings).
+LOG_TAIL_LINES = 20
+#: Lowest slowest/fastest TFLOP/s ratio between pods on one GPU that passes.
+MIN_FAIRNESS = 0.8
+#: Without a terminal, an unchanged progress line is repeated this often to show we are alive.
+PROGRESS_EVERY_SECONDS = 30.0
+POD_SELECTOR = f"app.kubernetes.io/name={conventions.VERIFICATION_APP}"
+GPU_NODE_SELECTOR = f"{conventions.GPU_NODE_LABEL}={conventions.GPU_NODE_LABEL_VALUE}"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+CONFIGMAP = f"{conventions.DEVICE_PLUGIN_NAMESPACE}/{conventions.PLUGIN_CONFIGMAP_NAME}"
+
+Status = Literal["pass", "fail", "skip"]
+#: An object of the official client (V1Node, V1Pod, ...); it ships no type stubs.
+Kube = Any
+T = TypeVar("T")
+
+
+class VerifyError(Exception):
+    """The cluster could not be asked (kubeconfig, network, credentials): exit 2, no report."""
+
+
+class _Refused(Exception):
+    """An error status the caller expects, e.g. 404 for a missing ConfigMap."""
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    #: One line for the person reading the report.
+    detail: str
+    #: One line per node, pod or GPU behind the verdict.
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NodeReport:
+    """One GPU node and one resource its device plugin config advertises."""
+
+    name: str
+    instance_type: str
+    #: Physical GPUs of the instance type (catalog); None when the type is not in it.
+    gpus: int | None
+    config_key: str
+    resource: str | None = None
+    units_per_gpu: int | None = None
+    expected: int | None = None
+    capacity: int | None = None
+    allocatable: int | None = None
+    #: Why nothing could be expected of the node (missing ConfigMap or key, bad config).
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None and self.capacity == self.allocatable == self.expected
+
+
+@dataclass
+class PodReport:
+    name: str
+    node: str | None
+    phase: str
+    ready: bool
+    #: Why it is not Ready, quoted from its events or status.
+    why: str | None = None
+    #: Resources the scheduler found too few of ("Insufficient nvidia.com/gpu").
+    missing: list[str] = field(default_factory=list)
+    #: From the probe's latest JSON log line.
+    gpu_uuids: list[str] = field(default_factory=list)
+    mode: str | None = None
+    tflops: float | None = None
+    reported_at: str | None = None
+    #: The probe's own error, or why its log has no report.
+    error: str | None = None
+    #: Its part of the TFLOP/s of all pods on its GPU (measure mode).
+    share: float | None = None
+
+
+@dataclass
+class GpuReport:
+    """One physical GPU and the pods that report it, in measure mode."""
+
+    uuid: str
+    node: str | None
+    pods: list[str]
+    tflops: float
+    #: Slowest pod's TFLOP/s over the fastest's: 1.0 is a perfectly even split.
+    fairness: float
+
+
+@dataclass
+class Report:
+    namespace: str
+    expected_pods: int
+    waited_seconds: float
+    timed_out: bool
+    nodes: list[NodeReport]
+    pods: list[PodReport]
+    gpus: list[GpuReport]
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.status != "fail" for check in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, **asdict(self)}
+
+
+class Api:
+    """The reads verify makes; any failure but an expected status becomes VerifyError."""
+
+    def __init__(self, core: Kube) -> None:
+        self.core = core
+        self.host = core.api_client.configuration.host
+
+    def _ask(self, what: str, call: Callable[[], T], expected: tuple[int, ...] = ()) -> T:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return call()
+        except ApiException as err:
+            message = _api_message(err)
+            if err.status in expected:
+                raise _Refused(message) from None
+            raise VerifyError(
+                f"the Kubernetes API at {self.host} refused to {what}: {err.status} {message}"
+            ) from None
+        except (HTTPError, OSError) as err:
+            raise VerifyError(
+                f"cannot reach the Kubernetes API at {self.host}: {_reason(err)}"
+            ) from None
+
+    def gpu_nodes(self) -> list[Kube]:
+        nodes = self._ask(
+            "list nodes",
+            lambda: self.core.list_node(
+                label_selector=GPU_NODE_SELECTOR, _request_timeout=REQUEST_TIMEOUT
+            ),
+        ).items
+        return sorted(nodes, key=lambda node: node.metadata.name)
+
+    def pods(self, namespace: str) -> list[Kube]:
+        """The probe pods, less those being deleted (a rollout's old ones)."""
+        pods = self._ask(
+            f"list pods in namespace {namespace}",
+            lambda: self.core.list_namespaced_pod(
+                namespace, label_selector=POD_SELECTOR, _request_timeout=REQUEST_TIMEOUT
+            ),
+        ).items
+        live = (pod for pod in pods if pod.metadata.deletion_timestamp is None)
+        return sorted(live, key=lambda pod: pod.metadata.name)
+
+    def events(self, pod: Kube) -> list[Kube]:
+        """The pod's events, newest first."""
+        meta = pod.metadata
+        selector = (
+            f"involvedObject.kind=Pod,involvedObject.name={meta.name},involvedObject.uid={meta.uid}"
+        )
+        events = self._ask(
+            f"list events in namespace {meta.namespace}",
+            lambda: self.core.list_namespaced_event(
+                meta.namespace, field_selector=selector, _request_timeout=REQUEST_TIMEOUT
+            ),
+        ).items
+        return sorted(events, key=_event_time, reverse=True)
+
+    def plugin_configs(self) -> dict[str, str] | None:
+        """The device plugin's config files by key; None when the ConfigMap is missing."""
+        try:
+            config_map = self._ask(
+                f"read ConfigMap {CONFIGMAP}",
+                lambda: self.core.read_namespaced_config_map(
+                    conventions.PLUGIN_CONFIGMAP_NAME,
+                    conventions.DEVICE_PLUGIN_NAMESPACE,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+                expected=(404,),
+            )
+        except _Refused:
+            return None
+        return dict(config_map.data or {})
+
+    def log_tail(self, pod: Kube) -> str:
+        """The end of the pod's log; raises _Refused while its container has not started."""
+        # Raw bytes: some client versions turn a log that is one JSON line into a dict's repr.
+        response = self._ask(
+            f"read the log of pod {pod.metadata.name}",
+            lambda: self.core.read_namespaced_pod_log(
+                pod.metadata.name,
+                pod.metadata.namespace,
+                tail_lines=LOG_TAIL_LINES,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+            expected=(400, 404),
+        )
+        return str(response.data.decode("utf-8", "replace"))
+
+
+def _api_message(err: Any) -> str:
+    """The Status message the API server sent, else the HTTP reason."""
+    try:
+        return str(json.loads(err.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(err.reason)
+
+
+def _reason(err: BaseException) -> str:
+    """The innermost cause, without urllib3's object reprs and retry wrapping."""
+    cause = getattr(err, "reason", None)
+    text = str(cause if isinstance(cause, BaseException) else err)
+    text = re.sub(r"^(<[^>]*>|\w+\([^)]*\)): ", "", text)
+    return text.removeprefix("Failed to establish a new connection: ")
+
+
+def _event_time(event: Kube) -> datetime:
+    """Scheduler events carry only eventTime; kubelet ones only lastTimestamp."""
+    return (
+        event.last_timestamp
+        or event.event_time
+        or event.metadata.creation_timestamp
+        or datetime.min.replace(tzinfo=timezone.utc)
+    )
+
+
+class Progress:
+    """'waiting for pods: 3/5 ready (12s)', redrawn in place on a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.terminal = stream.isatty()
+        self.last: tuple[str, float] | None = None
+
+    def show(self, ready: int, expected: int, elapsed: float) -> None:
+        text = f"waiting for pods: {ready}/{expected} ready"
+        if self.terminal:
+            self.stream.write(f"\r\x1b[K{text} ({elapsed:.0f}s)")
+        elif (
+            self.last is None
+            or self.last[0] != text
+            or elapsed - self.last[1] >= PROGRESS_EVERY_SECONDS
+        ):
+            self.stream.write(f"{text} ({elapsed:.0f}s)\n")
+        else:
+            return
+        self.stream.flush()
+        self.last = (text, elapsed)
+
+    def done(self) -> None:
+        if self.terminal and self.last is not None:
+            self.stream.write("\n")
+
+
+def _is_ready(pod: Kube) -> bool:
+    conditions = pod.status.conditions or []
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in conditions
+    )
+
+
+def wait_for_pods(
+    api: Api,
+    namespace: str,
+    expect: int | None,
+    timeout: float,
+    poll_seconds: float,
+    progress: Progress,
+) -> tuple[list[Kube], float, bool]:
+    """Poll until ``expect`` pods (default: all found) are Ready: (pods, seconds, timed out)."""
+    start = time.monotonic()
+    try:
+        while True:
+            pods = api.pods(namespace)
+            ready = sum(_is_ready(pod) for pod in pods)
+            elapsed = time.monotonic() - start
+            progress.show(ready, expect or max(1, len(pods)), elapsed)
+            if ready >= (expect or 1) and ready == len(pods):
+                return pods, elapsed, False
+            if elapsed >= timeout:
+                return pods, elapsed, True
+            time.sleep(min(poll_seconds, timeout - elapsed))
+    finally:
+        progress.done()
+
+
+def node_reports(node: Kube, configs: dict[str, str] | None) -> list[NodeReport]:
+    """What the node advertises against what its config key says it should."""
+    labels = node.metadata.labels or {}
+    instance_type = labels.get(INSTANCE_TYPE_LABEL, "unknown")
+    known = catalog.G4DN.get(instance_type)
+    key = labels.get(conventions.PLUGIN_CONFIG_NODE_LABEL, conventions.DEFAULT_PLUGIN_CONFIG_KEY)
+    base = NodeReport(node.metadata.name, instance_type, known.gpus if known else None, key)
+    try:
+        units = _units(key, configs)
+    except ConfigError as err:
+        base.problem = str(err)
+        return [base]
+    if known is None:
+        base.problem = (
+            f"instance type {instance_type!r} is not in the catalog "
+            f"({', '.join(catalog.G4DN)}), so its GPU count is unknown"
+        )
+        return [base]
+    reports = []
+    for resource, per_gpu in units.items():
+        reports.append(
+            replace(
+                base,
+                resource=resource,
+                units_per_gpu=per_gpu,
+                expected=per_gpu * known.gpus,
+                capacity=_quantity((node.status.capacity or {}).get(resource)),
+                allocatable=_quantity((node.status.allocatable or {}).get(resource)),
+            )
+        )
+    return reports
+
+
+def _units(key: str, configs: dict[str, str] | None) -> dict[str, int]:
+    if configs is None:
+        raise ConfigError(f"ConfigMap {CONFIGMAP} is missing, so the device plugin shares nothing")
+    if key not in configs:
+        raise ConfigError(
+            f"config key {key!r} (node label {conventions.PLUGIN_CONFIG_NODE_LABEL}) is not in "
+            f"ConfigMap {CONFIGMAP}, which has: {', '.join(sorted(configs)) or 'no keys'}"
+        )
+    try:
+        parsed = yaml.safe_load(configs[key])
+    except yaml.YAMLError as err:
+        raise ConfigError(f"ConfigMap {CONFIGMAP} key {key!r} is not YAML: {err}") from None
+    try:
+        return advertised_units(parsed)
+    except ConfigError as err:
+        raise ConfigError(f"ConfigMap {CONFIGMAP} key {key!r}: {err}") from None
+
+
+def _quantity(value: str | None) -> int | None:
+    """Extended resources are whole numbers; anything else is shown as missing."""
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def pod_report(api: Api, pod: Kube) -> PodReport:
+    report = PodReport(
+        pod.metadata.name, pod.spec.node_name, pod.status.phase or "Unknown", _is_ready(pod)
+    )
+    if not report.ready:
+        report.why, report.missing = _why_not_ready(api, pod)
+    if report.phase == "Running":
+        _read_sample(api, pod, report)
+    return report
+
+
+def _why_not_ready(api: Api, pod: Kube) -> tuple[str, list[str]]:
+    """The newest Warning event that still applies, else the pod's own status."""
+    state = pod.status.phase or "Unknown"
+    if state == "Running":
+        state = "Running, not Ready"
+    scheduled = pod.spec.node_name is not None
+    for event in api.events(pod):
+        if event.type == "Warning" and not (scheduled and event.reason == "FailedScheduling"):
+            return _explained(state, f'event {event.reason}: "{_one_line(event.message)}"')
+    for status in pod.status.container_statuses or []:
+        waiting = status.state.waiting if status.state else None
+        if waiting is not None:
+            return _explained(
+                state,
+                f"container {status.name} waiting: {waiting.reason}"
+                + (f": {_one_line(waiting.message)}" if waiting.message else ""),
+            )
+    for condition in pod.status.conditions or []:
+        if condition.status != "True" and (condition.reason or condition.message):
+            return _explained(
+                state, f"{condition.type} {condition.reason}: {_one_line(condition.message)}"
+            )
+    return _explained(state, pod.status.message or pod.status.reason or "no event or reason yet")
+
+
+def _explained(state: str, evidence: str) -> tuple[str, list[str]]:
+    missing = sorted(set(re.findall(r"Insufficient ([\w./-]*\w)", evidence)))
+    why = f"{state}: {evidence}"
+    if missing:
+        why += f"; missing resource: {', '.join(missing)}"
+    return why, missing
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _read_sample(api: Api, pod: Kube, report: PodReport) -> None:
+    """Fill in the probe's latest report (components/gpu_probe.py)."""
+    try:
+        text = api.log_tail(pod)
+    except _Refused as err:
+        report.error = f"log unreadable: {err}"
+        return
+    sample = latest_sample(text)
+    if sample is None:
+        report.error = f"no JSON report in the last {LOG_TAIL_LINES} log lines"
+        return
+    report.gpu_uuids = [gpu["uuid"] for gpu in sample.get("gpus") or [] if "uuid" in gpu]
+    report.mode = sample.get("mode")
+    tflops = sample.get("tflops")
+    report.tflops = float(tflops) if isinstance(tflops, (int, float)) else None
+    report.reported_at = sample.get("ts")
+    report.error = sample.get("error")
+
+
+def latest_sample(log: str) -> dict[str, Any] | None:
+    for line in reversed(log.splitlines()):
+        try:
+            sample = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(sample, dict) and "gpus" in sample:
+            return sample
+    return None
+
+
+def gpu_reports(pods: list[PodReport]) -> list[GpuReport]:
+    """Group measure-mode pods by the one GPU they see; sets each pod's share of it."""
+    by_gpu: dict[str, list[PodReport]] = defaultdict(list)
+    for pod in pods:
+        if pod.mode == "measure" and pod.tflops is not None and len(pod.gpu_uuids) == 1:
+            by_gpu[pod.gpu_uuids[0]].append(pod)
+    reports = []
+    for uuid, group in sorted(by_gpu.items()):
+        total = sum(pod.tflops or 0.0 for pod in group)
+        rates = [pod.tflops or 0.0 for pod in group]
+        for pod in group:
+            pod.share = (pod.tflops or 0.0) / total if total > 0 else None
+        fairness = min(rates) / max(rates) if max(rates) > 0 else 0.0
+        reports.append(GpuReport(uuid, group[0].node, [p.name for p in group], total, fairness))
+    return reports
+
+
+def check_capacity(nodes: list[NodeReport]) -> Check:
+    name = "node-capacity"
+    if not nodes:
+        return Check(
+            name,
+            "fail",
+            f"no GPU nodes: no node has label {GPU_NODE_SELECTOR} (node group not up yet, or "
+            "scaled to 0?)",
+        )
+    notes = []
+    for n in nodes:
+        if n.problem is not None:
+            notes.append(f"{n.name}: {n.problem}")
+            continue
+        notes.append(
+            f"{n.name}: {n.resource} capacity {_shown(n.capacity)}, allocatable "
+            f"{_shown(n.allocatable)}; expected {n.units_per_gpu} per GPU (config {n.config_key!r})"
+            f" x {n.gpus} GPU ({n.instance_type}) = {n.expected}"
+        )
+    bad = sorted({n.name for n in nodes if not n.ok})
+    total = len({n.name for n in nodes})
+    if bad:
+        return Check(
+            name,
+            "fail",
+            f"{len(bad)} of {total} GPU nodes advertise other than their "
+            f"config says: {', '.join(bad)}",
+            notes,
+        )
+    return Check(name, "pass", f"{total} GPU node(s) advertise units per GPU x GPUs", notes)
+
+
+def _shown(value: int | None) -> str:
+    return "none" if value is None else str(value)
+
+
+def check_ready(
+    pods: list[PodReport],
+    expected: int,
+    gpu_nodes: set[str],
+    namespace: str,
+    waited: float,
+    timed_out: bool,
+) -> Check:
+    name = "pods-ready"
+    if not pods:
+        detail = f"no pods labelled {POD_SELECTOR} in namespace {namespace}"
+    else:
+        good = [p for p in pods if p.ready and p.node in gpu_nodes]
+        detail = f"{len(good)}/{expected} pods Running and Ready on GPU nodes"
+        if len(pods) != expected:
+            detail += f" ({len(pods)} found)"
+    if timed_out:
+        detail += f"; gave up waiting after {waited:.0f}s (--timeout)"
+    notes = []
+    for pod in pods:
+        if pod.why is not None:
+            notes.append(f"{pod.name}: {pod.why}")
+        elif pod.node not in gpu_nodes:
+            notes.append(f"{pod.name}: on node {pod.node}, which lacks label {GPU_NODE_SELECTOR}")
+    passed = bool(pods) and not notes and len(pods) >= expected
+    return Check(name, "pass" if passed else "fail", detail, notes)
+
+
+def check_shared_gpu(pods: list[PodReport], nodes: list[NodeReport]) -> Check:
+    name = "shared-gpu"
+    running = [p for p in pods if p.phase == "Running"]
+    if not running:
+        return Check(name, "fail", "no pod is running, so none has reported its GPU")
+    gpus_of = {n.name: n.gpus for n in nodes}
+    problems = []
+    by_node: dict[str, list[PodReport]] = defaultdict(list)
+    for pod in running:
+        if not pod.gpu_uuids:
+            problems.append(f"{pod.name}: reports no GPU: {pod.error or 'empty GPU list'}")
+        elif len(pod.gpu_uuids) > 1:
+            problems.append(
+                f"{pod.name}: sees {len(pod.gpu_uuids)} GPUs ({', '.join(pod.gpu_uuids)}) for "
+                "its 1 unit"
+            )
+        else:
+            by_node[pod.node or "-"].append(pod)
+    notes = []
+    for node, group in sorted(by_node.items()):
+        uuids = sorted({pod.gpu_uuids[0] for pod in group})
+        line = f"{node}: {len(group)} pod(s) see {', '.join(uuids)}"
+        if node not in gpus_of:
+            problems.append(f"{line}, but it is not a GPU node")
+            continue
+        gpus = gpus_of[node]
+        if gpus is None:
+            problems.append(f"{line}, but the node's GPU count is unknown")
+        elif len(uuids) > gpus:
+            problems.append(f"{line}: {len(uuids)} different GPUs on a node with {gpus}")
+        else:
+            notes.append(line if len(group) > 1 else f"{line}; only 1 pod, so nothing is shared")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return Check(name, "fail", problems[0] + more, problems + notes)
+    distinct = len({p.gpu_uuids[0] for group in by_node.values() for p in group})
+    return Check(
+        name,
+        "pass",
+        f"{len(running)} pod(s) on {len(by_node)} node(s) see {distinct} physical GPU(s)",
+        notes,
+    )
+
+
+def check_fair_shares(pods: list[PodReport], gpus: list[GpuReport], min_fairness: float) -> Check:
+    name = "fair-shares"
+    measured = [p for p in pods if p.mode == "measure"]
+    if not measured:
+        return Check(name, "skip", "no pod runs in measure mode (verificationMode: measure)")
+    problems = [
+        f"{p.name}: no TFLOP/s in its latest report: {p.error or 'none given'}"
+        for p in measured
+        if p.tflops is None or len(p.gpu_uuids) != 1
+    ]
+    notes = []
+    for gpu in gpus:
+        line = (
+            f"{gpu.uuid}: {len(gpu.pods)} pod(s), {gpu.tflops:.2f} TFLOP/s in all, fairness "
+            f"{gpu.fairness:.2f} (slowest/fastest)"
+        )
+        if gpu.fairness < min_fairness:
+            problems.append(f"{line} < {min_fairness}")
+        else:
+            notes.append(line)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return Check(name, "fail", problems[0] + more, problems + notes)
+    worst = min(gpu.fairness for gpu in gpus)
+    return Check(name, "pass", f"{len(gpus)} GPU(s) split evenly: fairness >= {worst:.2f}", notes)
+
+
+def verify(
+    api: Api,
+    *,
+    namespace: str,
+    timeout: float,
+    expect_pods: int | None,
+    min_fairness: float,
+    progress: TextIO,
+    poll_seconds: float = POLL_SECONDS,
+) -> Report:
+    """Wait for the probe pods, then read the cluster once and run every check."""
+    pods, waited, timed_out = wait_for_pods(
+        api, namespace, expect_pods, timeout, poll_seconds, Progress(progress)
+    )
+    gpu_nodes = api.gpu_nodes()
+    configs = api.plugin_configs()
+    nodes = [report for node in gpu_nodes for report in node_reports(node, configs)]
+    pod_reports = [pod_report(api, pod) for pod in pods]
+    gpus = gpu_reports(pod_reports)
+    expected = expect_pods or max(1, len(pods))
+    checks = [
+        check_capacity(nodes),
+        check_ready(
+            pod_reports,
+            expected,
+            {n.metadata.name for n in gpu_nodes},
+            namespace,
+            waited,
+            timed_out,
+        ),
+        check_shared_gpu(pod_reports, nodes),
+        check_fair_shares(pod_reports, gpus, min_fairness),
+    ]
+    return Report(
+        namespace, expected, round(waited, 1), timed_out, nodes, pod_reports, gpus, checks
+    )
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None or value == [] else str(value)
+
+
+_NODE_COLUMNS: dict[str, Callable[[NodeReport], object]] = {
+    "NODE": lambda n: n.name,
+    "INSTANCE": lambda n: n.instance_type,
+    "GPUS": lambda n: n.gpus,
+    "CONFIG": lambda n: n.config_key,
+    "RESOURCE": lambda n: n.resource,
+    "PER GPU": lambda n: n.units_per_gpu,
+    "CAPACITY": lambda n: n.capacity,
+    "ALLOCATABLE": lambda n: n.allocatable,
+}
+_POD_COLUMNS: dict[str, Callable[[PodReport], object]] = {
+    "POD": lambda p: p.name,
+    "NODE": lambda p: p.node,
+    "STATE": lambda p: "Ready" if p.ready else p.phase,
+    "GPU": lambda p: ", ".join(p.gpu_uuids) or None,
+    "TFLOP/S": lambda p: None if p.tflops is None else f"{p.tflops:.2f}",
+    "SHARE": lambda p: None if p.share is None else f"{p.share:.1%}",
+}
+_GPU_COLUMNS: dict[str, Callable[[GpuReport], object]] = {
+    "GPU": lambda g: g.uuid,
+    "NODE": lambda g: g.node,
+    "PODS": lambda g: len(g.pods),
+    "TFLOP/S": lambda g: f"{g.tflops:.2f}",
+    "FAIRNESS": lambda g: f"{g.fairness:.2f}",
+}
+
+
+def _table(title: str, columns: dict[str, Callable[[T], object]], items: list[T]) -> list[str]:
+    rows = [list(columns), *([_cell(get(item)) for get in columns.values()] for item in items)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return ["", title, *(line.rstrip() for line in lines)]
+
+
+def render(report: Report) -> str:
+    """The report as tables for a terminal."""
+    ready = sum(p.ready for p in report.pods)
+    lines = [
+        f"GPU sharing verification: namespace {report.namespace}, "
+        f"{len({n.name for n in report.nodes})} GPU node(s), {ready}/{report.expected_pods} "
+        f"pods ready (waited {report.waited_seconds:.0f}s)",
+        *_table("GPU nodes", _NODE_COLUMNS, report.nodes),
+        *_table("Pods", _POD_COLUMNS, report.pods),
+    ]
+    if report.gpus:
+        lines += _table("GPUs (measure mode)", _GPU_COLUMNS, report.gpus)
+    lines += ["", "Checks"]
+    width = max(len(check.name) for check in report.checks)
+    for check in report.checks:
+        lines.append(f"{check.status.upper():4}  {check.name.ljust(width)}  {check.detail}")
+        lines += [f"{'':6}{'':{width}}  - {note}" for note in check.notes]
+    failed = [check.name for check in report.checks if check.status == "fail"]
+    lines.append("")
+    if failed:
+        lines.append(
+            f"FAIL: {len(failed)} of {len(report.checks)} checks failed ({', '.join(failed)})"
+        )
+    else:
+        passed = sum(check.status == "pass" for check in report.checks)
+        lines.append(
+            f"PASS: {passed} checks passed"
+            + (f", {len(report.checks) - passed} skipped" if passed < len(report.checks) else "")
+        )
+    return "\n".join(lines)
+
+
+def connect(kubeconfig: str | None, stack: str | None) -> Api:
+    """The cluster's API from a kubeconfig file, or from a Pulumi stack's output."""
+    try:
+        from kubernetes import client, config
+    except ImportError:
+        raise VerifyError(
+            "verify needs the kubernetes package: pip install 'eks-gpu-sharing[verify]'"
+        ) from None
+    # Read now, not when the client was imported; may be a list of files, as for kubectl.
+    files = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    try:
+        if stack is not None:
+            api_client = config.new_client_from_config_dict(_stack_kubeconfig(stack))
+        else:
+            api_client = config.new_client_from_config(config_file=files)
+    except (config.ConfigException, yaml.YAMLError, OSError) as err:
+        source = f"stack {stack}'s output kubeconfig" if stack is not None else files
+        raise VerifyError(
+            f"cannot use the kubeconfig from {source}: {_one_line(str(err))}"
+        ) from None
+    return Api(client.CoreV1Api(api_client))
+
+
+def _stack_kubeconfig(stack: str) -> dict[str, Any]:
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise VerifyError(
+            "--stack needs the pulumi CLI on PATH (https://www.pulumi.com/docs/iac/download-"
+            "install/); or pass --kubeconfig FILE"
+        )
+    command = [pulumi, "stack", "output", "kubeconfig", "--show-secrets", "--stack", stack]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        raise VerifyError(f"{' '.join(command[1:])} failed ({done.returncode}): {said}")
+    try:
+        kubeconfig = yaml.safe_load(done.stdout)
+    except yaml.YAMLError:
+        kubeconfig = None
+    if not isinstance(kubeconfig, dict):
+        raise VerifyError(f"stack {stack}'s output kubeconfig is not a kubeconfig")
+    return kubeconfig
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a ratio in (0, 1]")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m components verify",
+        description="Check on a live cluster that pods share its GPUs as configured. Exit 0: "
+        "every check passes; 1: a check fails; 2: usage or connection error.",
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)",
+    )
+    source.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="take the kubeconfig from this Pulumi stack's output "
+        "(runs `pulumi stack output kubeconfig --show-secrets`)",
+    )
+    p.add_argument(
+        "--namespace",
+        default=conventions.VERIFICATION_NAMESPACE,
+        help="namespace of the verification pods (default: %(default)s)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_non_negative,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the pods to be Ready (default: %(default).0f)",
+    )
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the report as JSON to FILE; '-' writes it to stdout and the table "
+        "to stderr",
+    )
+    p.add_argument(
+        "--expect-pods",
+        type=_positive,
+        metavar="N",
+        help="pods that must be Ready (default: as many as are found, at least 1)",
+    )
+    p.add_argument(
+        "--min-fairness",
+        type=_fraction,
+        default=MIN_FAIRNESS,
+        metavar="RATIO",
+        help="in measure mode, the lowest slowest/fastest TFLOP/s ratio of pods on one GPU "
+        "(default: %(default)s)",
+    )
+    return p
+
+
+def main(argv: list[str], *, poll_seconds: float = POLL_SECONDS) -> int:
+    args = parser().parse_args(argv)
+    try:
+        report = verify(
+            connect(args.kubeconfig, args.stack),
+            namespace=args.namespace,
+            timeout=args.timeout,
+            expect_pods=args.expect_pods,
+            min_fairness=args.min_fairness,
+            progress=sys.stderr,
+            poll_seconds=poll_seconds,
+        )
+    except VerifyError as err:
+        print(f"verify: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("verify: interrupted", file=sys.stderr)
+        return 130
+    document = json.dumps(report.to_json(), indent=2) + "\n"
+    if args.json == "-":
+        print(render(report), file=sys.stderr)
+        sys.stdout.write(document)
+    else:
+        print(render(report))
+        if args.json:
+            try:
+                with open(args.json, "w", encoding="utf-8") as out:
+                    out.write(document)
+            except OSError as err:
+                print(f"verify: cannot write {args.json}: {err}", file=sys.stderr)
+                return 2
+    return 0 if report.ok else 1
