@@ -1,0 +1,1 @@
+"""CrossGuard policy pack for eks-gpu-sharing stacks (see policy/__main__.py)."""

@@ -1,0 +1,310 @@
+"""``pulumi destroy`` removes everything in a safe order; config changes update, not replace.
+
+Pulumi deletes a resource only after everything that depends on it: its dependents
+(``dependencies``), its children (``parent``) and whatever it is the provider of. The
+plan records those edges exactly as the engine receives them, so the destroy order and
+the update diff are read from it without touching AWS.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from components import conventions
+from components.plan import Plan
+from tests.conftest import run_stack
+
+EKS = "eks:index:Cluster"
+KMS_KEY = "aws:kms/key:Key"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+#: Resources a GPU-sharing config change must leave alone: replacing any of them means
+#: new nodes, a new control plane or lost encrypted secrets.
+INFRASTRUCTURE = (
+    EKS,
+    KMS_KEY,
+    NODE_GROUP,
+    LAUNCH_TEMPLATE,
+    "aws:iam/role:Role",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    K8S_PROVIDER,
+)
+#: NodeGroup inputs the AWS provider marks ForceNew (terraform-provider-aws,
+#: internal/service/eks/node_group.go): changing any replaces the group, i.e. new nodes.
+#: Scaling, labels, taints, update config, tags and the launch template version update
+#: in place.
+NODE_GROUP_FORCE_NEW = (
+    "amiType",
+    "capacityType",
+    "clusterName",
+    "diskSize",
+    "instanceTypes",
+    "launchTemplate.id",
+    "launchTemplate.name",
+    "nodeGroupName",
+    "nodeGroupNamePrefix",
+    "nodeRoleArn",
+    "remoteAccess",
+    "subnetIds",
+)
+
+
+def depends_on(resource: dict[str, Any]) -> set[str]:
+    """URNs this resource needs to exist until it is gone: dependencies, parent, provider."""
+    edges = set(resource["dependencies"])
+    if resource["parent"]:
+        edges.add(resource["parent"])
+    if resource["provider"]:
+        edges.add(resource["provider"].rsplit("::", 1)[0])  # a reference is "<urn>::<id>"
+    return edges
+
+
+def transitive(plan: Plan) -> dict[str, set[str]]:
+    """Every URN each resource depends on, directly or not."""
+    direct = {r["urn"]: depends_on(r) for r in plan.resources}
+    closure: dict[str, set[str]] = {}
+
+    def visit(urn: str) -> set[str]:
+        if urn not in closure:
+            closure[urn] = set()
+            for dependency in direct.get(urn, ()):
+                closure[urn] |= {dependency} | visit(dependency)
+        return closure[urn]
+
+    for urn in direct:
+        visit(urn)
+    return closure
+
+
+def destroy_waves(plan: Plan) -> list[list[str]]:
+    """Reverse topological order in waves: each wave can go once the earlier ones are gone."""
+    remaining = {
+        r["urn"]: depends_on(r) & {x["urn"] for x in plan.resources} for r in plan.resources
+    }
+    waves = []
+    while remaining:
+        needed = set().union(*remaining.values())
+        wave = [urn for urn in remaining if urn not in needed]
+        assert wave, f"dependency cycle among {sorted(remaining)}"
+        waves.append(wave)
+        for urn in wave:
+            del remaining[urn]
+    return waves
+
+
+@pytest.fixture(scope="module")
+def closure(demo_plan):
+    return transitive(demo_plan)
+
+
+@pytest.fixture(scope="module")
+def wave_of(demo_plan):
+    return {urn: i for i, wave in enumerate(destroy_waves(demo_plan)) for urn in wave}
+
+
+def urn_of(plan: Plan, typ: str) -> str:
+    return plan.one(typ)["urn"]
+
+
+def plugin_configmap(plan: Plan) -> str:
+    (urn,) = [
+        r["urn"]
+        for r in plan.by_type(CONFIGMAP)
+        if r["inputs"]["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME
+    ]
+    return urn
+
+
+def test_every_kubernetes_object_goes_before_the_cluster(demo_plan, closure, wave_of):
+    """Through the explicit provider, built from the cluster's kubeconfig."""
+    eks, provider = urn_of(demo_plan, EKS), urn_of(demo_plan, K8S_PROVIDER)
+    objects = [r["urn"] for r in demo_plan.resources if r["type"].startswith("kubernetes:")]
+    assert objects
+    for urn in objects:
+        assert {provider, eks} <= closure[urn], urn
+        assert wave_of[urn] < wave_of[provider] < wave_of[eks]
+
+
+def test_workload_goes_before_the_plugin_before_the_nodes(demo_plan, closure, wave_of):
+    """Pods are deleted while their nodes still run, and the nodes before the cluster."""
+    chain = [urn_of(demo_plan, t) for t in (DEPLOYMENT, DAEMONSET, NODE_GROUP, EKS, KMS_KEY)]
+    for later, earlier in zip(chain, chain[1:], strict=False):
+        assert earlier in closure[later], f"{later} does not depend on {earlier}"
+        assert wave_of[later] < wave_of[earlier]
+
+
+def test_namespaces_go_after_everything_in_them(demo_plan, wave_of):
+    namespaces = {r["inputs"]["metadata"]["name"]: r["urn"] for r in demo_plan.by_type(NAMESPACE)}
+    for resource in demo_plan.resources:
+        namespace = resource["inputs"].get("metadata", {}).get("namespace")
+        if resource["type"].startswith("kubernetes:") and namespace:
+            assert wave_of[resource["urn"]] < wave_of[namespaces[namespace]], resource["urn"]
+
+
+#: The demo's destroy order: each wave's resources go in parallel once the earlier waves are
+#: gone (components last, after their children). Pods go while nodes still run; the nodes
+#: go before the cluster; the KMS key outlives the cluster, whose secrets need it.
+DEMO_DESTROY_WAVES = [
+    {"Deployment gpu-sharing-verification-pods"},
+    {"ConfigMap gpu-sharing-verification-program"},
+    {"Namespace gpu-sharing-verification-ns"},
+    {"VerificationWorkload gpu-sharing-verification"},
+    {"DaemonSet gpu-sharing-device-plugin-ds"},
+    {
+        "ClusterRole gpu-sharing-device-plugin-role",
+        "ClusterRoleBinding gpu-sharing-device-plugin-binding",
+        "ConfigMap gpu-sharing-device-plugin-sharing-configmap",
+        "ServiceAccount gpu-sharing-device-plugin-sa",
+    },
+    {"Namespace gpu-sharing-device-plugin-ns", "SharingConfig gpu-sharing-device-plugin-sharing"},
+    {"NvidiaDevicePlugin gpu-sharing-device-plugin", "kubernetes gpu-sharing-cluster-k8s"},
+    {"NodeGroup gpu-sharing-gpu-ng"},
+    {
+        "Cluster gpu-sharing-cluster-eks",
+        "LaunchTemplate gpu-sharing-gpu-lt",
+        "RolePolicyAttachment gpu-sharing-gpu-AmazonEC2ContainerRegistryReadOnly",
+        "RolePolicyAttachment gpu-sharing-gpu-AmazonEKSWorkerNodePolicy",
+        "RolePolicyAttachment gpu-sharing-gpu-AmazonEKS_CNI_Policy",
+    },
+    {"Key gpu-sharing-cluster-secrets", "Role gpu-sharing-gpu-role"},
+    {"GpuCluster gpu-sharing-cluster", "GpuNodeGroup gpu-sharing-gpu"},
+    {"GpuSharing gpu-sharing"},
+]
+
+
+def test_full_destroy_order(demo_plan):
+    by_urn = {r["urn"]: r for r in demo_plan.resources}
+    waves = [
+        {f"{by_urn[urn]['type'].rsplit(':', 1)[-1]} {by_urn[urn]['name']}" for urn in wave}
+        for wave in destroy_waves(demo_plan)
+    ]
+    assert waves == DEMO_DESTROY_WAVES
+
+
+def test_reverse_registration_order_respects_every_edge(demo_plan):
+    """A serial ``pulumi destroy`` goes in reverse checkpoint (registration) order; that is
+    safe only because nothing was registered before what it needs."""
+    position = {r["urn"]: i for i, r in enumerate(reversed(demo_plan.resources))}
+    for resource in demo_plan.resources:
+        for dependency in depends_on(resource) & set(position):
+            assert position[resource["urn"]] < position[dependency], (resource["urn"], dependency)
+
+
+def test_nothing_creates_aws_resources_outside_the_state(demo_plan):
+    """No load balancer, volume or ENI that Kubernetes would make and destroy could orphan."""
+    for resource in demo_plan.resources:
+        inputs = resource["inputs"]
+        assert resource["type"] != "kubernetes:core/v1:PersistentVolumeClaim"
+        assert resource["type"] != "kubernetes:networking.k8s.io/v1:Ingress"
+        if resource["type"] == "kubernetes:core/v1:Service":
+            assert inputs.get("spec", {}).get("type") != "LoadBalancer"
+
+
+# --- Updates ----------------------------------------------------------------------------
+
+
+def differences(before: Any, after: Any, path: str = "") -> list[str]:
+    """Dotted paths where two input trees differ."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            change
+            for key in sorted(set(before) | set(after))
+            for change in differences(
+                before.get(key), after.get(key), f"{path}.{key}" if path else key
+            )
+        ]
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [
+            change
+            for i, (b, a) in enumerate(zip(before, after, strict=True))
+            for change in differences(b, a, f"{path}[{i}]")
+        ]
+    return [] if before == after else [path]
+
+
+def diff(before: Plan, after: Plan) -> dict[str, list[str]]:
+    """URN -> changed input paths, for the resources whose inputs changed."""
+    old = {r["urn"]: r for r in before.resources}
+    new = {r["urn"]: r for r in after.resources}
+    assert old.keys() == new.keys(), "a config change must not create or delete resources"
+    changes = {urn: differences(old[urn]["inputs"], new[urn]["inputs"]) for urn in old}
+    return {urn: paths for urn, paths in changes.items() if paths}
+
+
+def types_of(plan: Plan, urns: Iterable[str]) -> set[str]:
+    by_urn = {r["urn"]: r["type"] for r in plan.resources}
+    return {by_urn[urn] for urn in urns}
+
+
+#: (before, after) config of each update; the pod count stays 3 so that both fit.
+UPDATES = {
+    "replicas": ("timeSlicingReplicas=5", "timeSlicingReplicas=3"),
+    "version": ("devicePluginVersion=v0.20.0", "devicePluginVersion=v0.19.3"),
+}
+
+
+@functools.cache
+def updated(kind: str) -> tuple[Plan, Plan, dict[str, list[str]]]:
+    first, second = UPDATES[kind]
+    before = run_stack("dev", ["verificationPods=3", first])
+    after = run_stack("dev", ["verificationPods=3", second])
+    return before, after, diff(before, after)
+
+
+@pytest.fixture(params=sorted(UPDATES))
+def update(request) -> tuple[Plan, Plan, dict[str, list[str]]]:
+    return updated(request.param)
+
+
+def test_a_sharing_change_touches_only_the_configmap_and_the_plugin(update):
+    before, _, changes = update
+    assert urn_of(before, DAEMONSET) in changes
+    assert set(changes) <= {plugin_configmap(before), urn_of(before, DAEMONSET)}
+
+
+def test_the_plugin_daemonset_rolls_in_place(update):
+    """Only its labels and pod template change; the selector, which is immutable, does not."""
+    before, _, changes = update
+    (daemonset,) = [urn for urn in changes if urn == urn_of(before, DAEMONSET)]
+    for path in changes[daemonset]:
+        assert path.startswith(("spec.template.", "metadata.labels.")), path
+
+
+def test_the_replica_change_rewrites_the_config_and_rolls_the_plugin_with_its_hash():
+    before, _, changes = updated("replicas")
+    assert changes[plugin_configmap(before)] == ["data.default"]
+    assert changes[urn_of(before, DAEMONSET)] == [
+        "spec.template.metadata.annotations.eks-gpu-sharing/config-hash"
+    ]
+
+
+def test_infrastructure_is_left_alone(update):
+    before, _, changes = update
+    assert not types_of(before, changes) & set(INFRASTRUCTURE)
+
+
+def test_no_node_group_input_that_forces_replacement_changes(update):
+    before, after, _ = update
+    old, new = before.one(NODE_GROUP)["inputs"], after.one(NODE_GROUP)["inputs"]
+    changed = differences(old, new)
+    for field in NODE_GROUP_FORCE_NEW:
+        assert not any(p == field or p.startswith(f"{field}.") or p.startswith(f"{field}[")
+                       for p in changed), field  # fmt: skip
+
+
+def test_a_new_instance_type_does_replace_the_node_group(demo_plan):
+    """The contrast: this is a ForceNew input, so the change means new nodes."""
+    bigger = run_stack("dev", ["gpuInstanceType=g4dn.2xlarge"])
+    changed = diff(demo_plan, bigger)[urn_of(demo_plan, NODE_GROUP)]
+    assert [p for p in changed if p.split("[")[0].split(".")[0] in NODE_GROUP_FORCE_NEW] == [
+        "instanceTypes[0]"
+    ]

@@ -1,0 +1,435 @@
+"""The policy pack: the demo stack passes every mandatory rule; breaking one input breaks one rule.
+
+The checks run on the inputs the offline plan recorded, as the engine would hand them to
+CrossGuard. Each non-compliant case is a deep copy of one real resource's inputs with
+exactly one thing changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from components import catalog, conventions
+from components.plan import Plan
+from policy.eks_gpu_sharing_policies import (
+    EKS_CLUSTER,
+    EKS_COMPONENT,
+    LAUNCH_TEMPLATE,
+    NAMESPACE,
+    NODE_GROUP,
+    PVC,
+    ROLE,
+    ROLE_POLICY_ATTACHMENT,
+    RULES,
+    SERVICE,
+    STACK_RULES,
+    STATEFUL_SET,
+    StackResource,
+    is_nvidia_gpu_instance,
+)
+from tests.conftest import ROOT, run_stack
+
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CRONJOB = "kubernetes:batch/v1:CronJob"
+RULE = {rule.name: rule for rule in RULES}
+DELETE = object()
+
+
+def eks_child_inputs(component: dict[str, Any]) -> dict[str, Any]:
+    """The ``aws:eks/cluster:Cluster`` inputs pulumi-eks builds from its component's inputs.
+
+    Mirrors ``createCluster`` in pulumi-eks (nodejs/eks/cluster/cluster.ts); under our mocks
+    the component is not expanded, on a real engine this child is what the policies see.
+    """
+    return {
+        "name": component["name"],
+        "version": component["version"],
+        "vpcConfig": {
+            "subnetIds": component["subnetIds"],
+            "endpointPrivateAccess": component["endpointPrivateAccess"],
+            "endpointPublicAccess": component["endpointPublicAccess"],
+            "publicAccessCidrs": component["publicAccessCidrs"],
+        },
+        "enabledClusterLogTypes": component["enabledClusterLogTypes"],
+        "encryptionConfig": {
+            "provider": {"keyArn": component["encryptionConfigKeyArn"]},
+            "resources": ["secrets"],
+        },
+        "accessConfig": {
+            "authenticationMode": component["authenticationMode"],
+            "bootstrapClusterCreatorAdminPermissions": True,
+        },
+    }
+
+
+def resources(plan: Plan) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(type, inputs) of every resource, plus the EKS cluster pulumi-eks would create."""
+    for resource in plan.resources:
+        yield resource["type"], resource["inputs"]
+    yield EKS_CLUSTER, eks_child_inputs(plan.one(EKS_COMPONENT)["inputs"])
+
+
+def inputs_of(plan: Plan, typ: str, name: str | None = None) -> dict[str, Any]:
+    """A deep copy of one resource's inputs; ``name`` picks a Kubernetes object by name."""
+    found = [
+        inputs
+        for t, inputs in resources(plan)
+        if t == typ and (name is None or inputs["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"{len(found)} {typ} named {name}"
+    return copy.deepcopy(found[0])
+
+
+def violated(typ: str, inputs: dict[str, Any]) -> dict[str, list[str]]:
+    """Rule name -> messages, for every rule that applies to ``typ``."""
+    found = {rule.name: rule.check(typ, inputs) for rule in RULES if typ in rule.types}
+    return {name: messages for name, messages in found.items() if messages}
+
+
+def changed(inputs: dict[str, Any], path: Sequence[str | int], value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(inputs)
+    *parents, last = path
+    target: Any = out
+    for key in parents:
+        target = target[key]
+    if value is DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return out
+
+
+def stack_resources(plan: Plan) -> list[StackResource]:
+    return [
+        StackResource(r["urn"], r["type"], r["inputs"], tuple(r["dependencies"]))
+        for r in plan.resources
+    ]
+
+
+# --- The stacks we ship are compliant ------------------------------------------------------
+
+
+def mandatory_violations(plan: Plan) -> list[str]:
+    return [
+        f"{typ} {rule}: {message}"
+        for typ, inputs in resources(plan)
+        for rule, messages in violated(typ, inputs).items()
+        for message in messages
+        if RULE[rule].mandatory
+    ]
+
+
+def test_demo_stack_breaks_no_mandatory_rule(demo_plan):
+    assert mandatory_violations(demo_plan) == []
+    assert [v for rule in STACK_RULES for v in rule.check(stack_resources(demo_plan))] == []
+
+
+def test_multi_group_stack_with_mps_breaks_no_mandatory_rule():
+    """The MPS control daemon's privileged containers sit in the device plugin's namespace."""
+    plan = run_stack("multi")
+    assert len(plan.by_type(DAEMONSET)) == 2  # the plugin and the MPS control daemon
+    assert mandatory_violations(plan) == []
+
+
+def test_demo_stack_advisories_are_the_open_endpoint_and_one_writable_root(demo_plan):
+    advisories = {
+        (typ, rule, message)
+        for typ, inputs in resources(demo_plan)
+        for rule, messages in violated(typ, inputs).items()
+        for message in messages
+    }
+    assert {(typ, rule) for typ, rule, _ in advisories} == {
+        (EKS_COMPONENT, "eks-public-endpoint-restricted"),
+        (EKS_CLUSTER, "eks-public-endpoint-restricted"),
+        # Upstream leaves the plugin container's root filesystem writable.
+        (DAEMONSET, "containers-read-only-root"),
+    }
+    assert any("'nvidia-device-plugin'" in message for _, _, message in advisories)
+
+
+# --- Breaking one input breaks one rule ----------------------------------------------------
+
+PROBE = ("spec", "template", "spec", "containers", 0)
+PLUGIN = ("spec", "template", "spec", "containers", 1)
+
+# fmt: off
+BREAKS = [
+    # (rule, resource type, Kubernetes object name, input path, new value, words of the message)
+    ("eks-authentication-mode-api", EKS_COMPONENT, None, ("authenticationMode",),
+     "API_AND_CONFIG_MAP", "access entries"),
+    ("eks-authentication-mode-api", EKS_CLUSTER, None, ("accessConfig", "authenticationMode"),
+     "CONFIG_MAP", "aws-auth"),
+    ("eks-private-endpoint", EKS_COMPONENT, None, ("endpointPrivateAccess",), False,
+     "endpointPrivateAccess"),
+    ("eks-private-endpoint", EKS_CLUSTER, None, ("vpcConfig", "endpointPrivateAccess"), DELETE,
+     "endpointPrivateAccess"),
+    ("eks-control-plane-logs", EKS_COMPONENT, None, ("enabledClusterLogTypes",),
+     ["api", "authenticator"], "audit"),
+    ("eks-control-plane-logs", EKS_CLUSTER, None, ("enabledClusterLogTypes",), DELETE,
+     "api, audit, authenticator"),
+    ("eks-secrets-encryption", EKS_COMPONENT, None, ("encryptionConfigKeyArn",), DELETE, "KMS"),
+    ("eks-secrets-encryption", EKS_CLUSTER, None, ("encryptionConfig", "resources"), [], "KMS"),
+    ("launch-template-imdsv2", LAUNCH_TEMPLATE, None, ("metadataOptions", "httpTokens"),
+     "optional", "httpTokens"),
+    ("launch-template-imdsv2", LAUNCH_TEMPLATE, None,
+     ("metadataOptions", "httpPutResponseHopLimit"), 2, "node role"),
+    ("launch-template-ebs-encrypted", LAUNCH_TEMPLATE, None,
+     ("blockDeviceMappings", 0, "ebs", "encrypted"), "false", "/dev/xvda"),
+    ("launch-template-no-key-pair", LAUNCH_TEMPLATE, None, ("keyName",), "ops", "SSH key"),
+    ("node-group-no-ssh", NODE_GROUP, None, ("remoteAccess",), {"ec2SshKey": "ops"}, "SSH"),
+    ("node-group-launch-template", NODE_GROUP, None, ("launchTemplate",), DELETE, "hop limit"),
+    ("node-group-gpu-ami", NODE_GROUP, None, ("amiType",), "AL2023_x86_64_STANDARD",
+     "no NVIDIA driver"),
+    ("node-group-gpu-ami", NODE_GROUP, None, ("amiType",), "AL2_x86_64_GPU", "deprecated"),
+    ("containers-least-privilege", DAEMONSET, "nvidia-device-plugin",
+     (*PLUGIN, "securityContext", "allowPrivilegeEscalation"), True, "allowPrivilegeEscalation"),
+    ("containers-least-privilege", DAEMONSET, "nvidia-device-plugin",
+     (*PLUGIN, "securityContext", "capabilities", "drop"), [], "drop to [ALL]"),
+    ("containers-least-privilege", DEPLOYMENT, conventions.VERIFICATION_APP,
+     (*PROBE, "securityContext", "privileged"), True, "only the device plugin's namespace"),
+    ("containers-resource-bounds", DEPLOYMENT, conventions.VERIFICATION_APP,
+     (*PROBE, "resources", "limits", "memory"), DELETE, "resources.limits.memory"),
+    ("containers-resource-bounds", DAEMONSET, "nvidia-device-plugin",
+     ("spec", "template", "spec", "initContainers", 0, "resources", "requests"), {},
+     "resources.requests.cpu, resources.requests.memory"),
+    ("containers-pinned-images", DEPLOYMENT, conventions.VERIFICATION_APP, (*PROBE, "image"),
+     "pytorch/pytorch", "no tag"),
+    ("containers-pinned-images", DAEMONSET, "nvidia-device-plugin", (*PLUGIN, "image"),
+     "nvcr.io/nvidia/k8s-device-plugin:latest", "latest"),
+    ("containers-pinned-images", DEPLOYMENT, conventions.VERIFICATION_APP, (*PROBE, "image"),
+     "registry.local:5000/probe", "no tag"),
+    ("containers-read-only-root", DEPLOYMENT, conventions.VERIFICATION_APP,
+     (*PROBE, "securityContext", "readOnlyRootFilesystem"), False, "readOnlyRootFilesystem"),
+    ("namespace-pod-security", NAMESPACE, conventions.VERIFICATION_NAMESPACE,
+     ("metadata", "labels", "pod-security.kubernetes.io/enforce"), DELETE, "restricted"),
+    ("namespace-privileged-only-for-device-plugin", NAMESPACE,
+     conventions.VERIFICATION_NAMESPACE,
+     ("metadata", "labels", "pod-security.kubernetes.io/enforce"), "privileged", "hostPath"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("rule", "typ", "name", "path", "value", "words"),
+    BREAKS,
+    ids=[f"{b[0]}-{'.'.join(map(str, b[3][-2:]))}-{b[1].rsplit(':', 1)[-1]}" for b in BREAKS],
+)
+def test_breaking_one_input_breaks_exactly_that_rule(
+    demo_plan, rule, typ, name, path, value, words
+):
+    before = inputs_of(demo_plan, typ, name)
+    after = changed(before, path, value)
+    found = violated(typ, after)
+    assert set(found) - set(violated(typ, before)) == {rule}
+    assert any(words in message for message in found[rule]), found[rule]
+
+
+def test_every_rule_has_a_breaking_case():
+    tested = {b[0] for b in BREAKS} | {
+        "eks-public-endpoint-restricted",
+        "no-orphaned-aws-resources",
+    }
+    assert tested == set(RULE)
+
+
+def test_public_endpoint_open_to_everyone_is_advised_against(demo_plan):
+    check = RULE["eks-public-endpoint-restricted"].check
+    component = inputs_of(demo_plan, EKS_COMPONENT)
+    assert "0.0.0.0/0" in check(EKS_COMPONENT, component)[0]
+    narrowed = changed(component, ("publicAccessCidrs",), ["203.0.113.7/32"])
+    assert check(EKS_COMPONENT, narrowed) == []
+    # Without CIDRs EKS opens the public endpoint to everyone.
+    assert check(EKS_COMPONENT, changed(narrowed, ("publicAccessCidrs",), DELETE))
+    private_only = changed(component, ("endpointPublicAccess",), False)
+    assert check(EKS_COMPONENT, private_only) == []
+    child = inputs_of(demo_plan, EKS_CLUSTER)
+    assert check(EKS_CLUSTER, changed(child, ("vpcConfig", "publicAccessCidrs"), ["::/0"]))
+
+
+def test_a_pulumi_eks_component_without_inputs_is_left_to_its_child():
+    """A real engine gets no inputs for pulumi-eks's component; its aws:eks child is checked."""
+    assert violated(EKS_COMPONENT, {}) == {}
+    assert set(violated(EKS_CLUSTER, {})) >= {
+        "eks-authentication-mode-api",
+        "eks-private-endpoint",
+        "eks-control-plane-logs",
+        "eks-secrets-encryption",
+    }
+
+
+def test_every_pod_controller_kind_is_looked_into(demo_plan):
+    template = inputs_of(demo_plan, DEPLOYMENT)["spec"]["template"]
+    cronjob = {
+        "metadata": {"name": "nightly"},
+        "spec": {"jobTemplate": {"spec": {"template": template}}},
+    }
+    assert violated(CRONJOB, cronjob) == {}
+    broken = changed(cronjob, ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0,
+                               "image"), "pytorch/pytorch:latest")  # fmt: skip
+    assert set(violated(CRONJOB, broken)) == {"containers-pinned-images"}
+
+
+def test_load_balancers_and_volumes_that_outlive_destroy_are_advised_against(demo_plan):
+    deployment = inputs_of(demo_plan, DEPLOYMENT)
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": deployment["metadata"],
+        "spec": {
+            "type": "ClusterIP",
+            "selector": deployment["spec"]["selector"]["matchLabels"],
+            "ports": [{"port": 80}],
+        },
+    }
+    assert violated(SERVICE, service) == {}
+    exposed = violated(SERVICE, changed(service, ("spec", "type"), "LoadBalancer"))
+    assert set(exposed) == {"no-orphaned-aws-resources"}
+    assert "block deleting the VPC" in exposed["no-orphaned-aws-resources"][0]
+    claim = {
+        "metadata": deployment["metadata"],
+        "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+    }
+    assert set(violated(PVC, claim)) == {"no-orphaned-aws-resources"}
+    stateful = changed(deployment, ("spec", "volumeClaimTemplates"), [claim])
+    assert set(violated(STATEFUL_SET, stateful)) == {"no-orphaned-aws-resources"}
+
+
+def test_extra_policies_on_a_node_role_are_advised_against(demo_plan):
+    (rule,) = STACK_RULES
+    resources = stack_resources(demo_plan)
+    role = next(r for r in resources if r.type == ROLE)
+    attachment = next(r for r in resources if r.type == ROLE_POLICY_ATTACHMENT)
+    admin = StackResource(
+        attachment.urn.replace(attachment.urn.rsplit("::", 1)[1], "admin"),
+        ROLE_POLICY_ATTACHMENT,
+        {**attachment.props, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+        attachment.dependencies,
+    )
+    assert role.urn in admin.dependencies
+    ((urn, message),) = rule.check([*resources, admin])
+    assert urn == admin.urn and "AdministratorAccess" in message
+    # The same policy on a role EC2 cannot assume (e.g. the EKS service role) is not ours to judge.
+    service_role = StackResource(
+        role.urn.replace(role.urn.rsplit("::", 1)[1], "eks-service"),
+        ROLE,
+        {"assumeRolePolicy": role.props["assumeRolePolicy"].replace("ec2.", "eks.")},
+        (),
+    )
+    elsewhere = StackResource(
+        admin.urn + "-2", ROLE_POLICY_ATTACHMENT, admin.props, (service_role.urn,)
+    )
+    assert rule.check([*resources, admin, service_role, elsewhere]) == [(urn, message)]
+
+
+def test_security_doc_lists_every_rule_with_its_level():
+    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([a-z0-9-]+)` \| (mandatory|advisory) \|", text, re.MULTILINE))
+    levels = {r.name: "mandatory" if r.mandatory else "advisory" for r in (*RULES, *STACK_RULES)}
+    assert rows == levels
+
+
+def test_every_g4dn_type_we_deploy_is_recognised_as_a_gpu_instance():
+    assert all(is_nvidia_gpu_instance(t) for t in catalog.G4DN)
+    assert not is_nvidia_gpu_instance("m6i.large") and not is_nvidia_gpu_instance("g4ad.xlarge")
+
+
+# --- The pack itself ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pulumi_policy():
+    return pytest.importorskip(
+        "pulumi_policy",
+        reason="pulumi-policy is not installed (pip install 'pulumi-policy>=1.21,<2')",
+    )
+
+
+def test_pack_declares_every_rule_with_its_enforcement_level(pulumi_policy):
+    pack = importlib.import_module("policy.__main__")
+    levels = {p.name: p.enforcement_level for p in pack.POLICIES}
+    expected = {
+        r.name: pulumi_policy.EnforcementLevel.MANDATORY
+        if r.mandatory
+        else pulumi_policy.EnforcementLevel.ADVISORY
+        for r in (*RULES, *STACK_RULES)
+    }
+    assert levels == expected
+    assert {type(p).__name__ for p in pack.POLICIES} == {
+        "ResourceValidationPolicy",
+        "StackValidationPolicy",
+    }
+
+
+@pytest.fixture(scope="module")
+def analyzer(pulumi_policy) -> Iterator[Any]:
+    """The pack started as the Pulumi CLI starts it, serving over gRPC on a local port."""
+    import grpc
+    from pulumi.runtime.proto import analyzer_pb2_grpc
+
+    process = subprocess.Popen(
+        # The engine address is only parsed; the pack prints the port it serves on.
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(ROOT / "policy")],
+        cwd=ROOT / "policy",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        port = process.stdout.readline().strip()
+        assert port.isdigit(), process.stderr.read()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        yield analyzer_pb2_grpc.AnalyzerStub(channel)
+        channel.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def analyze(analyzer: Any, typ: str, inputs: dict[str, Any]) -> list[Any]:
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2
+
+    properties = struct_pb2.Struct()
+    properties.update(inputs)
+    urn = f"urn:pulumi:dev::eks-gpu-sharing::{typ}::test"
+    request = analyzer_pb2.AnalyzeRequest(type=typ, properties=properties, urn=urn, name="test")
+    return list(analyzer.Analyze(request).diagnostics)
+
+
+def test_pack_serves_its_policies_to_the_engine(analyzer):
+    from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import analyzer_pb2
+
+    info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+    assert info.name == "eks-gpu-sharing"
+    mandatory = {p.name for p in info.policies if p.enforcementLevel == analyzer_pb2.MANDATORY}
+    assert mandatory == {r.name for r in RULES if r.mandatory}
+
+
+def test_pack_blocks_a_launch_template_without_imdsv2(analyzer, demo_plan):
+    from pulumi.runtime.proto import analyzer_pb2
+
+    template = inputs_of(demo_plan, LAUNCH_TEMPLATE)
+    assert analyze(analyzer, LAUNCH_TEMPLATE, template) == []
+    broken = changed(template, ("metadataOptions", "httpTokens"), "optional")
+    (diagnostic,) = analyze(analyzer, LAUNCH_TEMPLATE, broken)
+    assert diagnostic.policyName == "launch-template-imdsv2"
+    assert diagnostic.enforcementLevel == analyzer_pb2.MANDATORY
+    assert "httpTokens" in diagnostic.message
+
+
+def test_pack_passes_the_demo_kubernetes_objects(analyzer, demo_plan):
+    for resource in demo_plan.resources:
+        if resource["type"].startswith("kubernetes:") or resource["type"] == NODE_GROUP:
+            diagnostics = analyze(analyzer, resource["type"], resource["inputs"])
+            assert all(d.policyName == "containers-read-only-root" for d in diagnostics)
