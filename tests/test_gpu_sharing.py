@@ -6,8 +6,8 @@ and last sample of every process are dropped: the first covers start-up and cloc
 last may overlap processes that already finished. The GPU's clocks, power and temperature
 are sampled alongside. Set ``GPU_SHARING_RESULTS`` to a path to get every number as JSON.
 Runs only where ``nvidia-smi`` and CUDA through PyTorch exist:
-``python -m pytest -m gpu tests/test_gpu_sharing.py --noconftest`` (the conftest needs
-Pulumi, which a GPU box need not have).
+``python -m pytest -m gpu tests/test_gpu_sharing.py`` (the conftest imports Pulumi only
+when a fixture needs it, so a GPU box without Pulumi runs this file).
 """
 
 from __future__ import annotations
