@@ -1,7 +1,7 @@
 """CrossGuard policy pack: ``pulumi preview --policy-pack policy/`` checks the secure defaults.
 
-The checks live in :mod:`policy.eks_gpu_sharing_policies` as plain functions; this file
-only hands them to CrossGuard with their enforcement levels.
+The rules live in :mod:`policy.eks_gpu_sharing_policies`, their checks as plain functions
+beside it; this file only hands them to CrossGuard with their enforcement levels.
 """
 
 from __future__ import annotations
@@ -24,13 +24,8 @@ from pulumi_policy import (  # noqa: E402
     StackValidationPolicy,
 )
 
-from policy.eks_gpu_sharing_policies import (  # noqa: E402
-    RULES,
-    STACK_RULES,
-    Rule,
-    StackResource,
-    StackRule,
-)
+from policy.eks_gpu_sharing_policies import RULES, STACK_RULES, Rule, StackRule  # noqa: E402
+from policy.inputs import StackResource  # noqa: E402
 
 
 def _level(mandatory: bool) -> EnforcementLevel:

@@ -1,11 +1,9 @@
-"""The secure defaults as checks: a resource's inputs in, violation messages out.
+"""The pack's rules: which plain check applies to which resource types, and how hard.
 
-Each check is a plain function so it is tested on the offline plan's inputs without the
-Pulumi engine; ``policy/__main__.py`` wires them into a CrossGuard ``PolicyPack``. They
-match resources by type and inputs, not by our names, so they hold any stack to the same
-bar. Inputs arrive as the engine holds them (camelCase keys); during ``pulumi preview``
-they are read-only mappings whose unknown values raise when read, which CrossGuard turns
-into a "can't run during preview" note.
+The checks (``aws_checks``, ``kubernetes_checks``) take a resource's inputs and return
+violation messages, so the tests run them on the offline plan without the Pulumi engine;
+``policy/__main__.py`` hands these rules to CrossGuard. They match resources by type and
+inputs, not by our names, so they hold any stack to the same bar.
 """
 
 from __future__ import annotations

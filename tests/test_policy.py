@@ -19,22 +19,18 @@ import pytest
 
 from components import catalog, conventions
 from components.plan import Plan
-from policy.eks_gpu_sharing_policies import (
+from policy.aws_checks import (
     EKS_CLUSTER,
     EKS_COMPONENT,
     LAUNCH_TEMPLATE,
-    NAMESPACE,
     NODE_GROUP,
-    PVC,
     ROLE,
     ROLE_POLICY_ATTACHMENT,
-    RULES,
-    SERVICE,
-    STACK_RULES,
-    STATEFUL_SET,
-    StackResource,
     is_nvidia_gpu_instance,
 )
+from policy.eks_gpu_sharing_policies import RULES, STACK_RULES
+from policy.inputs import StackResource
+from policy.kubernetes_checks import NAMESPACE, PVC, SERVICE, STATEFUL_SET
 from tests.conftest import ROOT, run_stack
 
 DAEMONSET = "kubernetes:apps/v1:DaemonSet"

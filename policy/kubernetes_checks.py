@@ -1,0 +1,162 @@
+"""Checks of the Kubernetes side: pod controllers' containers, namespaces, AWS-backed objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from components import conventions
+from policy.inputs import Props, get, is_true, items
+
+NAMESPACE = "kubernetes:core/v1:Namespace"
+SERVICE = "kubernetes:core/v1:Service"
+PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
+
+#: Where each pod-creating kind keeps its pod spec.
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "kubernetes:core/v1:Pod": ("spec",),
+    "kubernetes:core/v1:ReplicationController": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
+    STATEFUL_SET: ("spec", "template", "spec"),
+    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+PSA_LEVELS = ("privileged", "baseline", "restricted")
+
+
+def _containers(resource_type: str, props: Props) -> tuple[Any, list[Mapping[str, Any]]]:
+    """The pod's namespace and all its containers (init containers included)."""
+    spec = get(props, *POD_SPEC_PATHS[resource_type])
+    containers = items(get(spec, "initContainers")) + items(get(spec, "containers"))
+    return get(props, "metadata", "namespace"), [c for c in containers if isinstance(c, Mapping)]
+
+
+def _name(container: Mapping[str, Any]) -> str:
+    return f"container {container.get('name')!r}"
+
+
+def containers_least_privilege(resource_type: str, props: Props) -> list[str]:
+    """Privileged containers are allowed only in the device plugin's namespace (MPS needs it)."""
+    namespace, containers = _containers(resource_type, props)
+    problems = []
+    for container in containers:
+        context = container.get("securityContext")
+        if is_true(get(context, "privileged")):
+            if namespace != conventions.DEVICE_PLUGIN_NAMESPACE:
+                problems.append(
+                    f"{_name(container)} is privileged in namespace {namespace!r}; only the "
+                    f"device plugin's namespace {conventions.DEVICE_PLUGIN_NAMESPACE!r} may "
+                    "run privileged containers"
+                )
+            continue
+        if get(context, "allowPrivilegeEscalation") is not False:
+            problems.append(
+                f"{_name(container)}: set securityContext.allowPrivilegeEscalation to false"
+            )
+        if "ALL" not in items(get(context, "capabilities", "drop")):
+            problems.append(f"{_name(container)}: set securityContext.capabilities.drop to [ALL]")
+    return problems
+
+
+def containers_resource_bounds(resource_type: str, props: Props) -> list[str]:
+    """CPU and memory requests place the pod; a memory limit keeps it from starving the node.
+
+    No CPU limit is asked for: it only throttles, and the GPU probes are bursty.
+    """
+    _, containers = _containers(resource_type, props)
+    problems = []
+    for container in containers:
+        resources = container.get("resources")
+        missing = [
+            f"resources.requests.{r}"
+            for r in ("cpu", "memory")
+            if not get(resources, "requests", r)
+        ]
+        if not get(resources, "limits", "memory"):
+            missing.append("resources.limits.memory")
+        if missing:
+            problems.append(f"{_name(container)}: set {', '.join(missing)}")
+    return problems
+
+
+def image_problem(image: Any) -> str | None:
+    """Why an image reference is not pinned, or ``None`` when it has a tag or a digest."""
+    if not isinstance(image, str) or not image:
+        return "has no image"
+    if "@" in image:
+        return None  # a digest pins the exact bytes
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    if not tag:
+        return f"image {image!r} has no tag, which means latest"
+    if tag == "latest":
+        return f"image {image!r} uses the moving tag latest"
+    return None
+
+
+def containers_pinned_images(resource_type: str, props: Props) -> list[str]:
+    _, containers = _containers(resource_type, props)
+    return [
+        f"{_name(container)}: {problem}; pin a release tag or a digest"
+        for container in containers
+        if (problem := image_problem(container.get("image"))) is not None
+    ]
+
+
+def containers_read_only_root(resource_type: str, props: Props) -> list[str]:
+    _, containers = _containers(resource_type, props)
+    return [
+        f"{_name(container)}: set securityContext.readOnlyRootFilesystem to true (mount an "
+        "emptyDir where it must write)"
+        for container in containers
+        if not is_true(get(container, "securityContext", "privileged"))
+        and not is_true(get(container, "securityContext", "readOnlyRootFilesystem"))
+    ]
+
+
+def namespace_pod_security(_: str, props: Props) -> list[str]:
+    level = get(props, "metadata", "labels", PSA_ENFORCE)
+    if level in PSA_LEVELS:
+        return []
+    return [
+        f"label {PSA_ENFORCE} is {level!r}; set it to one of {', '.join(PSA_LEVELS)} "
+        "(restricted unless the pods need more)"
+    ]
+
+
+def namespace_privileged_only_for_device_plugin(_: str, props: Props) -> list[str]:
+    name = get(props, "metadata", "name")
+    level = get(props, "metadata", "labels", PSA_ENFORCE)
+    if level != "privileged" or name == conventions.DEVICE_PLUGIN_NAMESPACE:
+        return []
+    return [
+        f"namespace {name!r} admits privileged pods; only the device plugin's namespace "
+        f"{conventions.DEVICE_PLUGIN_NAMESPACE!r} needs that (hostPath to the kubelet). Use "
+        "restricted or baseline"
+    ]
+
+
+def no_orphaned_aws_resources(resource_type: str, props: Props) -> list[str]:
+    """Objects whose AWS resources outlive ``pulumi destroy`` and can block VPC deletion."""
+    if resource_type == SERVICE and get(props, "spec", "type") == "LoadBalancer":
+        return [
+            "a Service of type LoadBalancer makes AWS create a load balancer and security "
+            "groups outside Pulumi's state; if the cluster goes first they are left behind and "
+            "block deleting the VPC. Use kubectl port-forward or an Ingress you manage"
+        ]
+    if resource_type == PVC:
+        return [
+            "a PersistentVolumeClaim makes the EBS CSI driver create a volume outside "
+            "Pulumi's state; with a Retain reclaim policy it outlives the cluster and keeps "
+            "costing. Use emptyDir, or delete the volume with the claim"
+        ]
+    if resource_type == STATEFUL_SET and items(get(props, "spec", "volumeClaimTemplates")):
+        return [
+            "volumeClaimTemplates create PersistentVolumeClaims that Kubernetes keeps after the "
+            "StatefulSet is deleted, so their EBS volumes outlive pulumi destroy"
+        ]
+    return []
