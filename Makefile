@@ -37,8 +37,8 @@ destroy:
 	pulumi destroy --stack $(STACK) --yes
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check components tests __main__.py
-	$(PY) -m mypy components
+	$(PY) -m ruff check components tests policy examples provider __main__.py
+	$(PY) -m mypy components policy provider/eks_gpu_sharing_provider.py
 
 test: $(VENV)/.installed lint
 	$(PY) -m pytest

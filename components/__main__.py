@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -27,4 +28,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Pulumi's mock runtime leaves per-thread event loops behind; at a normal interpreter
+    # exit their finalizers can print tracebacks after our clean message. Nothing is left
+    # to flush or clean up here, so leave at once.
+    os._exit(code)

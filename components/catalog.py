@@ -86,3 +86,29 @@ GP3_USD_PER_GIB_MONTH = 0.08
 #: A customer-managed KMS key, USD per month.
 KMS_KEY_USD_PER_MONTH = 1.00
 HOURS_PER_MONTH = 730
+
+#: Retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days.
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)

@@ -38,10 +38,16 @@ class GpuClusterArgs:
     #: CIDR blocks that may reach the public API endpoint. Default ``["0.0.0.0/0"]``
     #: (warned about: narrow it to your own address).
     public_access_cidrs: Sequence[str] = (OPEN_TO_THE_INTERNET,)
+    #: Serve the API on a public endpoint, limited to ``public_access_cidrs``. Default ``True``
+    #: (``False``: reach the API only from inside the VPC).
+    endpoint_public_access: bool = True
     #: Also serve the API on a private endpoint inside the VPC. Default ``True``.
     endpoint_private_access: bool = True
     #: Control-plane log types sent to CloudWatch. Default ``api``, ``audit``, ``authenticator``.
     cluster_log_types: Sequence[str] = ("api", "audit", "authenticator")
+    #: Days CloudWatch keeps those logs; the log group is ours, so ``destroy`` removes it.
+    #: Default 30.
+    log_retention_days: int = 30
     #: KMS key ARN that envelope-encrypts Kubernetes secrets. Default ``None``: a key is
     #: created (rotation on, 7-day deletion window).
     kms_key_arn: pulumi.Input[str] | None = None
@@ -66,10 +72,15 @@ class GpuClusterArgs:
             "is not in EKS standard support (extended support costs 6x per hour)",
         )
         validation.one_of(
-            "gpuInstanceType", self.gpu_instance_type, catalog.G4DN, "has no NVIDIA GPU we know"
+            "gpuInstanceType", self.gpu_instance_type, catalog.G4DN, "is not a g4dn type we support"
         )
         validation.cidrs("publicAccessCidrs", self.public_access_cidrs)
+        validation.boolean("endpoint_public_access", self.endpoint_public_access)
         validation.boolean("endpoint_private_access", self.endpoint_private_access)
+        if not (self.endpoint_public_access or self.endpoint_private_access):
+            raise ConfigError("endpoint_public_access and endpoint_private_access are both off")
+        validation.integer("log_retention_days", self.log_retention_days, 1)
+        validation.one_of("log_retention_days", self.log_retention_days, catalog.LOG_RETENTION_DAYS)
         for i, log_type in enumerate(self.cluster_log_types):
             validation.one_of(f"cluster_log_types[{i}]", log_type, catalog.EKS_LOG_TYPES)
         validation.string_map("tags", self.tags)
@@ -99,7 +110,9 @@ class GpuCluster(pulumi.ComponentResource):
         self, name: str, args: GpuClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         args.validate()
-        if OPEN_TO_THE_INTERNET in validation.cidrs("publicAccessCidrs", args.public_access_cidrs):
+        if args.endpoint_public_access and OPEN_TO_THE_INTERNET in validation.cidrs(
+            "publicAccessCidrs", args.public_access_cidrs
+        ):
             pulumi.log.warn(
                 "publicAccessCidrs includes 0.0.0.0/0: the cluster's API endpoint is reachable "
                 "from the whole internet. Set eks-gpu-sharing:publicAccessCidrs to your own "
@@ -124,6 +137,15 @@ class GpuCluster(pulumi.ComponentResource):
             )
             kms_key_arn = key.arn
 
+        # EKS writes control-plane logs here but never deletes the group: creating it
+        # ourselves gives it a retention and lets `destroy` remove it after the cluster.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/eks/{cluster_name}/cluster",
+            retention_in_days=args.log_retention_days,
+            tags=dict(args.tags),
+            opts=child,
+        )
         self._eks = eks.Cluster(
             f"{name}-eks",
             name=cluster_name,
@@ -133,13 +155,15 @@ class GpuCluster(pulumi.ComponentResource):
             skip_default_node_group=True,
             authentication_mode=eks.AuthenticationMode.API,
             endpoint_private_access=args.endpoint_private_access,
-            endpoint_public_access=True,
+            endpoint_public_access=args.endpoint_public_access,
             public_access_cidrs=list(args.public_access_cidrs),
             enabled_cluster_log_types=list(args.cluster_log_types),
             encryption_config_key_arn=kms_key_arn,
             create_oidc_provider=False,
             tags=dict(args.tags),
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[log_group])
+            ),
         )
         # Derived from a cluster output so that whatever uses the name waits for the cluster.
         self.cluster_name = pulumi.Output.unsecret(

@@ -147,7 +147,9 @@ def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[st
     return values
 
 
-def record(program: Callable[[], Any], stack: str, config: dict[str, str]) -> Plan:
+def record(
+    program: Callable[[], Any], stack: str, config: dict[str, str], project: str = PROJECT
+) -> Plan:
     """Run ``program`` as a Pulumi program under the mocks; record what it registers."""
     plan = Plan(stack=stack, config=config)
     mocks = AwsLikeMocks(region=config.get("aws:region", "us-west-2"))
@@ -164,7 +166,7 @@ def record(program: Callable[[], Any], stack: str, config: dict[str, str]) -> Pl
             monitor=monitor,
             monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
             engine=pulumi_mocks.MockEngine(logger),
-            project=PROJECT,
+            project=project,
             stack=stack,
             dry_run=False,
             organization="organization",
@@ -176,6 +178,12 @@ def record(program: Callable[[], Any], stack: str, config: dict[str, str]) -> Pl
     try:
         loop.run_until_complete(run_in_stack(program))
     finally:
+        # A failed program leaves registrations in flight; end them here rather than
+        # have the interpreter report them as destroyed while pending.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
         asyncio.set_event_loop(None)
         if previous_config is None:
@@ -185,7 +193,7 @@ def record(program: Callable[[], Any], stack: str, config: dict[str, str]) -> Pl
     return plan
 
 
-def run(project_dir: Path, stack: str, config: dict[str, str]) -> Plan:
+def run(project_dir: Path, stack: str, config: dict[str, str], project: str = PROJECT) -> Plan:
     """Run the project's ``__main__.py`` as ``pulumi up`` would, under the mocks."""
     sys.path.insert(0, str(project_dir))
     try:
@@ -193,6 +201,7 @@ def run(project_dir: Path, stack: str, config: dict[str, str]) -> Plan:
             lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"),
             stack,
             config,
+            project,
         )
     finally:
         sys.path.remove(str(project_dir))

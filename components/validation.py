@@ -22,11 +22,11 @@ def is_known(value: Any) -> bool:
     return not isinstance(value, pulumi.Output)
 
 
-def one_of(field: str, value: Any, allowed: Iterable[str], why: str = "") -> None:
-    allowed = list(allowed)
-    if value not in allowed:
+def one_of(field: str, value: Any, allowed: Iterable[str] | Iterable[int], why: str = "") -> None:
+    choices: list[Any] = list(allowed)
+    if value not in choices:
         reason = f" {why}" if why else ""
-        raise ConfigError(f"{field} {value!r}{reason}; use one of {', '.join(allowed)}")
+        raise ConfigError(f"{field} {value!r}{reason}; use one of {', '.join(map(str, choices))}")
 
 
 def integer(field: str, value: Any, minimum: int, maximum: int | None = None) -> None:

@@ -81,3 +81,32 @@ def test_bad_args_are_rejected_before_any_resource(kwargs, message):
     with pytest.raises(ConfigError) as error:
         GpuClusterArgs(today=TODAY, **kwargs).validate()
     assert message in str(error.value)
+
+
+def test_control_plane_log_group_is_ours_so_destroy_removes_it():
+    plan = build(cluster_name="demo", log_retention_days=90)
+    group = plan.one("aws:cloudwatch/logGroup:LogGroup")
+    assert group["inputs"]["name"] == "/aws/eks/demo/cluster"
+    assert group["inputs"]["retentionInDays"] == 90
+    assert group["urn"] in plan.one("eks:index:Cluster")["dependencies"]
+
+
+def test_private_only_endpoint():
+    plan = build(endpoint_public_access=False)
+    inputs = plan.one("eks:index:Cluster")["inputs"]
+    assert inputs["endpointPublicAccess"] is False and inputs["endpointPrivateAccess"] is True
+    assert not plan.warnings  # 0.0.0.0/0 does not matter with no public endpoint
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"log_retention_days": 10}, "log_retention_days 10; use one of 1, 3, 5"),
+        ({"log_retention_days": True}, "log_retention_days must be an integer"),
+        ({"endpoint_public_access": False, "endpoint_private_access": False}, "both off"),
+    ],
+)
+def test_bad_endpoint_and_log_args(kwargs, message):
+    with pytest.raises(ConfigError) as error:
+        GpuClusterArgs(today=TODAY, **kwargs).validate()
+    assert message in str(error.value)

@@ -175,7 +175,8 @@ DEMO_DESTROY_WAVES = [
         "RolePolicyAttachment gpu-sharing-gpu-AmazonEKSWorkerNodePolicy",
         "RolePolicyAttachment gpu-sharing-gpu-AmazonEKS_CNI_Policy",
     },
-    {"Key gpu-sharing-cluster-secrets", "Role gpu-sharing-gpu-role"},
+    {"Key gpu-sharing-cluster-secrets", "LogGroup gpu-sharing-cluster-logs",
+     "Role gpu-sharing-gpu-role"},
     {"GpuCluster gpu-sharing-cluster", "GpuNodeGroup gpu-sharing-gpu"},
     {"GpuSharing gpu-sharing"},
 ]

@@ -25,14 +25,9 @@ def project_name(example: str) -> str:
 
 
 def run_example(example: str, config: dict[str, str]) -> planner.Plan:
-    """The example's ``__main__.py`` with ``config`` (full keys), under its own project name.
-
-    ``pulumi.Config()`` reads the project's namespace, and the plan runs every program as
-    project eks-gpu-sharing, so the name is swapped for the run.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(planner, "PROJECT", project_name(example))
-        return planner.run(EXAMPLES / example, "dev", config)
+    """The example's ``__main__.py`` with ``config`` (full keys), under its own project name,
+    which ``pulumi.Config()`` reads as its namespace."""
+    return planner.run(EXAMPLES / example, "dev", config, project_name(example))
 
 
 def existing_cluster_config(**extra: str) -> dict[str, str]:
