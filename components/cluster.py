@@ -18,6 +18,8 @@ from .options import child_options
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
 OPEN_TO_THE_INTERNET = "0.0.0.0/0"
+#: Access-entry modes; CONFIG_MAP alone is left out: it cannot use access entries.
+AUTHENTICATION_MODES = ("API", "API_AND_CONFIG_MAP")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +40,9 @@ class GpuClusterArgs:
     #: CIDR blocks that may reach the public API endpoint. Default ``["0.0.0.0/0"]``
     #: (warned about: narrow it to your own address).
     public_access_cidrs: Sequence[str] = (OPEN_TO_THE_INTERNET,)
+    #: How IAM principals are mapped to Kubernetes: ``"API"`` (access entries only) or
+    #: ``"API_AND_CONFIG_MAP"`` (also the legacy aws-auth ConfigMap). Default ``"API"``.
+    authentication_mode: str = "API"
     #: Serve the API on a public endpoint, limited to ``public_access_cidrs``. Default ``True``
     #: (``False``: reach the API only from inside the VPC).
     endpoint_public_access: bool = True
@@ -74,6 +79,7 @@ class GpuClusterArgs:
         validation.one_of(
             "gpuInstanceType", self.gpu_instance_type, catalog.G4DN, "is not a g4dn type we support"
         )
+        validation.one_of("authentication_mode", self.authentication_mode, AUTHENTICATION_MODES)
         validation.cidrs("publicAccessCidrs", self.public_access_cidrs)
         validation.boolean("endpoint_public_access", self.endpoint_public_access)
         validation.boolean("endpoint_private_access", self.endpoint_private_access)
@@ -153,7 +159,7 @@ class GpuCluster(pulumi.ComponentResource):
             vpc_id=vpc_id,
             subnet_ids=subnet_ids,
             skip_default_node_group=True,
-            authentication_mode=eks.AuthenticationMode.API,
+            authentication_mode=eks.AuthenticationMode(args.authentication_mode),
             endpoint_private_access=args.endpoint_private_access,
             endpoint_public_access=args.endpoint_public_access,
             public_access_cidrs=list(args.public_access_cidrs),

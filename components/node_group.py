@@ -37,6 +37,11 @@ class GpuNodeGroupArgs:
     max_size: int = 1
     #: Size of the encrypted gp3 volume that holds images (GPU images are large). Default 50.
     disk_size_gib: int = 50
+    #: IMDSv2 response hop limit. Default 1: containers (one hop further) cannot reach the
+    #: instance metadata, so pods cannot borrow the node role. 2 lets them (warned about).
+    imds_hop_limit: int = 1
+    #: EC2 key pair for SSH to the nodes. Default ``None``: no key, no SSH.
+    ssh_key_name: str | None = None
     #: Key of the device plugin ConfigMap these nodes use (node label
     #: ``nvidia.com/device-plugin.config``). Default ``"default"``.
     plugin_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
@@ -80,6 +85,11 @@ class GpuNodeGroupArgs:
                 f"{self.min_size} <= {self.desired_size} <= {self.max_size}"
             )
         validation.integer("disk_size_gib", self.disk_size_gib, 20, 16384)
+        validation.integer("imds_hop_limit", self.imds_hop_limit, 1, 64)
+        if self.ssh_key_name is not None:
+            validation.matches(
+                "ssh_key_name", self.ssh_key_name, r"[ -~]{1,255}", "a key pair name"
+            )
         validation.matches(
             "plugin_config_key",
             self.plugin_config_key,
@@ -106,6 +116,15 @@ class GpuNodeGroup(pulumi.ComponentResource):
         self, name: str, args: GpuNodeGroupArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         args.validate()
+        if args.imds_hop_limit > 1:
+            pulumi.log.warn(
+                f"imds_hop_limit {args.imds_hop_limit}: pods can reach the instance metadata "
+                "and use the node role's credentials"
+            )
+        if args.ssh_key_name is not None:
+            pulumi.log.warn(
+                f"ssh_key_name {args.ssh_key_name!r}: the GPU nodes accept SSH with that key"
+            )
         if args.ami_type.startswith("BOTTLEROCKET"):
             pulumi.log.warn(
                 f"gpuAmiType {args.ami_type}: Bottlerocket runs NVIDIA's device plugin on the "
@@ -149,7 +168,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             metadata_options={
                 "http_endpoint": "enabled",
                 "http_tokens": "required",
-                "http_put_response_hop_limit": 1,
+                "http_put_response_hop_limit": args.imds_hop_limit,
             },
             block_device_mappings=[
                 {
@@ -162,6 +181,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
                     },
                 }
             ],
+            key_name=args.ssh_key_name,
             tag_specifications=[
                 {"resource_type": kind, "tags": tags} for kind in ("instance", "volume")
             ]

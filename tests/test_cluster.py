@@ -110,3 +110,10 @@ def test_bad_endpoint_and_log_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
         GpuClusterArgs(today=TODAY, **kwargs).validate()
     assert message in str(error.value)
+
+
+def test_authentication_mode_can_keep_the_aws_auth_configmap():
+    plan = build(authentication_mode="API_AND_CONFIG_MAP")
+    assert plan.one("eks:index:Cluster")["inputs"]["authenticationMode"] == "API_AND_CONFIG_MAP"
+    with pytest.raises(ConfigError, match="authentication_mode 'CONFIG_MAP'"):
+        GpuClusterArgs(today=TODAY, authentication_mode="CONFIG_MAP").validate()

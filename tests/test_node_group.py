@@ -91,3 +91,23 @@ def test_bad_args_are_rejected(kwargs, message):
     with pytest.raises(ConfigError) as error:
         GpuNodeGroupArgs(**{**base, **kwargs}).validate()
     assert message in str(error.value)
+
+
+def test_metadata_hop_limit_and_ssh_are_opt_in_and_warned_about():
+    plan = build(imds_hop_limit=2, ssh_key_name="ops")
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert template["metadataOptions"]["httpPutResponseHopLimit"] == 2
+    assert template["keyName"] == "ops"
+    assert any("node role's credentials" in w for w in plan.warnings)
+    assert any("accept SSH" in w for w in plan.warnings)
+    assert not build().warnings
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"imds_hop_limit": 0}, "imds_hop_limit must be between 1 and 64"),
+    ({"ssh_key_name": ""}, "ssh_key_name"),
+])
+def test_bad_security_args(kwargs, message):
+    with pytest.raises(ConfigError) as error:
+        GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], **kwargs).validate()
+    assert message in str(error.value)
