@@ -69,8 +69,9 @@ class _Refused(Exception):
 class Api:
     """The reads verify makes; any failure but an expected status becomes VerifyError."""
 
-    def __init__(self, core: Kube) -> None:
+    def __init__(self, core: Kube, apps: Kube) -> None:
         self.core = core
+        self.apps = apps
         self.host = core.api_client.configuration.host
 
     def _ask(self, what: str, call: Callable[[], T], expected: tuple[int, ...] = ()) -> T:
@@ -99,6 +100,18 @@ class Api:
             ),
         ).items
         return sorted(nodes, key=lambda node: node.metadata.name)
+
+    def desired_pods(self, namespace: str) -> int | None:
+        """Replicas the probe Deployments ask for; None when there is no Deployment."""
+        deployments = self._ask(
+            f"list deployments in namespace {namespace}",
+            lambda: self.apps.list_namespaced_deployment(
+                namespace, label_selector=POD_SELECTOR, _request_timeout=REQUEST_TIMEOUT
+            ),
+        ).items
+        if not deployments:
+            return None
+        return sum(d.spec.replicas or 0 for d in deployments)
 
     def pods(self, namespace: str) -> list[Kube]:
         """The probe pods, less those being deleted (a rollout's old ones)."""
@@ -277,7 +290,12 @@ def verify(
     progress: TextIO,
     poll_seconds: float = POLL_SECONDS,
 ) -> Report:
-    """Wait for the probe pods, then read the cluster once and run every check."""
+    """Wait for the probe pods, then read the cluster once and run every check.
+
+    Without ``expect_pods`` the Deployment's replicas are expected, so a wait does not end
+    before the Deployment has created all its pods.
+    """
+    expect_pods = expect_pods or api.desired_pods(namespace)
     pods, waited, timed_out = wait_for_pods(
         api, namespace, expect_pods, timeout, poll_seconds, Progress(progress)
     )
@@ -395,7 +413,7 @@ def connect(kubeconfig: str | None, stack: str | None) -> Api:
         raise VerifyError(
             f"cannot use the kubeconfig from {source}: {one_line(str(err))}"
         ) from None
-    return Api(client.CoreV1Api(api_client))
+    return Api(client.CoreV1Api(api_client), client.AppsV1Api(api_client))
 
 
 def _stack_kubeconfig(stack: str) -> dict[str, Any]:
@@ -485,7 +503,8 @@ def parser() -> argparse.ArgumentParser:
         "--expect-pods",
         type=_positive,
         metavar="N",
-        help="pods that must be Ready (default: as many as are found, at least 1)",
+        help="pods that must be Ready (default: the Deployment's replicas, else as many as "
+        "are found, at least 1)",
     )
     p.add_argument(
         "--min-fairness",

@@ -44,6 +44,7 @@ class Cluster:
     pods: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     configmaps: list[dict[str, Any]] = field(default_factory=list)
+    deployments: list[dict[str, Any]] = field(default_factory=list)
     #: Container log text by (namespace, pod name); a pod without one has not started.
     logs: dict[tuple[str, str], str] = field(default_factory=dict)
     #: Called (under the server's lock) before each pod list with how many came before, so a
@@ -316,6 +317,19 @@ def probe_line(
     )
 
 
+def probe_deployment(replicas: int, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The verification Deployment as the API returns it (what verify reads: replicas)."""
+    labels = {"app.kubernetes.io/name": "gpu-sharing-verification"}
+    return {
+        "metadata": _meta("gpu-sharing-verification", namespace, labels=labels),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": []}},
+        },
+    }
+
+
 def plugin_configmap(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The device plugin's ConfigMap: one YAML file per config key."""
     return {
@@ -400,6 +414,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/v1/nodes":
             self._list("NodeList", c.nodes, query)
             return
+        deployments = re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/deployments", path)
+        if deployments is not None:
+            namespace = deployments.group(1)
+            items = [d for d in c.deployments if d["metadata"]["namespace"] == namespace]
+            self._list("DeploymentList", items, query, api_version="apps/v1")
+            return
         match = re.fullmatch(
             r"/api/v1/namespaces/([^/]+)/(pods|events|configmaps)(?:/([^/]+))?"
             r"(/log)?",
@@ -430,7 +450,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(200, {"kind": "ConfigMap", "apiVersion": "v1", **found})
 
-    def _list(self, kind: str, items: list[dict[str, Any]], query: dict[str, str]) -> None:
+    def _list(
+        self,
+        kind: str,
+        items: list[dict[str, Any]],
+        query: dict[str, str],
+        api_version: str = "v1",
+    ) -> None:
         selected = [
             item
             for item in items
@@ -441,7 +467,7 @@ class _Handler(BaseHTTPRequestHandler):
             200,
             {
                 "kind": kind,
-                "apiVersion": "v1",
+                "apiVersion": api_version,
                 "metadata": {"resourceVersion": "4711"},
                 "items": selected,
             },

@@ -89,6 +89,7 @@ def shared_cluster(
             fake.cpu_node("ip-10-0-0-9.us-west-2.compute.internal"),
         ],
         configmaps=[fake.plugin_configmap({"default": config or fake.time_slicing(5)})],
+        deployments=[fake.probe_deployment(len(tflops))],
     )
     for i, rate in enumerate(tflops):
         add_pod(cluster, i, tflops=rate, resource=resource)
@@ -150,6 +151,20 @@ def test_five_pods_sharing_one_gpu_fairly_pass(tmp_path, capsys):
     assert f"{NODE}: 5 pod(s) see {GPU}" in result.out
 
 
+def test_pods_the_deployment_has_not_created_yet_are_expected(tmp_path, capsys):
+    cluster = shared_cluster(tflops=(None,) * 3)
+    cluster.deployments = [fake.probe_deployment(5)]
+    result = run(cluster, tmp_path, capsys)
+
+    assert result.rc == 1
+    assert result.statuses()["pods-ready"] == "fail"
+    assert "waiting for pods: 3/5 ready" in result.err
+    assert any(
+        "/apis/apps/v1/namespaces/gpu-sharing-verification/deployments" in r
+        for r in cluster.requests
+    )
+
+
 def test_node_advertising_one_unit_instead_of_five_fails_capacity(tmp_path, capsys):
     # What a node shows when the plugin never read the sharing config.
     result = run(shared_cluster(units=1, tflops=(FAIR[0],)), tmp_path, capsys)
@@ -184,6 +199,7 @@ def test_pending_pods_are_explained_by_their_scheduling_events(tmp_path, capsys)
     )
     add_pending_pod(cluster, 3, event)
     add_pending_pod(cluster, 4, event)
+    cluster.deployments = [fake.probe_deployment(5)]
 
     result = run(cluster, tmp_path, capsys, "--timeout", "0.1")
 
@@ -507,8 +523,8 @@ def test_refused_credentials_exit_2(tmp_path, capsys):
 
     assert rc == 2
     assert capsys.readouterr().err == (
-        f"verify: the Kubernetes API at {url} refused to list pods in namespace "
-        "gpu-sharing-verification: 401 Unauthorized\n"
+        f"verify: the Kubernetes API at {url} refused to list deployments in "
+        "namespace gpu-sharing-verification: 401 Unauthorized\n"
     )
 
 
