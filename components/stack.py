@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -49,6 +51,10 @@ class GpuSharingArgs:
     verification_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
     #: ``"nvidia-smi"`` or ``"measure"``. Default ``"nvidia-smi"``.
     verification_mode: str = "nvidia-smi"
+
+    def units_per_gpu(self, group: str) -> int:
+        """Units one GPU of that node group is advertised as, by the config it uses."""
+        return self.plugin_configs[self.node_groups[group].plugin_config_key].units_per_gpu()
 
     def max_slices(self, config_key: str) -> int:
         """Most units of that config's resource the node groups using it can ever advertise."""
@@ -133,9 +139,7 @@ class GpuSharing(pulumi.ComponentResource):
         }
         self.gpu_slices_per_node = {
             group: node_group.gpus_per_node.apply(
-                args.plugin_configs[args.node_groups[group].plugin_config_key]
-                .units_per_gpu()
-                .__mul__
+                functools.partial(operator.mul, args.units_per_gpu(group))
             )
             for group, node_group in self.node_groups.items()
         }
