@@ -83,10 +83,6 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
         super().__init__("eks-gpu-sharing:index:NvidiaDevicePlugin", name, None, opts)
         child = child_options(self, opts, provider=args.provider)
         objects = manifest_files.load("device-plugin.yaml")
-        for obj in objects.values():
-            if "namespace" in obj["metadata"]:
-                obj["metadata"]["namespace"] = args.namespace
-
         namespace = objects["Namespace"]
         namespace["metadata"]["name"] = args.namespace
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata=namespace["metadata"], opts=child)
