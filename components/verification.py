@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from . import conventions, manifest_files, validation
 from .errors import ConfigError
 from .options import child_options
+from .sharing import config_hash
 
 #: How the probe runs: ``nvidia-smi`` only, or also a matmul loop whose throughput
 #: shows each pod's share of the GPU.
@@ -101,6 +102,10 @@ class VerificationWorkload(pulumi.ComponentResource):
 
         deployment = _deployment(objects["Deployment"], args)
         deployment["metadata"]["namespace"] = self.namespace
+        # A new probe program rolls the pods: the running ones would keep the old one.
+        deployment["spec"]["template"]["metadata"].setdefault("annotations", {})[
+            "eks-gpu-sharing/program-hash"
+        ] = config_hash(program["data"])
         k8s.apps.v1.Deployment(
             f"{name}-pods",
             metadata=deployment["metadata"],

@@ -90,3 +90,11 @@ def test_bad_args_are_rejected(kwargs, message):
     with pytest.raises(ConfigError) as error:
         VerificationWorkloadArgs(provider=None, **kwargs).validate()
     assert message in str(error.value)
+
+
+def test_a_new_probe_program_rolls_the_pods():
+    from components.sharing import config_hash
+
+    template = deployment(build())["spec"]["template"]["metadata"]
+    assert template["annotations"]["eks-gpu-sharing/program-hash"] == config_hash(
+        {"gpu_probe.py": PROBE_PROGRAM.read_text()})
