@@ -9,7 +9,6 @@ from __future__ import annotations
 #: Taint on every GPU node so only pods that tolerate it are scheduled there.
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT_VALUE = "true"
-GPU_TAINT_EFFECT = "NoSchedule"
 
 #: Label on every GPU node; the device plugin and the workload select on it.
 GPU_NODE_LABEL = "nvidia.com/gpu.present"

@@ -252,13 +252,13 @@ def _key_inputs(resource: dict[str, Any]) -> str:
     return ""
 
 
-def _parent_name(plan: Plan, urn: str | None) -> str:
+def _parent_name(urn: str | None) -> str:
     return urn.rsplit("::", 1)[-1] if urn else "-"
 
 
 def print_table(plan: Plan, out: Any = sys.stdout) -> None:
     rows = [("TYPE", "NAME", "PARENT", "KEY INPUTS")] + [
-        (r["type"], r["name"], _parent_name(plan, r["parent"]), _key_inputs(r))
+        (r["type"], r["name"], _parent_name(r["parent"]), _key_inputs(r))
         for r in plan.resources
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
