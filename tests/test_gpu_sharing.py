@@ -237,61 +237,97 @@ def test_time_slicing_gives_each_process_a_fair_share(results: dict[str, Any]) -
     assert measured["aggregate_relative_to_solo"] >= MIN_AGGREGATE, numbers
 
 
-@pytest.fixture
-def mps_env(results: dict[str, Any]) -> Iterator[dict[str, str]]:
-    """A running MPS control daemon, or a skip that records why there is none."""
-    control = shutil.which("nvidia-cuda-mps-control")
-    if control is None:
-        results["mps_daemon"] = {"started": False, "why": "nvidia-cuda-mps-control is not on PATH"}
-        pytest.skip(results["mps_daemon"]["why"])
+#: The MPS daemons measured. ``none``: the daemon's own defaults, no per-client limits.
+#: ``device-plugin``: the limits the device plugin's MPS control daemon sets for N replicas
+#: of a GPU (cmd/mps-control-daemon/mps/daemon.go, v0.20.0): 100/N % of the SMs and 1/N of
+#: the memory per client. The plugin also sets the compute mode to EXCLUSIVE_PROCESS; that
+#: is a GPU setting, left alone here, and it decides who may open a context, not speed.
+MPS_LIMITS = ("none", "device-plugin")
+
+
+def mps_control(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """One command to the MPS control daemon, through its pipe, as the plugin sends them."""
+    return subprocess.run(
+        ["nvidia-cuda-mps-control"],
+        input=f"{command}\n",
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def device_plugin_limits() -> list[str]:
+    """The plugin's commands for PODS replicas of GPU 0 (memory in MiB, rounded down)."""
+    total_mib = int(_smi("--id=0", "--query-gpu=memory.total", "--format=csv,noheader,nounits"))
+    return [
+        f"set_default_device_pinned_mem_limit 0 {total_mib // PODS}M",
+        f"set_default_active_thread_percentage {100 // PODS}",
+    ]
+
+
+@pytest.fixture(params=MPS_LIMITS)
+def mps_env(
+    request: pytest.FixtureRequest, results: dict[str, Any]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A running MPS control daemon with the given limits, or a skip that records why not."""
+    limits = request.param
+    daemon = results.setdefault("mps_daemon", {})[limits] = {"started": False}
+    if shutil.which("nvidia-cuda-mps-control") is None:
+        daemon["why"] = "nvidia-cuda-mps-control is not on PATH"
+        pytest.skip(daemon["why"])
     root = Path(tempfile.mkdtemp(prefix="mps-", dir="/tmp"))
     env = {
         "CUDA_MPS_PIPE_DIRECTORY": str(root / "pipe"),
         "CUDA_MPS_LOG_DIRECTORY": str(root / "log"),
     }
     started = subprocess.run(
-        [control, "-d"], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+        ["nvidia-cuda-mps-control", "-d"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if started.returncode != 0:
-        why = f"nvidia-cuda-mps-control -d exited {started.returncode}: {started.stderr.strip()}"
-        results["mps_daemon"] = {"started": False, "why": why}
-        pytest.skip(why)
-    results["mps_daemon"] = {"started": True}
-    try:
-        yield env
-    finally:
-        quit_ = subprocess.run(
-            [control],
-            input="quit\n",
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
+        daemon["why"] = (
+            f"nvidia-cuda-mps-control -d exited {started.returncode}: {started.stderr.strip()}"
         )
-        results["mps_daemon"]["quit_exit_status"] = quit_.returncode
-        logs = root / "log"
-        results["mps_daemon"]["logs"] = {
-            f.name: f.read_text(errors="replace")[-3000:] for f in sorted(logs.glob("*.log"))
+        pytest.skip(daemon["why"])
+    daemon["started"] = True
+    try:
+        commands = device_plugin_limits() if limits == "device-plugin" else []
+        for command in commands:
+            done = mps_control(command, env)
+            assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+        daemon["commands"] = commands
+        daemon["active_thread_percentage"] = mps_control(
+            "get_default_active_thread_percentage", env
+        ).stdout.strip()
+        yield limits, env
+    finally:
+        daemon["quit_exit_status"] = mps_control("quit", env).returncode
+        daemon["logs"] = {
+            f.name: f.read_text(errors="replace")[-3000:]
+            for f in sorted((root / "log").glob("*.log"))
         }
         shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.timeout(600)
-def test_mps_throughput_is_recorded(results: dict[str, Any], mps_env: dict[str, str]) -> None:
+def test_mps_throughput_is_recorded(
+    results: dict[str, Any], mps_env: tuple[str, dict[str, str]]
+) -> None:
     """Recorded, not asserted: MPS runs kernels of several processes at once, so its shares
-    need not stay within the time-slicing bounds."""
+    need not stay within the time-slicing bounds. Only the limits are checked to hold."""
+    limits, env = mps_env
+    if limits == "device-plugin":
+        percentage = results["mps_daemon"][limits]["active_thread_percentage"]
+        assert float(percentage) == 100 // PODS, f"the daemon reports {percentage}"
 
     def servers_and_apps() -> str:
-        servers = subprocess.run(
-            ["nvidia-cuda-mps-control"],
-            input="get_server_list\n",
-            env={**os.environ, **mps_env},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return f"MPS servers: {servers.stdout.strip()}\n{compute_apps()}"
+        servers = mps_control("get_server_list", env).stdout.strip()
+        return f"MPS servers: {servers}\n{compute_apps()}"
 
-    measured = results["mps"] = measure_sharing(mps_env, servers_and_apps)
+    measured = results[f"mps_{limits}"] = measure_sharing(env, servers_and_apps)
     if measured["errors"]:
         pytest.skip(f"the MPS daemon started but CUDA clients failed: {measured['errors'][0]}")
