@@ -154,9 +154,10 @@ def record(
     plan = Plan(stack=stack, config=config)
     mocks = AwsLikeMocks(region=config.get("aws:region", "us-west-2"))
     monitor = _RecordingMonitor(mocks, plan)
-    logger = logging.getLogger(f"eks-gpu-sharing.plan.{id(plan)}")
+    logger = logging.getLogger("eks-gpu-sharing.plan")
     logger.propagate = False
-    logger.addHandler(_Warnings(plan))
+    warnings = _Warnings(plan)
+    logger.addHandler(warnings)
     # The language host hands a Python program its config this way, as one JSON object.
     previous_config = os.environ.get("PULUMI_CONFIG")
     os.environ["PULUMI_CONFIG"] = json.dumps(config)
@@ -171,6 +172,11 @@ def record(
             dry_run=False,
             organization="organization",
             callbacks=None,
+            # MockSettings leaves the set of outputs in flight to the SDK's process-wide
+            # default. A failed program leaves its cancelled outputs there, and the next
+            # program would wait on them after their loop is closed ("Event loop is
+            # closed"). Each program gets its own set, as each `pulumi up` has its own process.
+            outputs=set(),
         )
     )
     loop = asyncio.new_event_loop()
@@ -186,6 +192,7 @@ def record(
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
         asyncio.set_event_loop(None)
+        logger.removeHandler(warnings)
         if previous_config is None:
             del os.environ["PULUMI_CONFIG"]
         else:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 
+import pulumi
+import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_program
 
 
 def plan_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -63,3 +66,18 @@ def test_malformed_override_is_a_clear_error():
     result = plan_cli("--config", "timeSlicingReplicas")
     assert result.returncode == 1
     assert "KEY=VALUE" in result.stderr
+
+
+def test_a_failed_program_leaves_nothing_that_breaks_the_next():
+    """An output still in flight when a program fails must not reach the next program."""
+    def fails_with_an_output_in_flight():
+        loop = asyncio.get_running_loop()
+        # While the SDK waits for the failing output, another output starts, and is
+        # still in flight when the failure ends the program.
+        loop.call_later(0.05, lambda: pulumi.Output.from_input(asyncio.sleep(3600)))
+        pulumi.Output.from_input(asyncio.sleep(0.2)).apply(lambda _: 1 / 0)
+
+    with pytest.raises(ZeroDivisionError):
+        run_program(fails_with_an_output_in_flight)
+    plan = run_program(lambda: pulumi.export("answer", 42))
+    assert plan.outputs == {"answer": 42}
