@@ -43,11 +43,12 @@ def _pods_matmul_size() -> int:
 MATMUL_SIZE = int(os.environ.get("GPU_SHARING_MATMUL_SIZE") or _pods_matmul_size())
 INTERVAL_SECONDS = 5.0
 SAMPLES = 8
-#: Time-slicing bounds: each of N gets (1 +- 0.2)/N of solo, together at least 0.85 of it.
-#: Switching contexts between time slices costs throughput: five H100s gave 0.8947 to 0.9015
-#: of solo at 4096 and 8192 (docs/gpu-measurements.md), so 0.9 would fail on healthy hardware.
+#: Time-slicing bounds, as issue 3 sets them: each of N gets (1 +- 0.2)/N of solo, together
+#: at least 0.9 of it. Switching contexts costs throughput, and how much depends on the GPU
+#: (docs/gpu-measurements.md): two H200s kept 0.918 to 0.920 of solo, seven H100s 0.8947
+#: to 0.9015, so on an H100 this test usually fails, and says by how much.
 FAIRNESS_TOLERANCE = 0.2
-MIN_AGGREGATE = 0.85
+MIN_AGGREGATE = 0.9
 #: Sampled every second while probes run: power capping and heat explain drifting numbers.
 GPU_STATE = ("utilization.gpu", "clocks.sm", "power.draw", "temperature.gpu")
 
@@ -230,7 +231,8 @@ def test_time_slicing_gives_each_process_a_fair_share(results: dict[str, Any]) -
     numbers = (
         f"solo {measured['solo_reference_tflops']} TFLOP/s; {PODS} processes "
         f"{measured['shared']['tflops_per_process']} TFLOP/s, "
-        f"{measured['relative_to_solo']} of solo"
+        f"{measured['relative_to_solo']} of solo, together "
+        f"{measured['aggregate_relative_to_solo']} (at least {MIN_AGGREGATE} asked)"
     )
     low, high = 1 - FAIRNESS_TOLERANCE, 1 + FAIRNESS_TOLERANCE
     assert low <= measured["min_of_fair_share"] <= measured["max_of_fair_share"] <= high, numbers
