@@ -13,9 +13,9 @@ import sys
 
 def main(argv: list[str]) -> int:
     commands = {
-        "plan": "components.plan",
-        "verify": "components.verify",
-        "docs": "components.reference",
+        "plan": "components.tools.plan",
+        "verify": "components.tools.verify",
+        "docs": "components.tools.reference",
     }
     if not argv or argv[0] not in commands:
         print(

@@ -13,21 +13,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from components.plan import Plan
+    from components.tools.plan import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_stack(stack: str = "dev", overrides: list[str] | None = None) -> Plan:
     """The real ``__main__.py`` with ``Pulumi.<stack>.yaml`` (and overrides), under mocks."""
-    from components import plan as planner
+    from components.tools import plan as planner
 
     return planner.run(ROOT, stack, planner.stack_config(ROOT, stack, overrides or []))
 
 
 def run_program(program: Callable[[], Any], config: dict[str, str] | None = None) -> Plan:
     """Any Pulumi program (e.g. one component) under the mocks."""
-    from components import plan as planner
+    from components.tools import plan as planner
 
     return planner.record(program, "test", config or {"aws:region": "us-west-2"})
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from components import ConfigError, GpuCluster, GpuClusterArgs
-from components.plan import config_error
+from components.tools.plan import config_error
 from tests.conftest import run_program
 from tests.test_plan import plan_cli
 

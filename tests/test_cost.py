@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components import catalog, cost
+from components import catalog
+from components.tools import cost
 from tests.conftest import run_stack
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from components import conventions
-from components.plan import kubernetes_objects
+from components.tools.plan import kubernetes_objects
 
 
 def objects(plan, kind):

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from components import conventions
-from components.plan import Plan
+from components.tools.plan import Plan
 from tests.conftest import run_stack
 
 EKS = "eks:index:Cluster"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 import components
-from components import mocks
-from components import plan as planner
+from components.tools import mocks
+from components.tools import plan as planner
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples"

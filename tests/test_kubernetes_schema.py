@@ -7,7 +7,7 @@ import pytest
 
 from components import manifest_files
 from components.catalog import EKS_STANDARD_SUPPORT_ENDS
-from components.plan import kubernetes_objects
+from components.tools.plan import kubernetes_objects
 
 MANIFEST_FILES = ["device-plugin.yaml", "sharing-config.yaml", "verification-workload.yaml"]
 

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from components import catalog
-from components import plan as planner
 from components.config import args_from_config
+from components.tools import plan as planner
 from tests.conftest import ROOT
 
 LIVE = "EKS_GPU_SHARING_LIVE"

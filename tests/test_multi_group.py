@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from components import ConfigError, args_from_config, conventions
-from components.plan import kubernetes_objects
+from components.tools.plan import kubernetes_objects
 from tests.conftest import run_stack
 
 

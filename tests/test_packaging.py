@@ -53,7 +53,7 @@ CONSUMER = textwrap.dedent(
 
     import components
     from components import GpuSharing, GpuSharingArgs, manifest_files
-    from components.plan import record
+    from components.tools.plan import record
 
     plan = record(lambda: GpuSharing("gpu", GpuSharingArgs()), "consumer", {})
     package = Path(components.__file__).parent
@@ -129,6 +129,7 @@ def test_wheel_holds_the_package_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "components/py.typed" in names
     assert "components/gpu_probe.py" in names
+    assert "components/tools/plan.py" in names
     manifests = sorted(p.name for p in (ROOT / "manifests").glob("*.yaml"))
     assert manifests
     assert {f"components/manifests/{name}" for name in manifests} <= names
@@ -186,3 +187,34 @@ def test_docs_list_the_public_api():
     rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     listed = {name for row in rows for name in re.findall(r"`(\w+)`", row)}
     assert listed == set(components.__all__)
+
+
+
+def _imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module a file of ``components/`` imports, as an absolute dotted name."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative to the package ``components``
+                base = ".".join(["components", *filter(None, [base])])
+            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+    return found
+
+
+def test_the_library_never_imports_its_tools():
+    """Imports go one way: ``components.tools`` uses the library, the library never the tools."""
+    package = ROOT / "components"
+    offenders = [
+        f"{path.name}:{line} imports {module}"
+        for path in sorted(package.glob("*.py"))
+        if path.name != "__main__.py"  # the entry point dispatches to the tools
+        for line, module in _imported_modules(path)
+        if module == "components.tools" or module.startswith("components.tools.")
+    ]
+    assert offenders == []
+    assert (package / "tools" / "__init__.py").is_file()

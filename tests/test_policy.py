@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from components import catalog, conventions
-from components.plan import Plan
+from components.tools.plan import Plan
 from policy.aws_checks import (
     EKS_CLUSTER,
     EKS_COMPONENT,

@@ -22,7 +22,7 @@ from pulumi.provider.experimental.util import camel_case
 from typing_extensions import NotRequired
 
 import components
-from components import plan as planner
+from components.tools import plan as planner
 from tests.conftest import ROOT
 
 PROVIDER_DIR = ROOT / "provider"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from components import reference
+from components.tools import reference
 
 
 def test_readme_tables_are_current():

@@ -110,7 +110,7 @@ def test_renamed_shared_resource_flows_to_the_pods_and_slices():
     import pulumi
 
     from components import GpuSharing, GpuSharingArgs, time_slicing
-    from components.plan import kubernetes_objects
+    from components.tools.plan import kubernetes_objects
     from tests.conftest import run_program
 
     def program():

@@ -6,7 +6,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components import ConfigError, VerificationWorkload, VerificationWorkloadArgs
-from components.plan import kubernetes_objects
+from components.tools.plan import kubernetes_objects
 from components.verification import PROBE_PROGRAM
 from tests.conftest import run_program
 

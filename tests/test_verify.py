@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from components import verify
+from components.tools import verify
 from tests import fake_kube_api as fake
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import yaml
 
-from . import catalog, conventions
-from .errors import ConfigError
-from .plugin_config import advertised_units
+from .. import catalog, conventions
+from ..errors import ConfigError
+from ..plugin_config import advertised_units
 
 POD_SELECTOR = f"app.kubernetes.io/name={conventions.VERIFICATION_APP}"
 GPU_NODE_SELECTOR = f"{conventions.GPU_NODE_LABEL}={conventions.GPU_NODE_LABEL_VALUE}"

@@ -26,9 +26,9 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 
+from ..config import NAMESPACE
+from ..errors import ConfigError
 from . import cost
-from .config import NAMESPACE
-from .errors import ConfigError
 from .mocks import AwsLikeMocks
 
 PROJECT = "eks-gpu-sharing"

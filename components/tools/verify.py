@@ -22,7 +22,7 @@ from typing import Any, TextIO, TypeVar
 
 import yaml
 
-from . import conventions
+from .. import conventions
 from .verify_checks import (
     CONFIGMAP,
     GPU_NODE_SELECTOR,

@@ -13,13 +13,13 @@ import re
 import sys
 from pathlib import Path
 
-from . import config
-from .cluster import GpuClusterArgs
-from .device_plugin import NvidiaDevicePluginArgs
-from .node_group import GpuNodeGroupArgs
-from .sharing import SharingConfigArgs
-from .stack import GpuSharingArgs
-from .verification import VerificationWorkloadArgs
+from .. import config
+from ..cluster import GpuClusterArgs
+from ..device_plugin import NvidiaDevicePluginArgs
+from ..node_group import GpuNodeGroupArgs
+from ..sharing import SharingConfigArgs
+from ..stack import GpuSharingArgs
+from ..verification import VerificationWorkloadArgs
 
 ARGS = (
     GpuClusterArgs,
@@ -29,7 +29,7 @@ ARGS = (
     VerificationWorkloadArgs,
     GpuSharingArgs,
 )
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _field_docs(cls: type) -> dict[str, tuple[str, str]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from . import catalog
+from .. import catalog
 
 ACCOUNT = "123456789012"
 DEFAULT_VPC = "vpc-0d3fa0c7e5b2a1f00"
