@@ -181,6 +181,7 @@ class GpuCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self._eks.kubeconfig_json,
+            enable_config_map_mutable=True,  # data changes update in place (docs/security.md)
             enable_server_side_apply=True,
             # `destroy` after the cluster is already gone drops these objects from state
             # instead of failing on an unreachable API server.

@@ -20,6 +20,13 @@ PLUGIN_CONFIG_NODE_LABEL = "nvidia.com/device-plugin.config"
 #: Label naming the node group a GPU node belongs to.
 NODE_GROUP_LABEL = "eks-gpu-sharing/node-group"
 
+#: Label carrying the node group's EKS AMI type (EKS sets no such label itself).
+AMI_TYPE_NODE_LABEL = "eks-gpu-sharing/ami-type"
+
+#: AMI types whose host runs NVIDIA's device plugin itself (Bottlerocket's NVIDIA variants,
+#: bottlerocket.dev settings.kubelet-device-plugins): our DaemonSets stay off their nodes.
+HOST_DEVICE_PLUGIN_AMI_TYPES = ("BOTTLEROCKET_x86_64_NVIDIA",)
+
 #: Namespaces we create.
 DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin"
 VERIFICATION_NAMESPACE = "gpu-sharing-verification"

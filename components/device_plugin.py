@@ -24,7 +24,9 @@ SUPPORTED_VERSION = r"v0\.(1[7-9]|2[0-9])\.[0-9]+"
 class NvidiaDevicePluginArgs:
     """Inputs of :class:`NvidiaDevicePlugin`."""
 
-    #: Kubernetes provider of the target cluster (required).
+    #: Kubernetes provider of the target cluster (required). Give it
+    #: ``enable_config_map_mutable=True`` (as ``GpuCluster`` does) so a config change
+    #: updates the ConfigMap in place; without it the provider deletes and re-creates it.
     provider: k8s.Provider
     #: One device plugin config per key; a node uses the key named by its
     #: ``nvidia.com/device-plugin.config`` label. Default: ``{"default": time_slicing(5)}``.
@@ -69,8 +71,9 @@ def validate_version(version: str) -> None:
 class NvidiaDevicePlugin(pulumi.ComponentResource):
     """The upstream device plugin as a DaemonSet on GPU nodes, reading :class:`SharingConfig`.
 
-    A change of the sharing config changes the pod template's config hash, which rolls
-    the plugin pods; nothing else is replaced.
+    A change of the sharing config updates the ConfigMap in place and changes the pod
+    template's config hash, which rolls the plugin pods; nothing is replaced. Neither
+    DaemonSet runs on Bottlerocket NVIDIA nodes, whose host runs its own plugin.
     """
 
     namespace: pulumi.Output[str]

@@ -54,6 +54,11 @@ class GpuNodeGroupArgs:
     def gpus_per_node(self) -> int:
         return catalog.G4DN[self.instance_type].gpus
 
+    @property
+    def host_runs_device_plugin(self) -> bool:
+        """Bottlerocket runs NVIDIA's device plugin itself; ours must not join it there."""
+        return self.ami_type in conventions.HOST_DEVICE_PLUGIN_AMI_TYPES
+
     def validate(self) -> None:
         if self.cluster_name is None or self.subnet_ids is None:
             raise ConfigError("GpuNodeGroupArgs needs cluster_name and subnet_ids")
@@ -125,12 +130,15 @@ class GpuNodeGroup(pulumi.ComponentResource):
             pulumi.log.warn(
                 f"ssh_key_name {args.ssh_key_name!r}: the GPU nodes accept SSH with that key"
             )
-        if args.ami_type.startswith("BOTTLEROCKET"):
+        if args.host_runs_device_plugin:
+            # bottlerocket.dev/en/os/1.54.x/api/settings/kubelet-device-plugins: time-slicing
+            # and MPS are off by default; sharing them is issue 12's native support.
             pulumi.log.warn(
                 f"gpuAmiType {args.ami_type}: Bottlerocket runs NVIDIA's device plugin on the "
-                "host, beside the one this stack deploys; its sharing is set through "
-                "Bottlerocket settings (kubelet-device-plugins.nvidia), which this stack does "
-                "not manage. AL2023_x86_64_NVIDIA is the tested path."
+                "host, so this stack keeps its own plugin and MPS daemon off these nodes and "
+                f"its sharing config ({args.plugin_config_key!r}) does not reach them: the "
+                "host plugin advertises each GPU once, as nvidia.com/gpu (Bottlerocket's "
+                "default: no time-slicing, no MPS). Use AL2023_x86_64_NVIDIA to share the GPUs."
             )
         super().__init__("eks-gpu-sharing:index:GpuNodeGroup", name, None, opts)
         child = child_options(self, opts)
@@ -194,6 +202,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             **args.labels,
             conventions.GPU_NODE_LABEL: conventions.GPU_NODE_LABEL_VALUE,
             conventions.NODE_GROUP_LABEL: name,
+            conventions.AMI_TYPE_NODE_LABEL: args.ami_type,
             conventions.PLUGIN_CONFIG_NODE_LABEL: args.plugin_config_key,
         }
         group = aws.eks.NodeGroup(

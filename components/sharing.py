@@ -27,7 +27,8 @@ def demo_configs() -> dict[str, PluginConfig]:
 class SharingConfigArgs:
     """Inputs of :class:`SharingConfig`."""
 
-    #: Kubernetes provider of the target cluster (required).
+    #: Kubernetes provider of the target cluster (required), with
+    #: ``enable_config_map_mutable=True`` so a change updates the ConfigMap in place.
     provider: k8s.Provider
     #: Namespace of the device plugin, where the ConfigMap goes (required).
     namespace: pulumi.Input[str]

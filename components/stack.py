@@ -20,7 +20,7 @@ from .device_plugin import (
 )
 from .errors import ConfigError
 from .node_group import GpuNodeGroup, GpuNodeGroupArgs
-from .plugin_config import PluginConfig
+from .plugin_config import PluginConfig, unshared
 from .sharing import demo_configs, validate_configs
 from .verification import VerificationWorkload, VerificationWorkloadArgs, validate_probe
 
@@ -52,17 +52,29 @@ class GpuSharingArgs:
     #: ``"nvidia-smi"`` or ``"measure"``. Default ``"nvidia-smi"``.
     verification_mode: str = "nvidia-smi"
 
-    def units_per_gpu(self, group: str) -> int:
-        """Units one GPU of that node group is advertised as, by the config it uses."""
-        return self.plugin_configs[self.node_groups[group].plugin_config_key].units_per_gpu()
+    def sharing_of(self, group: str) -> PluginConfig:
+        """The config that group's GPUs are really advertised by.
 
-    def max_slices(self, config_key: str) -> int:
-        """Most units of that config's resource the node groups using it can ever advertise."""
-        units = self.plugin_configs[config_key].units_per_gpu()
+        Its key's config, except on Bottlerocket, whose own device plugin advertises whole
+        GPUs and keeps ours away (issue 12 brings its native sharing).
+        """
+        args = self.node_groups[group]
+        if args.host_runs_device_plugin:
+            return unshared()
+        return self.plugin_configs[args.plugin_config_key]
+
+    def units_per_gpu(self, group: str) -> int:
+        """Units one GPU of that node group is advertised as."""
+        return self.sharing_of(group).units_per_gpu()
+
+    def advertised_slices(self, config_key: str) -> int:
+        """Units of that config's resource the running nodes of the groups using it advertise."""
+        resource = self.plugin_configs[config_key].resource_name()
         return sum(
-            group.max_size * group.gpus_per_node * units
-            for group in self.node_groups.values()
-            if group.plugin_config_key == config_key
+            _running_nodes(args) * args.gpus_per_node * self.units_per_gpu(group)
+            for group, args in self.node_groups.items()
+            if args.plugin_config_key == config_key
+            and self.sharing_of(group).resource_name() == resource
         )
 
     def validate(self) -> None:
@@ -89,14 +101,33 @@ class GpuSharingArgs:
                 self.plugin_configs,
                 "is not a key of plugin_configs",
             )
-            slices = self.max_slices(self.verification_config_key)
+            slices = self.advertised_slices(self.verification_config_key)
             if self.verification_pods > slices:
                 raise ConfigError(
-                    f"verificationPods {self.verification_pods} is more than the "
-                    f"{slices} GPU slices the node groups can ever advertise (gpuNodeMax x "
-                    "GPUs per instance x timeSlicingReplicas); lower verificationPods or raise "
-                    "timeSlicingReplicas or gpuNodeMax"
+                    f"verificationPods {self.verification_pods} is more than the {slices} GPU "
+                    "slices the running nodes advertise (gpuNodeDesired x GPUs per instance x "
+                    "timeSlicingReplicas, over the groups the pods run on; nothing scales a "
+                    "group beyond gpuNodeDesired, so gpuNodeMax adds none"
+                    f"{self._bottlerocket_note()}); lower verificationPods or raise "
+                    "gpuNodeDesired or timeSlicingReplicas (in nodeGroups: desired, "
+                    "sharing.replicas)"
                 )
+
+    def _bottlerocket_note(self) -> str:
+        groups = [
+            group
+            for group, args in self.node_groups.items()
+            if args.host_runs_device_plugin
+            and args.plugin_config_key == self.verification_config_key
+        ]
+        if not groups:
+            return ""
+        return f"; Bottlerocket groups {groups} count one per GPU, their host plugin's default"
+
+
+def _running_nodes(group: GpuNodeGroupArgs) -> int:
+    """The nodes a group runs: its desired size, since nothing scales it (no autoscaler)."""
+    return group.desired_size
 
 
 def _sharing_labels(group: GpuNodeGroupArgs, config: PluginConfig) -> dict[str, str]:
@@ -131,7 +162,7 @@ class GpuSharing(pulumi.ComponentResource):
                     a,
                     cluster_name=self.cluster.cluster_name,
                     subnet_ids=self.cluster.subnet_ids,
-                    labels=_sharing_labels(a, args.plugin_configs[a.plugin_config_key]),
+                    labels=_sharing_labels(a, args.sharing_of(group)),
                 ),
                 opts=child,
             )

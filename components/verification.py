@@ -25,7 +25,8 @@ READY_TIMEOUT_SECONDS = 900
 class VerificationWorkloadArgs:
     """Inputs of :class:`VerificationWorkload`."""
 
-    #: Kubernetes provider of the target cluster (required).
+    #: Kubernetes provider of the target cluster (required), with
+    #: ``enable_config_map_mutable=True`` so a new probe program updates its ConfigMap in place.
     provider: k8s.Provider
     #: Number of pods, each requesting one unit of ``resource_name``. Default 5.
     pods: int = 5

@@ -44,6 +44,7 @@ from policy.kubernetes_checks import (
     namespace_pod_security,
     namespace_privileged_only_for_device_plugin,
     no_orphaned_aws_resources,
+    pods_no_host_namespaces,
 )
 
 
@@ -155,6 +156,14 @@ RULES: tuple[Rule, ...] = (
         "Containers cannot escalate privileges and drop all capabilities.",
         POD_CONTROLLERS,
         containers_least_privilege,
+        mandatory=True,
+    ),
+    Rule(
+        "pods-no-host-namespaces",
+        "Pods stay out of the node's PID, IPC and network namespaces; only the MPS control "
+        "daemon in the device plugin's namespace uses hostPID.",
+        POD_CONTROLLERS,
+        pods_no_host_namespaces,
         mandatory=True,
     ),
     Rule(

@@ -63,6 +63,33 @@ def containers_least_privilege(resource_type: str, props: Props) -> list[str]:
     return problems
 
 
+#: Pod fields that put a pod in one of the node's own namespaces.
+HOST_NAMESPACES = ("hostPID", "hostIPC", "hostNetwork")
+
+
+def pods_no_host_namespaces(resource_type: str, props: Props) -> list[str]:
+    """A pod in the node's PID, IPC or network namespace sees or reaches the node itself.
+
+    The one exception is hostPID for the MPS control daemon in the device plugin's
+    namespace: its MPS server finds its own PID through /proc, so upstream runs it with
+    hostPID (NVIDIA/k8s-device-plugin v0.20.0, deployments/helm/nvidia-device-plugin,
+    values.yaml ``mps.enableHostPID: true``).
+    """
+    spec = get(props, *POD_SPEC_PATHS[resource_type])
+    namespace = get(props, "metadata", "namespace")
+    mps_daemon = namespace == conventions.DEVICE_PLUGIN_NAMESPACE and any(
+        isinstance(c, Mapping) and items(c.get("command")) == ["mps-control-daemon"]
+        for c in items(get(spec, "containers"))
+    )
+    return [
+        f"{field} is true in namespace {namespace!r}: the pod shares the node's "
+        f"{field.removeprefix('host')} namespace; only the MPS control daemon in "
+        f"{conventions.DEVICE_PLUGIN_NAMESPACE!r} may set hostPID"
+        for field in HOST_NAMESPACES
+        if is_true(get(spec, field)) and not (field == "hostPID" and mps_daemon)
+    ]
+
+
 def containers_resource_bounds(resource_type: str, props: Props) -> list[str]:
     """CPU and memory requests place the pod; a memory limit keeps it from starving the node.
 

@@ -93,11 +93,11 @@ def test_one_replica_means_whole_gpus():
                          today=TODAY)
 
 
-def test_more_pods_are_allowed_when_more_nodes_can_advertise_slices():
+def test_more_pods_are_allowed_when_more_nodes_run():
     args = args_from_config(
-        config(verificationPods="10", gpuNodeMax="2"), "dev", today=TODAY
+        config(verificationPods="10", gpuNodeDesired="2", gpuNodeMax="2"), "dev", today=TODAY
     )
-    assert args.max_slices("default") == 10
+    assert args.advertised_slices("default") == 10
 
 
 def test_every_documented_key_has_a_default_that_validates():

@@ -116,7 +116,7 @@ def test_config_is_accepted_or_rejected_with_a_config_error(values):
         return
     assert isinstance(args, GpuSharingArgs)
     if args.verification_pods:
-        assert args.verification_pods <= args.max_slices(args.verification_config_key)
+        assert args.verification_pods <= args.advertised_slices(args.verification_config_key)
 
 
 argv_text = st.text(

@@ -3,7 +3,8 @@
 Pulumi deletes a resource only after everything that depends on it: its dependents
 (``dependencies``), its children (``parent``) and whatever it is the provider of. The
 plan records those edges exactly as the engine receives them, so the destroy order and
-the update diff are read from it without touching AWS.
+the input changes of an update are read from it without touching AWS; whether the
+Kubernetes provider updates or replaces a changed object is its own rule, mirrored below.
 """
 
 from __future__ import annotations
@@ -286,6 +287,84 @@ def test_the_replica_change_rewrites_the_config_and_rolls_the_plugin_with_its_ha
     assert changes[urn_of(before, DAEMONSET)] == [
         "spec.template.metadata.annotations.eks-gpu-sharing/config-hash"
     ]
+
+
+#: Inputs pulumi-kubernetes replaces an object for, by kind, besides ``metadata.name`` and
+#: ``metadata.namespace`` (pulumi/pulumi-kubernetes provider/pkg/provider/diff.go,
+#: ``forceNew`` and ``metadataForceNewProperties``), for the kinds we create.
+KUBERNETES_FORCE_NEW = {
+    "DaemonSet": ("spec.selector",),
+    "Deployment": ("spec.selector",),
+    "ClusterRoleBinding": ("roleRef",),
+}
+
+
+def kubernetes_force_new(kind: str, inputs: dict[str, Any], provider: dict[str, Any]) -> tuple:
+    """diff.go ``forceNewProperties``: a ConfigMap's data and binaryData too, unless the
+    provider sets enableConfigMapMutable and the ConfigMap is not ``immutable``."""
+    fields = ("metadata.name", "metadata.namespace", *KUBERNETES_FORCE_NEW.get(kind, ()))
+    mutable = provider.get("enableConfigMapMutable") == "true" and not inputs.get("immutable")
+    if kind == "ConfigMap" and not mutable:
+        fields += ("binaryData", "data")
+    return fields
+
+
+def kubernetes_change(
+    kind: str, old: dict[str, Any], new: dict[str, Any], provider: dict[str, Any]
+) -> str:
+    """What ``pulumi up`` does to a changed object, as pulumi-kubernetes decides it.
+
+    provider.go ``Diff``: a change under a force-new field replaces the object, and the
+    replacement deletes the old object first (``deleteBeforeReplace``) when it keeps the
+    same user-set name and namespace; otherwise the new one is created first.
+    """
+    forced = kubernetes_force_new(kind, new, provider)
+    replaces = [
+        path for path in differences(old, new)
+        if any(path == f or path.startswith((f"{f}.", f"{f}[")) for f in forced)
+    ]  # fmt: skip
+    if not replaces:
+        return "update"
+    same = all(old["metadata"].get(k) == new["metadata"].get(k) for k in ("name", "namespace"))
+    return "delete, then create" if new["metadata"].get("name") and same else "create, then delete"
+
+
+def test_the_replace_rule_mirrors_the_provider():
+    """The ConfigMap cases of pulumi-kubernetes provider/pkg/provider/diff_test.go, and a
+    DaemonSet selector (immutable in Kubernetes, so the provider replaces)."""
+    old = {"metadata": {"name": "c", "namespace": "n"}, "data": {"k": "1"}}
+    new = {**old, "data": {"k": "2"}}
+    assert kubernetes_change("ConfigMap", old, new, {}) == "delete, then create"
+    mutable = {"enableConfigMapMutable": "true"}
+    assert kubernetes_change("ConfigMap", old, new, mutable) == "update"
+    frozen = {**new, "immutable": True}
+    assert kubernetes_change("ConfigMap", old, frozen, mutable) == "delete, then create"
+    renamed = {**new, "metadata": {"name": "c2", "namespace": "n"}}
+    assert kubernetes_change("ConfigMap", old, renamed, {}) == "create, then delete"
+    selector = {"spec": {"selector": {"matchLabels": {"a": "1"}}}, "metadata": old["metadata"]}
+    moved = {**selector, "spec": {"selector": {"matchLabels": {"a": "2"}}}}
+    assert kubernetes_change("DaemonSet", selector, moved, mutable) == "delete, then create"
+
+
+def test_every_changed_kubernetes_object_is_updated_in_place(update):
+    """Our provider sets enableConfigMapMutable, so the plugin's ConfigMap is patched and the
+    plugin pods roll on the new hash; without it, its fixed name makes the provider delete
+    the config the running plugin reads before it creates the new one."""
+    before, after, changes = update
+    provider = before.one(K8S_PROVIDER)["inputs"]
+    old = {r["urn"]: r for r in before.resources}
+    new = {r["urn"]: r for r in after.resources}
+    kubernetes = [urn for urn in changes if old[urn]["type"].startswith("kubernetes:")]
+    assert kubernetes
+    for urn in kubernetes:
+        kind = old[urn]["type"].rsplit(":", 1)[-1]
+        change = kubernetes_change(kind, old[urn]["inputs"], new[urn]["inputs"], provider)
+        assert change == "update", (urn, change)
+    configmap = plugin_configmap(before)
+    if configmap in changes:
+        without = {k: v for k, v in provider.items() if k != "enableConfigMapMutable"}
+        assert kubernetes_change("ConfigMap", old[configmap]["inputs"],
+                                 new[configmap]["inputs"], without) == "delete, then create"
 
 
 def test_infrastructure_is_left_alone(update):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import ConfigError, NvidiaDevicePlugin, NvidiaDevicePluginArgs, time_slicing
+from components import (
+    ConfigError,
+    NvidiaDevicePlugin,
+    NvidiaDevicePluginArgs,
+    conventions,
+    mps,
+    time_slicing,
+)
 from components.tools.plan import kubernetes_objects
 from tests.conftest import run_program
 
@@ -92,3 +99,68 @@ def test_bad_args_are_rejected(kwargs, message):
     with pytest.raises(ConfigError) as error:
         NvidiaDevicePluginArgs(provider=None, **kwargs).validate()
     assert message in str(error.value)
+
+
+# --- What the API server and upstream require of the pod specs ----------------------------
+
+
+def api_server_errors(pod_spec: dict) -> list[str]:
+    """The Kubernetes API server's rule on process namespaces, as it validates a pod template.
+
+    kubernetes/kubernetes pkg/apis/core/validation/validation.go, validatePodSpecSecurityContext:
+    "ShareProcessNamespace and HostPID cannot both be enabled".
+    """
+    if pod_spec.get("shareProcessNamespace") is True and pod_spec.get("hostPID") is True:
+        return ["spec.shareProcessNamespace: ShareProcessNamespace and HostPID cannot both be "
+                "enabled"]
+    return []
+
+
+def daemonsets(plan) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o["spec"]["template"]["spec"]
+            for o in kubernetes_objects(plan) if o["kind"] == "DaemonSet"}
+
+
+def test_the_mps_control_daemon_runs_in_the_host_pid_namespace_as_upstream_does():
+    """NVIDIA/k8s-device-plugin v0.20.0, deployments/helm/nvidia-device-plugin: values.yaml
+    ``mps.enableHostPID: true`` ("hostPID is needed for the MPS server to find its own PID via
+    /proc/self"), and templates/daemonset-mps-control-daemon.yml sets ``hostPID: true`` in place
+    of ``shareProcessNamespace: true``. The plugin's own DaemonSet keeps sharing its pod's
+    process namespace (templates/daemonset-device-plugin.yml), so its sidecar can signal it."""
+    specs = daemonsets(build(configs={"default": mps(2)}))
+    daemon = specs["nvidia-device-plugin-mps-control-daemon"]
+    assert daemon["hostPID"] is True and "shareProcessNamespace" not in daemon
+    plugin = specs["nvidia-device-plugin"]
+    assert plugin["shareProcessNamespace"] is True and "hostPID" not in plugin
+    for spec in specs.values():
+        assert api_server_errors(spec) == []
+    # The old daemon spec had both once hostPID came in: the API server refuses it.
+    assert api_server_errors({**daemon, "shareProcessNamespace": True})
+
+
+def test_the_mps_control_daemon_mounts_and_privileges_match_upstream():
+    """templates/daemonset-mps-control-daemon.yml at v0.20.0: a privileged init container
+    mounts the shm with Bidirectional propagation; the daemon itself is privileged and mounts
+    /dev/shm and /mps from the host's mps.root (/run/nvidia/mps)."""
+    daemon = daemonsets(build(configs={"default": mps(2)}))[
+        "nvidia-device-plugin-mps-control-daemon"]
+    mounts, ctr = daemon["initContainers"][0], daemon["containers"][-1]
+    assert mounts["command"] == ["mps-control-daemon", "mount-shm"]
+    assert mounts["securityContext"] == {"privileged": True}
+    assert mounts["volumeMounts"] == [{"name": "mps-root", "mountPath": "/mps",
+                                       "mountPropagation": "Bidirectional"}]
+    assert ctr["command"] == ["mps-control-daemon"]
+    assert ctr["securityContext"] == {"privileged": True}
+    volumes = {v["name"]: v.get("hostPath") for v in daemon["volumes"]}
+    assert volumes["mps-root"] == {"path": "/run/nvidia/mps", "type": "DirectoryOrCreate"}
+    assert volumes["mps-shm"] == {"path": "/run/nvidia/mps/shm"}
+    assert daemon["nodeSelector"] == {conventions.MPS_CAPABLE_NODE_LABEL: "true"}
+
+
+def test_both_daemonsets_stay_off_nodes_whose_host_runs_a_device_plugin():
+    """The affinity names our AMI type label and every AMI type with a host plugin."""
+    for spec in daemonsets(build(configs={"default": mps(2)})).values():
+        terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms == {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": conventions.AMI_TYPE_NODE_LABEL, "operator": "NotIn",
+             "values": list(conventions.HOST_DEVICE_PLUGIN_AMI_TYPES)}]}]}

@@ -97,3 +97,102 @@ def test_node_groups_and_single_group_keys_do_not_mix():
         args_from_config(
             {"eks-gpu-sharing:nodeGroups": '[{"name": "a", "sharing": {"strategy": "none"}}]',
              "eks-gpu-sharing:gpuNodeMax": "2"}, "x", today=dt.date(2026, 11, 22))
+
+
+# --- Bottlerocket groups: the host's plugin, never ours ------------------------------------
+
+
+def selects(pod_spec: dict, node_labels: dict[str, str]) -> bool:
+    """Whether the scheduler may place the pod on a node with these labels (taints aside).
+
+    nodeSelector must match exactly; the required node affinity's terms are ORed and each
+    term's expressions ANDed; NotIn matches a node without the label
+    (kubernetes/kubernetes staging/src/k8s.io/apimachinery/pkg/labels/selector.go,
+    Requirement.Matches; k8s.io/component-helpers/scheduling/corev1/nodeaffinity).
+    """
+    if any(node_labels.get(k) != v for k, v in pod_spec.get("nodeSelector", {}).items()):
+        return False
+    required = (pod_spec.get("affinity", {}).get("nodeAffinity", {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    if required is None:
+        return True
+
+    def matches(expression: dict) -> bool:
+        key, op, values = expression["key"], expression["operator"], expression.get("values", [])
+        if op == "In":
+            return key in node_labels and node_labels[key] in values
+        if op == "NotIn":
+            return key not in node_labels or node_labels[key] not in values
+        if op == "Exists":
+            return key in node_labels
+        assert op == "DoesNotExist", op
+        return key not in node_labels
+
+    return any(all(matches(e) for e in term.get("matchExpressions", []))
+               for term in required["nodeSelectorTerms"])
+
+
+@pytest.fixture(scope="module")
+def mixed_plan():
+    """One AL2023 and one Bottlerocket group, both asking for MPS."""
+    import pulumi
+
+    from components import GpuNodeGroupArgs, GpuSharing, GpuSharingArgs, mps, unshared
+    from tests.conftest import run_program
+
+    def program():
+        gpu = GpuSharing("g", GpuSharingArgs(
+            node_groups={
+                "al": GpuNodeGroupArgs(plugin_config_key="shared"),
+                "br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA",
+                                       plugin_config_key="shared"),
+            },
+            plugin_configs={"default": unshared(), "shared": mps(2)},
+            verification_config_key="shared",
+            verification_pods=3,
+        ))
+        pulumi.export("slices", gpu.gpu_slices_per_node)
+
+    return run_program(program)
+
+
+def test_our_daemonsets_never_land_beside_the_bottlerocket_host_plugin(mixed_plan):
+    labels = {r["name"]: r["inputs"]["labels"]
+              for r in mixed_plan.by_type("aws:eks/nodeGroup:NodeGroup")}
+    al, br = labels["g-al-ng"], labels["g-br-ng"]
+    assert al[conventions.AMI_TYPE_NODE_LABEL] == "AL2023_x86_64_NVIDIA"
+    assert br[conventions.AMI_TYPE_NODE_LABEL] == "BOTTLEROCKET_x86_64_NVIDIA"
+    specs = {o["metadata"]["name"]: o["spec"]["template"]["spec"]
+             for o in kubernetes_objects(mixed_plan) if o["kind"] == "DaemonSet"}
+    plugin, daemon = specs["nvidia-device-plugin"], specs["nvidia-device-plugin-mps-control-daemon"]
+    assert selects(plugin, al) and selects(daemon, al)
+    assert not selects(plugin, br) and not selects(daemon, br)
+    # A GPU node added outside this stack, without our label, still gets the plugin.
+    assert selects(plugin, {conventions.GPU_NODE_LABEL: conventions.GPU_NODE_LABEL_VALUE})
+    # The MPS label is not put on Bottlerocket nodes either: their plugin shares nothing.
+    assert conventions.MPS_CAPABLE_NODE_LABEL not in br
+
+
+def test_bottlerocket_nodes_count_as_whole_gpus_and_the_warning_says_so(mixed_plan):
+    assert mixed_plan.outputs["slices"] == {"al": 2, "br": 1}
+    (warning,) = [w for w in mixed_plan.warnings if "Bottlerocket" in w]
+    assert "keeps its own plugin and MPS daemon off these nodes" in warning
+    assert "advertises each GPU once, as nvidia.com/gpu" in warning
+    assert "'shared'" in warning
+
+
+def test_the_verification_pods_count_bottlerocket_gpus_once():
+    from components import GpuNodeGroupArgs, GpuSharingArgs, time_slicing
+
+    def args(pods):
+        return GpuSharingArgs(
+            node_groups={"br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA")},
+            plugin_configs={"default": time_slicing(5)},
+            verification_pods=pods,
+        )
+
+    args(1).validate()
+    with pytest.raises(ConfigError) as error:
+        args(2).validate()
+    assert "verificationPods 2 is more than the 1 GPU slices" in str(error.value)
+    assert "Bottlerocket groups ['br'] count one per GPU" in str(error.value)

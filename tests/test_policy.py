@@ -192,6 +192,12 @@ BREAKS = [
      (*PLUGIN, "securityContext", "capabilities", "drop"), [], "drop to [ALL]"),
     ("containers-least-privilege", DEPLOYMENT, conventions.VERIFICATION_APP,
      (*PROBE, "securityContext", "privileged"), True, "only the device plugin's namespace"),
+    ("pods-no-host-namespaces", DEPLOYMENT, conventions.VERIFICATION_APP,
+     ("spec", "template", "spec", "hostPID"), True, "only the MPS control daemon"),
+    ("pods-no-host-namespaces", DAEMONSET, "nvidia-device-plugin",
+     ("spec", "template", "spec", "hostPID"), True, "hostPID is true"),
+    ("pods-no-host-namespaces", DAEMONSET, "nvidia-device-plugin",
+     ("spec", "template", "spec", "hostNetwork"), True, "node's Network namespace"),
     ("containers-resource-bounds", DEPLOYMENT, conventions.VERIFICATION_APP,
      (*PROBE, "resources", "limits", "memory"), DELETE, "resources.limits.memory"),
     ("containers-resource-bounds", DAEMONSET, "nvidia-device-plugin",
@@ -227,6 +233,17 @@ def test_breaking_one_input_breaks_exactly_that_rule(
     found = violated(typ, after)
     assert set(found) - set(violated(typ, before)) == {rule}
     assert any(words in message for message in found[rule]), found[rule]
+
+
+def test_host_pid_is_allowed_only_for_the_mps_control_daemon_in_the_plugin_namespace():
+    """Upstream runs the daemon with hostPID (chart v0.20.0, ``mps.enableHostPID: true``)."""
+    mps = inputs_of(run_stack("multi"), DAEMONSET, "nvidia-device-plugin-mps-control-daemon")
+    assert mps["spec"]["template"]["spec"]["hostPID"] is True
+    assert "pods-no-host-namespaces" not in violated(DAEMONSET, mps)
+    elsewhere = changed(mps, ("metadata", "namespace"), "default")
+    assert "hostPID" in violated(DAEMONSET, elsewhere)["pods-no-host-namespaces"][0]
+    ipc = changed(mps, ("spec", "template", "spec", "hostIPC"), True)
+    assert "hostIPC" in violated(DAEMONSET, ipc)["pods-no-host-namespaces"][0]
 
 
 def test_every_rule_has_a_breaking_case():

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from components import conventions
+import functools
+
+import pytest
+
+from components import ConfigError, conventions
 from tests.conftest import by_name
 
 COMPONENT_TYPES = {
@@ -125,3 +129,59 @@ def test_renamed_shared_resource_flows_to_the_pods_and_slices():
     limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu.shared"] == "1" and "nvidia.com/gpu" not in limits
     assert plan.outputs["slices"] == 4
+
+
+# --- Verification pods vs the nodes that run -----------------------------------------------
+
+
+def sharing_args(**groups):
+    """GpuSharingArgs over g4dn.xlarge groups given as name=(config key, desired, max)."""
+    from components import GpuNodeGroupArgs, GpuSharingArgs, time_slicing, unshared
+
+    return functools.partial(
+        GpuSharingArgs,
+        node_groups={
+            name: GpuNodeGroupArgs(plugin_config_key=key, desired_size=desired,
+                                   min_size=desired, max_size=most)
+            for name, (key, desired, most) in groups.items()
+        },
+        plugin_configs={"default": time_slicing(5), "whole": unshared()},
+    )
+
+
+def test_pods_are_counted_on_the_nodes_that_run_not_on_max_size():
+    """Nothing scales a group beyond desired_size yet, so max_size slices never appear:
+    desired 1, max 2, replicas 5 has 5 slices, and 10 pods would wait 900 s and fail `up`."""
+    args = sharing_args(gpu=("default", 1, 2))
+    args(verification_pods=5).validate()
+    with pytest.raises(ConfigError) as error:
+        args(verification_pods=10).validate()
+    message = str(error.value)
+    assert message.startswith("verificationPods 10 is more than the 5 GPU slices")
+    for key in ("gpuNodeDesired", "timeSlicingReplicas", "lower verificationPods",
+                "nodeGroups: desired, sharing.replicas"):
+        assert key in message
+    sharing_args(gpu=("default", 2, 2))(verification_pods=10).validate()
+
+
+def test_only_the_groups_the_pods_run_on_count():
+    """The pods select nodes by config key: another group's GPUs are not theirs."""
+    args = sharing_args(gpu=("default", 1, 1), other=("whole", 3, 3))
+    assert args(verification_pods=5).advertised_slices("default") == 5
+    with pytest.raises(ConfigError, match="verificationPods 6 is more than the 5 GPU slices"):
+        args(verification_pods=6).validate()
+
+
+def test_one_node_at_a_time_is_updated():
+    """``update_config.max_unavailable`` 1 (the EKS default): during a node group update
+    EKS drains at most that many nodes at once, so the others keep advertising their slices,
+    and it launches max(2 x AZs, max_unavailable) new nodes first, so a larger value also
+    buys more GPU instances (docs.aws.amazon.com/eks/latest/userguide/
+    managed-node-update-behavior.html, "Setup", "Scale up" and "Upgrade" phases)."""
+    from tests.conftest import run_stack
+
+    plan = run_stack("multi")
+    groups = plan.by_type("aws:eks/nodeGroup:NodeGroup")
+    assert len(groups) == 3
+    for group in groups:
+        assert group["inputs"]["updateConfig"] == {"maxUnavailable": 1}, group["name"]
