@@ -196,3 +196,20 @@ def test_the_verification_pods_count_bottlerocket_gpus_once():
         args(2).validate()
     assert "verificationPods 2 is more than the 1 GPU slices" in str(error.value)
     assert "Bottlerocket groups ['br'] count one per GPU" in str(error.value)
+
+
+def test_bottlerocket_gpus_do_not_count_for_a_renamed_resource():
+    """Their host plugin advertises nvidia.com/gpu, never our nvidia.com/gpu.shared."""
+    from components import GpuNodeGroupArgs, GpuSharingArgs, time_slicing
+
+    args = GpuSharingArgs(
+        node_groups={
+            "al": GpuNodeGroupArgs(),
+            "br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA"),
+        },
+        plugin_configs={"default": time_slicing(4, rename_by_default=True)},
+        verification_pods=5,
+    )
+    assert args.advertised_slices("default") == 4
+    with pytest.raises(ConfigError, match="verificationPods 5 is more than the 4 GPU slices"):
+        args.validate()
