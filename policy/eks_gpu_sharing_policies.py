@@ -161,7 +161,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "pods-no-host-namespaces",
         "Pods stay out of the node's PID, IPC and network namespaces; only the MPS control "
-        "daemon in the device plugin's namespace uses hostPID.",
+        "daemon's pod (device plugin image, its own commands) in the default device plugin "
+        "namespace uses hostPID.",
         POD_CONTROLLERS,
         pods_no_host_namespaces,
         mandatory=True,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from components import conventions
+from components.device_plugin import IMAGE_REPOSITORY
 from policy.inputs import Props, get, is_true, items
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -63,8 +64,33 @@ def containers_least_privilege(resource_type: str, props: Props) -> list[str]:
     return problems
 
 
-#: Pod fields that put a pod in one of the node's own namespaces.
-HOST_NAMESPACES = ("hostPID", "hostIPC", "hostNetwork")
+#: Pod fields that put a pod in one of the node's own namespaces, and those namespaces.
+HOST_NAMESPACES = {"hostPID": "PID", "hostIPC": "IPC", "hostNetwork": "network"}
+
+#: The commands of the MPS control daemon pod's four containers (init ``mount-shm``, init
+#: and sidecar ``config-manager``, the daemon), as in NVIDIA/k8s-device-plugin v0.20.0,
+#: deployments/helm/nvidia-device-plugin/templates/daemonset-mps-control-daemon.yml.
+MPS_DAEMON_POD_COMMANDS = (
+    ["mps-control-daemon", "mount-shm"],
+    ["config-manager"],
+    ["mps-control-daemon"],
+)
+
+
+def _is_mps_daemon_pod(namespace: Any, containers: list[Mapping[str, Any]]) -> bool:
+    """hostPID is pod-wide, so every container must be one of the daemon pod's own: the
+    device plugin's image running one of its commands, with no extra arguments."""
+    image = (f"{IMAGE_REPOSITORY}:", f"{IMAGE_REPOSITORY}@")
+    return (
+        namespace == conventions.DEVICE_PLUGIN_NAMESPACE
+        and any(items(c.get("command")) == ["mps-control-daemon"] for c in containers)
+        and all(
+            str(c.get("image")).startswith(image)
+            and items(c.get("command")) in MPS_DAEMON_POD_COMMANDS
+            and not items(c.get("args"))
+            for c in containers
+        )
+    )
 
 
 def pods_no_host_namespaces(resource_type: str, props: Props) -> list[str]:
@@ -73,19 +99,19 @@ def pods_no_host_namespaces(resource_type: str, props: Props) -> list[str]:
     The one exception is hostPID for the MPS control daemon in the device plugin's
     namespace: its MPS server finds its own PID through /proc, so upstream runs it with
     hostPID (NVIDIA/k8s-device-plugin v0.20.0, deployments/helm/nvidia-device-plugin,
-    values.yaml ``mps.enableHostPID: true``).
+    values.yaml ``mps.enableHostPID: true``). The namespace is the default
+    ``conventions.DEVICE_PLUGIN_NAMESPACE``: a device plugin built with another
+    ``NvidiaDevicePluginArgs.namespace`` fails this rule.
     """
     spec = get(props, *POD_SPEC_PATHS[resource_type])
-    namespace = get(props, "metadata", "namespace")
-    mps_daemon = namespace == conventions.DEVICE_PLUGIN_NAMESPACE and any(
-        isinstance(c, Mapping) and items(c.get("command")) == ["mps-control-daemon"]
-        for c in items(get(spec, "containers"))
-    )
+    namespace, containers = _containers(resource_type, props)
+    mps_daemon = _is_mps_daemon_pod(namespace, containers)
     return [
         f"{field} is true in namespace {namespace!r}: the pod shares the node's "
-        f"{field.removeprefix('host')} namespace; only the MPS control daemon in "
-        f"{conventions.DEVICE_PLUGIN_NAMESPACE!r} may set hostPID"
-        for field in HOST_NAMESPACES
+        f"{host_namespace} namespace; only the MPS control daemon in "
+        f"{conventions.DEVICE_PLUGIN_NAMESPACE!r} may set hostPID, with every container "
+        f"running {IMAGE_REPOSITORY} as upstream's chart does"
+        for field, host_namespace in HOST_NAMESPACES.items()
         if is_true(get(spec, field)) and not (field == "hostPID" and mps_daemon)
     ]
 

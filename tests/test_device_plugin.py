@@ -157,6 +157,27 @@ def test_the_mps_control_daemon_mounts_and_privileges_match_upstream():
     assert daemon["nodeSelector"] == {conventions.MPS_CAPABLE_NODE_LABEL: "true"}
 
 
+MPS_DAEMON = "nvidia-device-plugin-mps-control-daemon"
+
+
+def signal_env(container: dict) -> list[str]:
+    """SEND_SIGNAL, SIGNAL and PROCESS_TO_SIGNAL of a config-manager container, in order."""
+    signal = ("SEND_SIGNAL", "SIGNAL", "PROCESS_TO_SIGNAL")
+    return [e["value"] for e in container["env"] if e["name"] in signal]
+
+
+def test_the_mps_sidecar_signals_the_process_upstream_names():
+    """templates/daemonset-mps-control-daemon.yml at v0.20.0: the config-manager sidecar has
+    SEND_SIGNAL "true", SIGNAL "1" and PROCESS_TO_SIGNAL "/usr/bin/mps-control-daemon";
+    config-manager signals the process whose cmdline[0] equals it (cmd/config-manager/
+    main.go, findPidToSignal). The init container sends none. We keep upstream's values."""
+    daemon = daemonsets(build(configs={"default": mps(2)}))[MPS_DAEMON]
+    init, sidecar = daemon["initContainers"][1], daemon["containers"][0]
+    assert init["command"] == sidecar["command"] == ["config-manager"]
+    assert signal_env(init) == ["false", "", ""]
+    assert signal_env(sidecar) == ["true", "1", "/usr/bin/mps-control-daemon"]
+
+
 def test_both_daemonsets_stay_off_nodes_whose_host_runs_a_device_plugin():
     """The affinity names our AMI type label and every AMI type with a host plugin."""
     for spec in daemonsets(build(configs={"default": mps(2)})).values():

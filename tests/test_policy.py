@@ -197,7 +197,7 @@ BREAKS = [
     ("pods-no-host-namespaces", DAEMONSET, "nvidia-device-plugin",
      ("spec", "template", "spec", "hostPID"), True, "hostPID is true"),
     ("pods-no-host-namespaces", DAEMONSET, "nvidia-device-plugin",
-     ("spec", "template", "spec", "hostNetwork"), True, "node's Network namespace"),
+     ("spec", "template", "spec", "hostNetwork"), True, "node's network namespace"),
     ("containers-resource-bounds", DEPLOYMENT, conventions.VERIFICATION_APP,
      (*PROBE, "resources", "limits", "memory"), DELETE, "resources.limits.memory"),
     ("containers-resource-bounds", DAEMONSET, "nvidia-device-plugin",
@@ -244,6 +244,32 @@ def test_host_pid_is_allowed_only_for_the_mps_control_daemon_in_the_plugin_names
     assert "hostPID" in violated(DAEMONSET, elsewhere)["pods-no-host-namespaces"][0]
     ipc = changed(mps, ("spec", "template", "spec", "hostIPC"), True)
     assert "hostIPC" in violated(DAEMONSET, ipc)["pods-no-host-namespaces"][0]
+
+
+def test_host_pid_is_allowed_only_when_every_container_is_the_mps_daemon_pods_own():
+    """hostPID is pod-wide: upstream's pod (chart v0.20.0,
+    templates/daemonset-mps-control-daemon.yml) has four containers, all the device plugin
+    image running ``mps-control-daemon [mount-shm]`` or ``config-manager``; an extra
+    container, another image or extra arguments would run in the node's PID namespace."""
+    mps = inputs_of(run_stack("multi"), DAEMONSET, "nvidia-device-plugin-mps-control-daemon")
+    pod = ("spec", "template", "spec")
+    containers = mps["spec"]["template"]["spec"]["containers"]
+    daemon = next(c for c in containers if c["command"] == ["mps-control-daemon"])
+    nsenter = {**daemon, "name": "debug", "command": ["sh", "-c", "nsenter -t 1 -a sh"]}
+    init = mps["spec"]["template"]["spec"]["initContainers"]
+    for broken in (
+        changed(mps, (*pod, "containers"), [*containers, nsenter]),
+        changed(mps, (*pod, "initContainers"), [*init, nsenter]),
+        changed(mps, (*pod, "containers", containers.index(daemon), "image"), "evil:1"),
+        changed(
+            mps,
+            (*pod, "initContainers", 0, "image"),
+            "nvcr.io/nvidia/k8s-device-plugin-fork:v0.20.0",
+        ),
+        changed(mps, (*pod, "containers", 0, "args"), ["--evil"]),
+    ):
+        found = violated(DAEMONSET, broken)["pods-no-host-namespaces"]
+        assert "only the MPS control daemon" in found[0]
 
 
 def test_every_rule_has_a_breaking_case():

@@ -174,10 +174,11 @@ def test_only_the_groups_the_pods_run_on_count():
 
 def test_one_node_at_a_time_is_updated():
     """``update_config.max_unavailable`` 1 (the EKS default): during a node group update
-    EKS drains at most that many nodes at once, so the others keep advertising their slices,
-    and it launches max(2 x AZs, max_unavailable) new nodes first, so a larger value also
-    buys more GPU instances (docs.aws.amazon.com/eks/latest/userguide/
-    managed-node-update-behavior.html, "Setup", "Scale up" and "Upgrade" phases)."""
+    EKS drains at most that many nodes at once, so only one node's GPU slices are lost at a
+    time and the others keep advertising theirs (docs.aws.amazon.com/eks/latest/userguide/
+    managed-node-update-behavior.html, "Setup" and "Upgrade" phases). The new nodes it
+    launches first are the larger of up to 2 x AZs and max_unavailable ("Scale up phase"),
+    so for most values the drain side, not the instance count, is what 1 buys."""
     from tests.conftest import run_stack
 
     plan = run_stack("multi")
