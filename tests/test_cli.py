@@ -385,3 +385,14 @@ def test_state_targets_without_the_pulumi_cli_say_so(fake_tools):
     assert result.stderr.splitlines()[0] == (
         "make destroy needs the Pulumi CLI: https://www.pulumi.com/docs/iac/download-install/"
     )
+
+
+def test_an_unexpected_failure_of_the_program_is_one_line_unless_asked(project):
+    (project / "__main__.py").write_text("raise RuntimeError('boom\\nsecond line')\n")
+    (project / "Pulumi.t.yaml").write_text("config: {}\n")
+    args = ("plan", "--project-dir", str(project), "--stack", "t")
+    one_line(
+        cli(*args), 1, "the stack program failed: RuntimeError: boom second line", "--traceback"
+    )
+    traced = cli(*args, "--traceback")
+    assert traced.returncode == 1 and "Traceback" in traced.stderr
