@@ -67,6 +67,10 @@ ODD_STACK_FILES = [
     ("config: [1, 2]\n", ["Pulumi.t.yaml: config: must be a map of key: value"]),
     ("config: {a: [\n", ["Pulumi.t.yaml:2: not valid YAML"]),
     ("config:\n\tx: 1\n", ["Pulumi.t.yaml:2: not valid YAML"]),
+    (
+        f"config:\n  {NS}:gpuNodeMax: 1\n  {NS}:gpuNodeMax: 2\n",
+        ["Pulumi.t.yaml:3: config key 'eks-gpu-sharing:gpuNodeMax' is given twice"],
+    ),
     # YAML values that are not what they look like, read as the Pulumi CLI (yaml.v3) does.
     (f"config:\n  {NS}:kubernetesVersion: 1.30\n", ["kubernetesVersion", 'quote it ("1.30")']),
     (f"config:\n  {NS}:gpuNodeMax: 1.0\n", ["gpuNodeMax", "1.0 is the YAML number 1"]),
@@ -110,6 +114,10 @@ def test_a_stack_name_eks_refuses_for_the_cluster_is_named(project):
     (project / "Pulumi.a.b.yaml").write_text("config: {}\n")
     result = cli("plan", "--project-dir", str(project), "--stack", "a.b")
     one_line(result, 1, "stack 'a.b'", "eks-gpu-sharing-a.b", "EKS refuses")
+
+
+def test_a_project_dir_without_the_program_is_named(tmp_path):
+    one_line(cli("plan", "--project-dir", str(tmp_path)), 1, str(tmp_path), "no __main__.py")
 
 
 def test_a_stack_name_pulumi_refuses_is_named():
@@ -295,6 +303,10 @@ def test_verify_with_a_kubeconfig_that_is_not_a_map(tmp_path, text, kind):
         str(kubeconfig),
         f"is not a map of clusters, users and contexts (it holds a {kind})",
     )
+
+
+def test_verify_refuses_a_namespace_kubernetes_would_refuse():
+    one_line(cli("verify", "--namespace", "GPU_Pods"), 2, "'GPU_Pods' is not a namespace name")
 
 
 def test_verify_refuses_an_unwritable_report_before_asking_the_cluster(tmp_path):

@@ -136,6 +136,8 @@ def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[st
             f"--stack {stack!r} is not a stack name Pulumi accepts: letters, digits, "
             "-, _ and ., at most 100"
         )
+    if not (project_dir / "__main__.py").is_file():
+        raise ConfigError(f"--project-dir {project_dir} has no __main__.py (the stack program)")
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise ConfigError(f"no stack config {path} (stack {stack!r})")

@@ -118,7 +118,16 @@ def read(path: Path, namespace: str) -> dict[str, str]:
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: config: must be a map of key: value, got {config!r:.60}")
     config_node = next(v for k, v in root.value if k.value == "config")
-    nodes = {k.value: v for k, v in config_node.value if isinstance(k, yaml.ScalarNode)}
+    nodes: dict[str, yaml.Node] = {}
+    for k, v in config_node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value in nodes:
+            # pyyaml keeps the last; yaml.v3 (decode.go: "mapping key ... already defined"),
+            # and so the Pulumi CLI, refuses the file.
+            raise ConfigError(
+                f"{path}:{k.start_mark.line + 1}: config key {k.value!r} is given twice"
+            )
+        if isinstance(k, yaml.ScalarNode):
+            nodes[k.value] = v
     values = {}
     for key, value in config.items():
         where = f"{path}: config key {key!r}"

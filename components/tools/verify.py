@@ -23,7 +23,7 @@ from typing import Any, TextIO, TypeVar
 
 import yaml
 
-from .. import conventions
+from .. import conventions, validation
 from .cli import Parser, UsageError, writable, write_text
 from .verify_checks import (
     CONFIGMAP,
@@ -489,6 +489,14 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _namespace(text: str) -> str:
+    if not re.fullmatch(validation.DNS_LABEL, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a namespace name (lower-case letters, digits and -, at most 63)"
+        )
+    return text
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -519,6 +527,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--namespace",
+        type=_namespace,
         default=conventions.VERIFICATION_NAMESPACE,
         help="namespace of the verification pods (default: %(default)s)",
     )
