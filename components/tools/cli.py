@@ -75,8 +75,9 @@ def manifest_folder(path: Path) -> Path:
             )
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".check."):
-            pass
+        for where in (path, path.parent):  # the new files are written beside it first
+            with tempfile.NamedTemporaryFile(dir=where, prefix=f".{path.name}."):
+                pass
     except OSError as err:
         raise UsageError(f"cannot write --manifests {path}: {err.strerror or err}") from None
     return path
