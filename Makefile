@@ -5,6 +5,21 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+PLAN := $(PY) -m components plan --stack $(STACK) --manifests out/manifests --json out/plan.json
+
+# Every target that reads or writes Pulumi state (up, verify, destroy) starts with this, so
+# they all decrypt the stack's secrets alike. Pulumi takes PULUMI_CONFIG_PASSPHRASE when it
+# is set (even empty), else the file PULUMI_CONFIG_PASSPHRASE_FILE names, else it prompts,
+# and fails when there is no terminal (pulumi/pulumi pkg/secrets/passphrase/manager.go,
+# readPassphrase). With neither set, or an empty one, the passphrase is empty: say so.
+STATE := if [ -n "$${PULUMI_CONFIG_PASSPHRASE+set}" ] || [ -z "$${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then \
+	  if [ -z "$${PULUMI_CONFIG_PASSPHRASE:-}" ]; then \
+	    echo "warning: PULUMI_CONFIG_PASSPHRASE is empty: stack $(STACK)'s secrets (its kubeconfig) are encrypted with an empty passphrase" >&2; \
+	  fi; \
+	  export PULUMI_CONFIG_PASSPHRASE="$${PULUMI_CONFIG_PASSPHRASE:-}"; \
+	fi;
+NEEDS_PULUMI = command -v pulumi >/dev/null || { \
+	  echo "make $@ needs the Pulumi CLI: https://www.pulumi.com/docs/iac/download-install/" >&2; exit 2; };
 
 .PHONY: up plan verify destroy test lint
 
@@ -17,24 +32,20 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 up: $(VENV)/.installed
 	@if command -v pulumi >/dev/null && command -v aws >/dev/null \
 	    && aws sts get-caller-identity >/dev/null 2>&1; then \
-	  if [ -z "$${PULUMI_CONFIG_PASSPHRASE+set}" ]; then \
-	    echo "warning: PULUMI_CONFIG_PASSPHRASE is unset; using an empty passphrase for the local state" >&2; \
-	    export PULUMI_CONFIG_PASSPHRASE=""; \
-	  fi; \
-	  pulumi stack select $(STACK) --create && pulumi up --stack $(STACK) --yes; \
+	  $(STATE) pulumi stack select $(STACK) --create && pulumi up --stack $(STACK) --yes; \
 	else \
 	  echo "No Pulumi CLI or AWS credentials here: showing the offline plan of stack $(STACK)." >&2; \
-	  $(PY) -m components plan --stack $(STACK) --manifests out/manifests --json out/plan.json; \
+	  $(PLAN); \
 	fi
 
 plan: $(VENV)/.installed
-	$(PY) -m components plan --stack $(STACK) --manifests out/manifests --json out/plan.json
+	$(PLAN)
 
 verify: $(VENV)/.installed
-	$(PY) -m components verify --stack $(STACK)
+	@$(NEEDS_PULUMI) $(STATE) $(PY) -m components verify --stack $(STACK)
 
 destroy:
-	pulumi destroy --stack $(STACK) --yes
+	@$(NEEDS_PULUMI) $(STATE) pulumi destroy --stack $(STACK) --yes
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check components tests policy examples provider __main__.py

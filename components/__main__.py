@@ -2,7 +2,9 @@
 
 - ``plan``: run the stack program offline under Pulumi's mock engine.
 - ``verify``: check a live cluster really shares its GPUs.
-- ``docs``: regenerate the reference tables in README.md from the Args.
+- ``docs``: check (or, with ``--write``, regenerate) the reference tables in README.md.
+
+Whatever the input, a command ends with its exit code and, on failure, one line on stderr.
 """
 
 from __future__ import annotations
@@ -10,21 +12,38 @@ from __future__ import annotations
 import os
 import sys
 
+COMMANDS = {
+    "plan": "components.tools.plan",
+    "verify": "components.tools.verify",
+    "docs": "components.tools.reference",
+}
+USAGE = f"usage: python -m components {{{','.join(COMMANDS)}}} [options]  (--help for each)"
+#: Exit code of a command whose output was closed early (``| head``), as a shell reports
+#: a process ended by SIGPIPE: 128 + 13.
+BROKEN_PIPE = 141
+
 
 def main(argv: list[str]) -> int:
-    commands = {
-        "plan": "components.tools.plan",
-        "verify": "components.tools.verify",
-        "docs": "components.tools.reference",
-    }
-    if not argv or argv[0] not in commands:
-        print(
-            "usage: python -m components {plan,verify,docs} [options]  (--help for each)",
-            file=sys.stderr,
-        )
+    if argv and argv[0] in ("-h", "--help"):
+        print(f"{USAGE}\n\n{__doc__.split(chr(10) * 2)[1]}")
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        given = f": unknown command {argv[0]!r}" if argv else ""
+        print(f"python -m components: error{given}; {USAGE}", file=sys.stderr)
         return 2
-    module = __import__(commands[argv[0]], fromlist=["main"])
-    return int(module.main(argv[1:]))
+    module = __import__(COMMANDS[argv[0]], fromlist=["main"])
+    try:
+        code = int(module.main(argv[1:]))
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # What is still buffered for the closed pipe goes nowhere, not to a second error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"python -m components {argv[0]}: output closed early", file=sys.stderr)
+        return BROKEN_PIPE
+    except KeyboardInterrupt:
+        print(f"python -m components {argv[0]}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

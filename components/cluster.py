@@ -66,7 +66,7 @@ class GpuClusterArgs:
             validation.matches(
                 "cluster_name",
                 self.cluster_name,
-                r"[0-9A-Za-z][A-Za-z0-9\-_]{0,99}",
+                validation.EKS_CLUSTER_NAME,
                 "a valid EKS cluster name (letters, digits, - and _, at most 100)",
             )
         supported = catalog.versions_in_standard_support(self.today or dt.date.today())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,10 +13,11 @@ from .cluster import DEFAULT_KUBERNETES_VERSION, GpuClusterArgs
 from .conventions import DEFAULT_PLUGIN_CONFIG_KEY
 from .device_plugin import DEFAULT_VERSION
 from .errors import ConfigError
-from .node_group import GpuNodeGroupArgs
+from .node_group import CONFIG_KEYS, GpuNodeGroupArgs
 from .plugin_config import PluginConfig, mps, time_slicing, unshared
 from .sharing import DEFAULT_REPLICAS
 from .stack import DEMO_NODE_GROUP, GpuSharingArgs
+from .validation import EKS_CLUSTER_NAME
 from .verification import PROBE_MODES
 
 NAMESPACE = "eks-gpu-sharing"
@@ -47,15 +50,7 @@ KEYS: dict[str, tuple[str, Any]] = {
 }
 
 #: The single-group keys that ``nodeGroups`` replaces.
-SINGLE_GROUP_KEYS = (
-    "gpuInstanceType",
-    "gpuAmiType",
-    "gpuCapacityType",
-    "gpuNodeDesired",
-    "gpuNodeMin",
-    "gpuNodeMax",
-    "timeSlicingReplicas",
-)
+SINGLE_GROUP_KEYS = (*CONFIG_KEYS.values(), "timeSlicingReplicas")
 #: Fields of one ``nodeGroups`` entry and the GpuNodeGroupArgs field each sets.
 GROUP_FIELDS = {
     "instanceType": "instance_type",
@@ -155,9 +150,36 @@ def _node_groups(raw: str) -> tuple[dict[str, GpuNodeGroupArgs], dict[str, Plugi
         configs[name] = _sharing(where, group.get("sharing"))
         fields = {GROUP_FIELDS[k]: v for k, v in group.items() if k in GROUP_FIELDS}
         node_groups[name] = GpuNodeGroupArgs(plugin_config_key=name, **fields)
+        # Checked here, so a message names the key the user set: nodeGroups[0].min.
+        node_groups[name].validate_settings(
+            {field: f"{where}.{k}" for k, field in GROUP_FIELDS.items()}
+            | {"plugin_config_key": f"{where}.name"}
+        )
     # Unlabelled GPU nodes (added outside this stack) get whole GPUs: the safe default.
     configs.setdefault(DEFAULT_PLUGIN_CONFIG_KEY, unshared())
     return node_groups, configs
+
+
+def _not_ours(full_key: str, namespace: str, key: str) -> None:
+    """Refuse a key of ours written in another namespace (``eks_gpu_sharing:``, ``aws:``)."""
+    fold = key.lower()
+    ours = next((k for k in KEYS if k.lower() == fold), None)
+    if ours is not None or re.sub("[-_]", "", namespace.lower()) == NAMESPACE.replace("-", ""):
+        raise ConfigError(
+            f"config key {full_key!r} is not in namespace {NAMESPACE}; write "
+            f"{NAMESPACE}:{ours or key}"
+        )
+
+
+def _cluster_name(stack: str) -> str:
+    """``eks-gpu-sharing-<stack>``, if EKS accepts it: a Pulumi stack name may hold a '.'."""
+    name = f"{NAMESPACE}-{stack}"
+    if not re.fullmatch(EKS_CLUSTER_NAME, name):
+        raise ConfigError(
+            f"stack {stack!r} names the EKS cluster {name!r}, which EKS refuses: use a stack "
+            f"name of letters, digits, - and _, at most {100 - len(NAMESPACE) - 1} characters"
+        )
+    return name
 
 
 def args_from_config(
@@ -173,10 +195,15 @@ def args_from_config(
     for full_key, raw in values.items():
         namespace, _, key = full_key.partition(":")
         if namespace != NAMESPACE:
+            _not_ours(full_key, namespace, key)
             continue
         if key not in KEYS:
+            near = difflib.get_close_matches(key, KEYS, n=1) or [
+                k for k in KEYS if k.lower() == key.lower()
+            ]
+            hint = f"did you mean {NAMESPACE}:{near[0]}? " if near else ""
             raise ConfigError(
-                f"unknown config key {full_key!r}; the keys are {', '.join(sorted(KEYS))}"
+                f"unknown config key {full_key!r}; {hint}the keys are {', '.join(sorted(KEYS))}"
             )
         if not isinstance(raw, str):
             raise ConfigError(f"{full_key} must be given as a string, got {raw!r}")
@@ -216,7 +243,7 @@ def args_from_config(
     first = next(iter(node_groups.values()))
     args = GpuSharingArgs(
         cluster=GpuClusterArgs(
-            cluster_name=f"{NAMESPACE}-{stack}",
+            cluster_name=_cluster_name(stack),
             kubernetes_version=text("kubernetesVersion"),
             gpu_instance_type=first.instance_type,
             public_access_cidrs=(

@@ -13,6 +13,16 @@ from . import catalog, conventions, validation
 from .errors import ConfigError
 from .options import child_options
 
+#: The demo stack's config key for each field, named in messages.
+CONFIG_KEYS = {
+    "instance_type": "gpuInstanceType",
+    "ami_type": "gpuAmiType",
+    "capacity_type": "gpuCapacityType",
+    "desired_size": "gpuNodeDesired",
+    "min_size": "gpuNodeMin",
+    "max_size": "gpuNodeMax",
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class GpuNodeGroupArgs:
@@ -64,30 +74,38 @@ class GpuNodeGroupArgs:
             raise ConfigError("GpuNodeGroupArgs needs cluster_name and subnet_ids")
         self.validate_settings()
 
-    def validate_settings(self) -> None:
-        """Everything but the cluster it joins, which may not exist yet."""
+    def validate_settings(self, keys: Mapping[str, str] = CONFIG_KEYS) -> None:
+        """Everything but the cluster it joins, which may not exist yet.
+
+        ``keys`` names the config key that set each field, for the message.
+        """
+
+        def key(field: str) -> str:
+            return keys.get(field, field)
+
         validation.one_of(
-            "gpuInstanceType",
+            key("instance_type"),
             self.instance_type,
             catalog.G4DN,
             "is not a g4dn instance type with NVIDIA GPUs",
         )
         if self.ami_type in catalog.DEPRECATED_GPU_AMI_TYPES:
             raise ConfigError(
-                f"gpuAmiType {self.ami_type!r} is deprecated (Amazon Linux 2 AMIs are no longer "
-                f"updated since 2025-11-26); use one of {', '.join(catalog.NVIDIA_AMI_TYPES)}"
+                f"{key('ami_type')} {self.ami_type!r} is deprecated (Amazon Linux 2 AMIs are no "
+                "longer updated since 2025-11-26); use one of "
+                f"{', '.join(catalog.NVIDIA_AMI_TYPES)}"
             )
         validation.one_of(
-            "gpuAmiType", self.ami_type, catalog.NVIDIA_AMI_TYPES, "has no NVIDIA driver"
+            key("ami_type"), self.ami_type, catalog.NVIDIA_AMI_TYPES, "has no NVIDIA driver"
         )
-        validation.one_of("gpuCapacityType", self.capacity_type, catalog.CAPACITY_TYPES)
-        validation.integer("gpuNodeMin", self.min_size, 0, 100)
-        validation.integer("gpuNodeMax", self.max_size, 1, 100)
-        validation.integer("gpuNodeDesired", self.desired_size, 0, 100)
+        validation.one_of(key("capacity_type"), self.capacity_type, catalog.CAPACITY_TYPES)
+        validation.integer(key("min_size"), self.min_size, 0, 100)
+        validation.integer(key("max_size"), self.max_size, 1, 100)
+        validation.integer(key("desired_size"), self.desired_size, 0, 100)
         if not self.min_size <= self.desired_size <= self.max_size:
             raise ConfigError(
-                "gpuNodeMin <= gpuNodeDesired <= gpuNodeMax must hold, got "
-                f"{self.min_size} <= {self.desired_size} <= {self.max_size}"
+                f"{key('min_size')} <= {key('desired_size')} <= {key('max_size')} must hold, "
+                f"got {self.min_size} <= {self.desired_size} <= {self.max_size}"
             )
         validation.integer("disk_size_gib", self.disk_size_gib, 20, 16384)
         validation.integer("imds_hop_limit", self.imds_hop_limit, 1, 64)
@@ -96,12 +114,12 @@ class GpuNodeGroupArgs:
                 "ssh_key_name", self.ssh_key_name, r"[ -~]{1,255}", "a key pair name"
             )
         validation.matches(
-            "plugin_config_key",
+            key("plugin_config_key"),
             self.plugin_config_key,
             validation.LABEL_VALUE,
             "a valid label value (the node label nvidia.com/device-plugin.config)",
         )
-        validation.string_map("labels", self.labels)
+        validation.node_labels("labels", self.labels)
         validation.string_map("tags", self.tags)
 
 

@@ -110,3 +110,90 @@ def test_version_support_follows_the_calendar():
     with pytest.raises(ConfigError, match="kubernetesVersion '1.34'"):
         args_from_config(config(kubernetesVersion="1.34"), "dev", today=dt.date(2026, 12, 3))
     args_from_config(config(kubernetesVersion="1.34"), "dev", today=dt.date(2026, 12, 2))
+
+
+GROUP = '{"name": "a", "sharing": {"strategy": "none"}'
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ('"instanceType": "m5.large"', "nodeGroups[0].instanceType 'm5.large' is not a g4dn"),
+    ('"amiType": "AL2023_x86_64_STANDARD"',
+     "nodeGroups[0].amiType 'AL2023_x86_64_STANDARD' has no NVIDIA driver"),
+    ('"amiType": "AL2_x86_64_GPU"', "nodeGroups[0].amiType 'AL2_x86_64_GPU' is deprecated"),
+    ('"capacityType": "spot"', "nodeGroups[0].capacityType 'spot'; use one of"),
+    ('"min": -1', "nodeGroups[0].min must be between 0 and 100, got -1"),
+    ('"max": "2"', "nodeGroups[0].max must be an integer, got '2'"),
+    ('"desired": 101', "nodeGroups[0].desired must be between 0 and 100"),
+    ('"min": 2', f"nodeGroups[0].min <= {NAMESPACE}:nodeGroups[0].desired <= "
+                 f"{NAMESPACE}:nodeGroups[0].max must hold, got 2 <= 1 <= 1"),
+])
+def test_a_bad_node_group_field_names_the_key_the_user_set(fields, message):
+    """Issue 14: not gpuInstanceType, a key that cannot be set inside nodeGroups."""
+    with pytest.raises(ConfigError) as error:
+        args_from_config(config(nodeGroups=f"[{GROUP}, {fields}}}]"), "dev", today=TODAY)
+    assert str(error.value).startswith(f"{NAMESPACE}:{message}")
+
+
+def test_the_second_group_is_named_by_its_index():
+    raw = f'[{GROUP}}}, {{"name": "b", "sharing": {{"strategy": "none"}}, "max": 0}}]'
+    with pytest.raises(ConfigError, match=r"^eks-gpu-sharing:nodeGroups\[1\]\.max must be"):
+        args_from_config(config(nodeGroups=raw), "dev", today=TODAY)
+
+
+def test_a_group_name_that_is_no_label_value_names_the_name_key():
+    """The name becomes the node label nvidia.com/device-plugin.config: at most 63."""
+    raw = f'[{{"name": "{"a" * 64}", "sharing": {{"strategy": "none"}}}}]'
+    with pytest.raises(ConfigError, match=r"^eks-gpu-sharing:nodeGroups\[0\]\.name 'a{64}' is"):
+        args_from_config(config(nodeGroups=raw), "dev", today=TODAY)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("gpuInstanceType", "m5.large", "gpuInstanceType 'm5.large' is not a g4dn"),
+    ("gpuCapacityType", "spot", "gpuCapacityType 'spot'; use one of"),
+    ("gpuNodeMin", "2", "gpuNodeMin <= gpuNodeDesired <= gpuNodeMax must hold"),
+])
+def test_the_single_group_keys_keep_their_names(key, value, message):
+    with pytest.raises(ConfigError) as error:
+        args_from_config(config(**{key: value}), "dev", today=TODAY)
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(("key", "hint"), [
+    ("eks_gpu_sharing:gpuNodeMax", "write eks-gpu-sharing:gpuNodeMax"),
+    ("EKS-GPU-SHARING:gpuNodeMax", "write eks-gpu-sharing:gpuNodeMax"),
+    ("aws:gpuNodeMax", "write eks-gpu-sharing:gpuNodeMax"),
+    ("aws:GPUNODEMAX", "write eks-gpu-sharing:gpuNodeMax"),
+    ("eks-gpu-sharing:GpuNodeMax", "did you mean eks-gpu-sharing:gpuNodeMax?"),
+    ("eks-gpu-sharing:gpuNodeMaxx", "did you mean eks-gpu-sharing:gpuNodeMax?"),
+])
+def test_a_key_in_the_wrong_namespace_or_case_is_refused_not_ignored(key, hint):
+    with pytest.raises(ConfigError) as error:
+        args_from_config({**config(), key: "2"}, "dev", today=TODAY)
+    assert repr(key) in str(error.value) and hint in str(error.value)
+
+
+def test_other_namespaces_are_left_to_their_providers():
+    args_from_config({**config(), "aws:profile": "x", "kubernetes:context": "y"}, "dev",
+                     today=TODAY)
+
+
+@pytest.mark.parametrize("stack", ["a.b", "x" * 85])
+def test_a_stack_whose_cluster_name_eks_refuses_is_named(stack):
+    """botocore eks ClusterName: ^[0-9A-Za-z][A-Za-z0-9\\-_]*, 1 to 100; Pulumi allows '.'."""
+    with pytest.raises(ConfigError) as error:
+        args_from_config(config(), stack, today=TODAY)
+    assert str(error.value).startswith(f"stack {stack!r} names the EKS cluster")
+    assert "at most 84 characters" in str(error.value)
+
+
+def test_the_longest_stack_name_eks_accepts():
+    args = args_from_config(config(), "x" * 84, today=TODAY)
+    assert len(args.cluster.cluster_name) == 100
+
+
+@pytest.mark.parametrize("cidr", ["2001:db8::/32", "::/0"])
+def test_an_ipv6_public_access_cidr_is_refused_on_an_ipv4_cluster(cidr):
+    """botocore eks VpcConfigRequest.publicAccessCidrs: no IPv6 blocks on IPv4 clusters."""
+    with pytest.raises(ConfigError, match=r"^publicAccessCidrs\[1\] .* is IPv6; the cluster"):
+        args_from_config(config(publicAccessCidrs=f'["198.51.100.0/24", "{cidr}"]'), "dev",
+                         today=TODAY)

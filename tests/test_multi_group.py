@@ -81,7 +81,7 @@ BAD = [
     ('[{"name": "a", "size": 3, "sharing": {"strategy": "none"}}]', "unknown fields ['size']"),
     ('[{"name": "a"}]', "nodeGroups[0].sharing must be a map"),
     ('[{"name": "a", "instanceType": "m5.large", "sharing": {"strategy": "none"}}]',
-     "gpuInstanceType 'm5.large'"),
+     "nodeGroups[0].instanceType 'm5.large'"),
 ]
 
 

@@ -81,3 +81,46 @@ def test_a_failed_program_leaves_nothing_that_breaks_the_next():
         run_program(fails_with_an_output_in_flight)
     plan = run_program(lambda: pulumi.export("answer", 42))
     assert plan.outputs == {"answer": 42}
+
+
+def test_stack_values_reach_the_program_as_the_pulumi_cli_passes_them(tmp_path):
+    """yaml.v3 types, then pulumi/pulumi sdk/go/common/resource/config/object.go
+    MarshalString: text as written, other scalars and objects as (compact) JSON."""
+    from components.tools import stack_file
+
+    path = tmp_path / "Pulumi.t.yaml"
+    path.write_text(
+        "encryptionsalt: v1:abc\n"
+        "config:\n"
+        "  aws:region: us-west-2\n"
+        '  ns:quoted: "5"\n'
+        "  ns:number: 5\n"
+        "  ns:yes: yes\n"
+        "  ns:on: on\n"
+        "  ns:bool: true\n"
+        "  ns:date: 2026-01-01\n"
+        "  ns:list: ['198.51.100.0/24']\n"
+        "  ns:groups: [{name: a, max: 2, sharing: {strategy: none}}]\n"
+        "  ns:config:old: kept\n",
+        encoding="utf-8",
+    )
+    assert stack_file.read(path, "ns") == {
+        "aws:region": "us-west-2",
+        "ns:quoted": "5",
+        "ns:number": "5",
+        "ns:yes": "yes",
+        "ns:on": "on",
+        "ns:bool": "true",
+        "ns:date": "2026-01-01",
+        "ns:list": '["198.51.100.0/24"]',
+        "ns:groups": '[{"max":2,"name":"a","sharing":{"strategy":"none"}}]',
+        "ns:old": "kept",
+    }
+
+
+@pytest.mark.parametrize("text", ["", "# nothing\n", "config:\n", "secretsprovider: passphrase\n"])
+def test_a_stack_file_without_config_means_the_defaults(tmp_path, text):
+    from components.tools import stack_file
+
+    (tmp_path / "Pulumi.t.yaml").write_text(text)
+    assert stack_file.read(tmp_path / "Pulumi.t.yaml", "ns") == {}

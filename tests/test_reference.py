@@ -9,7 +9,7 @@ from components.tools import reference
 
 def test_readme_tables_are_current():
     text = reference.README.read_text(encoding="utf-8")
-    assert reference.render(text) == text, "run: python -m components docs"
+    assert reference.render(text) == text, "run: python -m components docs --write"
 
 
 def test_every_args_field_is_documented_with_its_default():

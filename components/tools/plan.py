@@ -2,12 +2,11 @@
 
 It prints every resource the program registers, can write them as JSON (inputs as the
 engine received them) and the Kubernetes objects as YAML for ``kubectl apply -f``.
-Bad config exits 1 with the validation message and no traceback.
+Bad config exits 1 and an output that cannot be written exits 2, each with one line.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -28,7 +27,8 @@ from pulumi.runtime.stack import run_in_stack
 
 from ..config import NAMESPACE
 from ..errors import ConfigError
-from . import cost
+from . import cost, stack_file
+from .cli import Parser, UsageError, manifest_folder, replace_manifests, writable, write_text
 from .mocks import AwsLikeMocks
 
 PROJECT = "eks-gpu-sharing"
@@ -131,14 +131,17 @@ def config_error(error: BaseException | None) -> ConfigError | None:
 
 def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[str, str]:
     """The stack's config as Pulumi hands it to a program: every value a string."""
+    if not stack_file.STACK_NAME.fullmatch(stack):
+        raise ConfigError(
+            f"--stack {stack!r} is not a stack name Pulumi accepts: letters, digits, "
+            "-, _ and ., at most 100"
+        )
+    if not (project_dir / "__main__.py").is_file():
+        raise ConfigError(f"--project-dir {project_dir} has no __main__.py (the stack program)")
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise ConfigError(f"no stack config {path} (stack {stack!r})")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    values = {
-        key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in (data.get("config") or {}).items()
-    }
+    values = stack_file.read(path, NAMESPACE)
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -226,16 +229,15 @@ def kubernetes_objects(plan: Plan) -> list[dict[str, Any]]:
     return objects
 
 
-def write_manifests(plan: Plan, directory: Path) -> list[Path]:
+def manifests(plan: Plan) -> dict[str, str]:
     """One YAML file per object, numbered so ``kubectl apply -f`` creates namespaces first."""
-    directory.mkdir(parents=True, exist_ok=True)
     objects = sorted(kubernetes_objects(plan), key=lambda o: o["kind"] != "Namespace")
-    paths = []
-    for i, obj in enumerate(objects):
-        path = directory / f"{i:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False), encoding="utf-8")
-        paths.append(path)
-    return paths
+    return {
+        f"{i:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml": yaml.safe_dump(
+            obj, sort_keys=False
+        )
+        for i, obj in enumerate(objects)
+    }
 
 
 def _key_inputs(resource: dict[str, Any]) -> str:
@@ -265,8 +267,7 @@ def _parent_name(urn: str | None) -> str:
 
 def print_table(plan: Plan, out: Any = sys.stdout) -> None:
     rows = [("TYPE", "NAME", "PARENT", "KEY INPUTS")] + [
-        (r["type"], r["name"], _parent_name(r["parent"]), _key_inputs(r))
-        for r in plan.resources
+        (r["type"], r["name"], _parent_name(r["parent"]), _key_inputs(r)) for r in plan.resources
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
@@ -288,9 +289,10 @@ def print_table(plan: Plan, out: Any = sys.stdout) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m components plan",
-        description="Run the stack program offline under Pulumi's mocks and show its resources.",
+        description="Run the stack program offline under Pulumi's mocks and show its resources. "
+        "Exit 0: planned; 1: the config is refused; 2: usage, or an output cannot be written.",
     )
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
     parser.add_argument(
@@ -300,12 +302,16 @@ def main(argv: list[str]) -> int:
         metavar="KEY=VALUE",
         help="override a config key (eks-gpu-sharing: is implied)",
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the plan as JSON")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the plan as JSON (folders are made)"
+    )
     parser.add_argument(
         "--manifests",
         type=Path,
         metavar="DIR",
-        help="write every Kubernetes object as YAML for kubectl apply -f DIR",
+        help="write every Kubernetes object as YAML for kubectl apply -f DIR; DIR ends up "
+        "holding exactly this plan's objects, so it must be new, empty or hold only files "
+        "an earlier plan wrote there (NN-kind-name.yaml)",
     )
     parser.add_argument(
         "--project-dir",
@@ -313,21 +319,47 @@ def main(argv: list[str]) -> int:
         default=Path.cwd(),
         help="directory holding Pulumi.yaml and __main__.py (default: .)",
     )
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the traceback of an unexpected error"
+    )
     args = parser.parse_args(argv)
+    try:
+        if args.json:
+            writable(args.json, "--json")
+        if args.manifests:
+            manifest_folder(args.manifests)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         config = stack_config(args.project_dir, args.stack, args.config)
         plan = run(args.project_dir, args.stack, config)
     except Exception as e:
         cause = config_error(e)
-        if cause is None:
+        if cause is None and args.traceback:
             raise
-        print(f"error: {cause}", file=sys.stderr)
+        print(f"error: {cause or _unexpected(e)}", file=sys.stderr)
         return 1
+    try:
+        if args.json:
+            write_text(args.json, json.dumps(plan.to_json(), indent=2) + "\n")
+        if args.manifests:
+            written = manifests(plan)
+            replace_manifests(args.manifests, written)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print_table(plan)
     if args.json:
-        args.json.write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     if args.manifests:
-        written = write_manifests(plan, args.manifests)
         print(f"wrote {len(written)} manifests to {args.manifests}")
     return 0
+
+
+def _unexpected(error: BaseException) -> str:
+    """One line for an error that is not about the config: a bug, or the environment."""
+    text = " ".join(str(error).split()) or "no message"
+    return (
+        f"the stack program failed: {type(error).__name__}: {text:.300} (--traceback shows where)"
+    )

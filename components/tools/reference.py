@@ -1,7 +1,8 @@
 """README reference tables generated from the Args dataclasses and the config keys.
 
-``python -m components docs`` rewrites the tables between ``<!-- BEGIN name -->`` and
-``<!-- END name -->`` in README.md; a test fails when they are out of date.
+``python -m components docs`` checks the tables between ``<!-- BEGIN name -->`` and
+``<!-- END name -->`` in README.md (exit 1 when stale); ``--write`` rewrites them. A test
+fails when they are out of date.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..node_group import GpuNodeGroupArgs
 from ..sharing import SharingConfigArgs
 from ..stack import GpuSharingArgs
 from ..verification import VerificationWorkloadArgs
+from .cli import Parser, UsageError, writable, write_text
 
 ARGS = (
     GpuClusterArgs,
@@ -77,21 +79,47 @@ def render(text: str) -> str:
     for name, table in tables().items():
         pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
         if not pattern.search(text):
-            raise LookupError(f"README has no <!-- BEGIN {name} --> ... <!-- END {name} -->")
+            raise LookupError(f"no <!-- BEGIN {name} --> ... <!-- END {name} --> to fill")
         text = pattern.sub(rf"\g<1>{_escape(table)}\n\g<2>", text)
     return text
 
 
 def main(argv: list[str]) -> int:
-    """Rewrite README.md's tables; ``--check`` only says whether they are current."""
-    current = README.read_text(encoding="utf-8")
-    wanted = render(current)
-    if "--check" in argv:
-        print("README tables are current" if wanted == current else "README tables are stale")
-        return 0 if wanted == current else 1
-    README.write_text(wanted, encoding="utf-8")
+    parser = Parser(
+        prog="python -m components docs",
+        description="Check that README.md's reference tables match the Args and config keys "
+        "(exit 0: current; 1: stale; 2: usage, or README cannot be read or written).",
+    )
+    parser.add_argument("--write", action="store_true", help="rewrite the stale tables")
+    parser.add_argument(
+        "--readme", type=Path, default=README, metavar="FILE", help="default: %(default)s"
+    )
+    args = parser.parse_args(argv)
+    try:
+        current = args.readme.read_text(encoding="utf-8")
+        wanted = render(current)
+        if wanted != current and args.write:
+            write_text(writable(args.readme, "--readme"), wanted)
+    except (OSError, UnicodeDecodeError) as err:
+        print(
+            f"docs: cannot read {args.readme}: {getattr(err, 'strerror', None) or err}",
+            file=sys.stderr,
+        )
+        return 2
+    except LookupError as err:
+        print(f"docs: {args.readme}: {err}", file=sys.stderr)
+        return 2
+    except UsageError as err:
+        print(f"docs: {err}", file=sys.stderr)
+        return 2
+    if wanted == current:
+        print(f"{args.readme}: tables are current")
+    elif args.write:
+        print(f"{args.readme}: tables rewritten")
+    else:
+        print(
+            f"{args.readme}: tables are stale; run: python -m components docs --write",
+            file=sys.stderr,
+        )
+        return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

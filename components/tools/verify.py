@@ -18,11 +18,13 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import yaml
 
-from .. import conventions
+from .. import conventions, validation
+from .cli import Parser, UsageError, writable, write_text
 from .verify_checks import (
     CONFIGMAP,
     GPU_NODE_SELECTOR,
@@ -46,8 +48,10 @@ from .verify_checks import (
 
 #: Seconds between pod polls while waiting for them to be Ready.
 POLL_SECONDS = 3.0
-#: Connect and read timeouts of each API request, so an unreachable endpoint fails fast.
-REQUEST_TIMEOUT = (5, 30)
+#: Connect and read timeouts of each API request, so an unreachable endpoint fails fast;
+#: never longer than ``--timeout`` (but at least MIN_REQUEST_SECONDS), and never retried.
+REQUEST_TIMEOUT = (5.0, 30.0)
+MIN_REQUEST_SECONDS = 5.0
 #: Log lines read per pod; the latest JSON line among them counts (torch may log warnings).
 LOG_TAIL_LINES = 20
 #: Lowest slowest/fastest TFLOP/s ratio between pods on one GPU that passes.
@@ -69,10 +73,12 @@ class _Refused(Exception):
 class Api:
     """The reads verify makes; any failure but an expected status becomes VerifyError."""
 
-    def __init__(self, core: Kube, apps: Kube) -> None:
+    def __init__(self, core: Kube, apps: Kube, timeout: float = REQUEST_TIMEOUT[1]) -> None:
         self.core = core
         self.apps = apps
         self.host = core.api_client.configuration.host
+        bound = max(timeout, MIN_REQUEST_SECONDS)
+        self.request_timeout = tuple(min(limit, bound) for limit in REQUEST_TIMEOUT)
 
     def _ask(self, what: str, call: Callable[[], T], expected: tuple[int, ...] = ()) -> T:
         from kubernetes.client.exceptions import ApiException
@@ -91,12 +97,18 @@ class Api:
             raise VerifyError(
                 f"cannot reach the Kubernetes API at {self.host}: {_reason(err)}"
             ) from None
+        except (ValueError, TypeError, AttributeError) as err:
+            # An answer the client cannot read as a Kubernetes object: an HTML page, a proxy.
+            raise VerifyError(
+                f"the server at {self.host} is not a Kubernetes API: its answer when asked to "
+                f"{what} is not a Kubernetes object ({type(err).__name__})"
+            ) from None
 
     def gpu_nodes(self) -> list[Kube]:
         nodes = self._ask(
             "list nodes",
             lambda: self.core.list_node(
-                label_selector=GPU_NODE_SELECTOR, _request_timeout=REQUEST_TIMEOUT
+                label_selector=GPU_NODE_SELECTOR, _request_timeout=self.request_timeout
             ),
         ).items
         return sorted(nodes, key=lambda node: node.metadata.name)
@@ -106,7 +118,7 @@ class Api:
         deployments = self._ask(
             f"list deployments in namespace {namespace}",
             lambda: self.apps.list_namespaced_deployment(
-                namespace, label_selector=POD_SELECTOR, _request_timeout=REQUEST_TIMEOUT
+                namespace, label_selector=POD_SELECTOR, _request_timeout=self.request_timeout
             ),
         ).items
         if not deployments:
@@ -118,7 +130,7 @@ class Api:
         pods = self._ask(
             f"list pods in namespace {namespace}",
             lambda: self.core.list_namespaced_pod(
-                namespace, label_selector=POD_SELECTOR, _request_timeout=REQUEST_TIMEOUT
+                namespace, label_selector=POD_SELECTOR, _request_timeout=self.request_timeout
             ),
         ).items
         live = (pod for pod in pods if pod.metadata.deletion_timestamp is None)
@@ -133,7 +145,7 @@ class Api:
         events = self._ask(
             f"list events in namespace {meta.namespace}",
             lambda: self.core.list_namespaced_event(
-                meta.namespace, field_selector=selector, _request_timeout=REQUEST_TIMEOUT
+                meta.namespace, field_selector=selector, _request_timeout=self.request_timeout
             ),
         ).items
         return sorted(events, key=_event_time, reverse=True)
@@ -146,7 +158,7 @@ class Api:
                 lambda: self.core.read_namespaced_config_map(
                     conventions.PLUGIN_CONFIGMAP_NAME,
                     conventions.DEVICE_PLUGIN_NAMESPACE,
-                    _request_timeout=REQUEST_TIMEOUT,
+                    _request_timeout=self.request_timeout,
                 ),
                 expected=(404,),
             )
@@ -164,7 +176,7 @@ class Api:
                 pod.metadata.namespace,
                 tail_lines=LOG_TAIL_LINES,
                 _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self.request_timeout,
             ),
             expected=(400, 404),
         )
@@ -393,7 +405,7 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
-def connect(kubeconfig: str | None, stack: str | None) -> Api:
+def connect(kubeconfig: str | None, stack: str | None, timeout: float) -> Api:
     """The cluster's API from a kubeconfig file, or from a Pulumi stack's output."""
     try:
         from kubernetes import client, config
@@ -403,17 +415,41 @@ def connect(kubeconfig: str | None, stack: str | None) -> Api:
         ) from None
     # Read now, not when the client was imported; may be a list of files, as for kubectl.
     files = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    source = f"stack {stack}'s output kubeconfig" if stack is not None else files
+    # One try per request: a dead endpoint fails once, within the request timeout.
+    configuration = client.Configuration()
+    configuration.retries = 0
     try:
         if stack is not None:
-            api_client = config.new_client_from_config_dict(_stack_kubeconfig(stack))
+            config.load_kube_config_from_dict(
+                _stack_kubeconfig(stack), client_configuration=configuration
+            )
         else:
-            api_client = config.new_client_from_config(config_file=files)
+            for path in files.split(os.pathsep):
+                _check_kubeconfig_file(os.path.expanduser(path))
+            config.load_kube_config(config_file=files, client_configuration=configuration)
     except (config.ConfigException, yaml.YAMLError, OSError) as err:
-        source = f"stack {stack}'s output kubeconfig" if stack is not None else files
         raise VerifyError(
             f"cannot use the kubeconfig from {source}: {one_line(str(err))}"
         ) from None
-    return Api(client.CoreV1Api(api_client), client.AppsV1Api(api_client))
+    api_client = client.ApiClient(configuration)
+    return Api(client.CoreV1Api(api_client), client.AppsV1Api(api_client), timeout)
+
+
+def _check_kubeconfig_file(path: str) -> None:
+    """A kubeconfig file that exists is a map; the client fails obscurely on anything else."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = yaml.safe_load(f)
+    except FileNotFoundError:
+        return  # the client says which file is missing, or merges the others
+    except UnicodeDecodeError:
+        document = "binary"
+    if document is not None and not isinstance(document, dict):
+        raise VerifyError(
+            f"kubeconfig {path} is not a map of clusters, users and contexts "
+            f"(it holds a {type(document).__name__})"
+        )
 
 
 def _stack_kubeconfig(stack: str) -> dict[str, Any]:
@@ -453,6 +489,14 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _namespace(text: str) -> str:
+    if not re.fullmatch(validation.DNS_LABEL, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a namespace name (lower-case letters, digits and -, at most 63)"
+        )
+    return text
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -464,7 +508,7 @@ def _fraction(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m components verify",
         description="Check on a live cluster that pods share its GPUs as configured. Exit 0: "
         "every check passes; 1: a check fails; 2: usage or connection error.",
@@ -483,6 +527,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--namespace",
+        type=_namespace,
         default=conventions.VERIFICATION_NAMESPACE,
         help="namespace of the verification pods (default: %(default)s)",
     )
@@ -520,8 +565,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str], *, poll_seconds: float = POLL_SECONDS) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.json and args.json != "-":
+            writable(Path(args.json), "--json")
         report = verify(
-            connect(args.kubeconfig, args.stack),
+            connect(args.kubeconfig, args.stack, args.timeout),
             namespace=args.namespace,
             timeout=args.timeout,
             expect_pods=args.expect_pods,
@@ -529,7 +576,7 @@ def main(argv: list[str], *, poll_seconds: float = POLL_SECONDS) -> int:
             progress=sys.stderr,
             poll_seconds=poll_seconds,
         )
-    except VerifyError as err:
+    except (VerifyError, UsageError) as err:
         print(f"verify: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -543,9 +590,8 @@ def main(argv: list[str], *, poll_seconds: float = POLL_SECONDS) -> int:
         print(render(report))
         if args.json:
             try:
-                with open(args.json, "w", encoding="utf-8") as out:
-                    out.write(document)
-            except OSError as err:
-                print(f"verify: cannot write {args.json}: {err}", file=sys.stderr)
+                write_text(Path(args.json), document)
+            except UsageError as err:
+                print(f"verify: {err}", file=sys.stderr)
                 return 2
     return 0 if report.ok else 1

@@ -1,0 +1,410 @@
+"""Every documented command given odd but plausible input: one line on stderr, never a trace.
+
+Each case runs the real ``python -m components ...`` in a subprocess, as a user would, and
+checks the exit code, that stderr is one line, and that the line names the key, path or
+server and what is allowed.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests import fake_kube_api as fake
+from tests.conftest import ROOT
+
+
+def cli(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "components", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
+
+
+def one_line(result: subprocess.CompletedProcess, code: int, *words: str) -> str:
+    """The single stderr line of a failed command, holding every one of ``words``."""
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    assert result.returncode == code, result.stderr
+    [line] = result.stderr.splitlines()
+    for word in words:
+        assert word in line
+    return line
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's program, to give it stack files of our own."""
+    shutil.copy(ROOT / "__main__.py", tmp_path)
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path)
+    return tmp_path
+
+
+def plan_stack(project: Path, text: str, *args: str) -> subprocess.CompletedProcess:
+    (project / "Pulumi.t.yaml").write_text(text, encoding="utf-8")
+    return cli("plan", "--project-dir", str(project), "--stack", "t", *args)
+
+
+NS = "eks-gpu-sharing"
+
+ODD_STACK_FILES = [
+    # Not the shape of a stack file.
+    ("- config\n", ["Pulumi.t.yaml must be a map with a config: section"]),
+    ("config: [1, 2]\n", ["Pulumi.t.yaml: config: must be a map of key: value"]),
+    ("config: {a: [\n", ["Pulumi.t.yaml:2: not valid YAML"]),
+    ("config:\n\tx: 1\n", ["Pulumi.t.yaml:2: not valid YAML"]),
+    (
+        f"config:\n  {NS}:gpuNodeMax: 1\n  {NS}:gpuNodeMax: 2\n",
+        ["Pulumi.t.yaml:3: config key 'eks-gpu-sharing:gpuNodeMax' is given twice"],
+    ),
+    # YAML values that are not what they look like, read as the Pulumi CLI (yaml.v3) does.
+    (f"config:\n  {NS}:kubernetesVersion: 1.30\n", ["kubernetesVersion", 'quote it ("1.30")']),
+    (f"config:\n  {NS}:gpuNodeMax: 1.0\n", ["gpuNodeMax", "1.0 is the YAML number 1"]),
+    (f"config:\n  {NS}:verificationPods: 1e1\n", ["verificationPods", "number 10"]),
+    (f"config:\n  {NS}:gpuNodeMax: True\n", ["gpuNodeMax", "YAML boolean true"]),
+    (f"config:\n  {NS}:gpuAmiType:\n", ["gpuAmiType", "has no value (YAML null)"]),
+    (f"config:\n  {NS}:gpuNodeMax: yes\n", ["gpuNodeMax must be an integer, got 'yes'"]),
+    (f"config:\n  {NS}:gpuCapacityType: on\n", ["gpuCapacityType 'on'", "ON_DEMAND, SPOT"]),
+    (f"config:\n  {NS}:gpuNodeMax: null\n", ["gpuNodeMax must be an integer, got 'null'"]),
+    (f"config:\n  {NS}:gpuNodeMax: {{secure: v1:abc}}\n", ["is a secret", "--config"]),
+    # Keys in the wrong namespace or case, or none.
+    (f"config:\n  {NS}:GpuNodeMax: 2\n", ["'eks-gpu-sharing:GpuNodeMax'", "did you mean"]),
+    ("config:\n  eks_gpu_sharing:gpuNodeMax: 2\n", ["write eks-gpu-sharing:gpuNodeMax"]),
+    (
+        "config:\n  gpuNodeMax: 2\n",
+        ["'gpuNodeMax' is not <namespace>:<name>", "write eks-gpu-sharing:gpuNodeMax"],
+    ),
+    # Valid for us, refused by a provider later.
+    (
+        f"config:\n  {NS}:publicAccessCidrs: ['2001:db8::/32']\n",
+        ["publicAccessCidrs[0] '2001:db8::/32' is IPv6"],
+    ),
+    (
+        f"config:\n  {NS}:nodeGroups: [{{name: {'n' * 64}, sharing: {{strategy: none}}}}]\n",
+        ["nodeGroups[0].name", "label value"],
+    ),
+    (
+        f"config:\n  {NS}:nodeGroups: [{{name: a, instanceType: p3.2xlarge, "
+        "sharing: {strategy: none}}]\n",
+        ["nodeGroups[0].instanceType 'p3.2xlarge'"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "words"), ODD_STACK_FILES)
+def test_an_odd_stack_file_is_one_line_naming_the_key(project, text, words):
+    one_line(plan_stack(project, text), 1, *words)
+
+
+def test_a_stack_name_eks_refuses_for_the_cluster_is_named(project):
+    (project / "Pulumi.a.b.yaml").write_text("config: {}\n")
+    result = cli("plan", "--project-dir", str(project), "--stack", "a.b")
+    one_line(result, 1, "stack 'a.b'", "eks-gpu-sharing-a.b", "EKS refuses")
+
+
+def test_a_project_dir_without_the_program_is_named(tmp_path):
+    one_line(cli("plan", "--project-dir", str(tmp_path)), 1, str(tmp_path), "no __main__.py")
+
+
+def test_a_stack_name_pulumi_refuses_is_named():
+    one_line(cli("plan", "--stack", "../dev"), 1, "--stack '../dev'", "letters, digits")
+
+
+def test_an_output_under_a_file_is_refused_before_the_plan_runs(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    one_line(
+        cli("plan", "--json", str(blocker / "plan.json")),
+        2,
+        str(blocker / "plan.json"),
+        "cannot write",
+    )
+    one_line(cli("plan", "--manifests", str(blocker / "k8s")), 2, str(blocker / "k8s"))
+    one_line(cli("plan", "--json", str(tmp_path)), 2, str(tmp_path), "is a folder")
+
+
+def test_outputs_get_their_folders_and_a_refused_config_writes_nothing(tmp_path):
+    out = tmp_path / "new" / "deeper"
+    one_line(
+        cli(
+            "plan",
+            "--config",
+            "gpuNodeMax=x",
+            "--json",
+            str(out / "plan.json"),
+            "--manifests",
+            str(out / "k8s"),
+        ),
+        1,
+        "gpuNodeMax",
+    )
+    assert not (out / "plan.json").exists()
+    assert not any((out / "k8s").iterdir())
+    assert (
+        cli("plan", "--json", str(out / "plan.json"), "--manifests", str(out / "k8s")).returncode
+        == 0
+    )
+    assert (out / "plan.json").stat().st_size > 0
+    assert sorted(p.name for p in out.iterdir()) == ["k8s", "plan.json"]  # no temporaries
+
+
+def test_manifests_replace_an_earlier_plan_and_never_touch_other_files(tmp_path):
+    k8s = tmp_path / "k8s"
+    k8s.mkdir()
+    (k8s / "42-deployment-of-another-stack.yaml").write_text("kind: Deployment\n")
+    assert cli("plan", "--manifests", str(k8s)).returncode == 0
+    names = sorted(p.name for p in k8s.iterdir())
+    assert len(names) == 9 and "42-deployment-of-another-stack.yaml" not in names
+
+    (k8s / "notes.txt").write_text("mine")
+    one_line(cli("plan", "--manifests", str(k8s)), 2, str(k8s), "'notes.txt'", "new or empty")
+    assert (k8s / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in k8s.iterdir()) == sorted([*names, "notes.txt"])
+
+
+def test_a_pipe_closed_early_is_one_line():
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "components", "plan"],
+            cwd=ROOT,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert result.returncode == 141
+    assert result.stderr == "python -m components plan: output closed early\n"
+
+
+@pytest.mark.parametrize("args", [[], ["deploy"], ["--verbose"]])
+def test_an_unknown_command_is_a_usage_error(args):
+    line = one_line(cli(*args), 2, "usage: python -m components {plan,verify,docs}")
+    if args:
+        assert f"unknown command {args[0]!r}" in line
+
+
+@pytest.mark.parametrize("command", ["plan", "verify", "docs"])
+def test_every_command_has_help_and_one_line_usage_errors(command):
+    helped = cli(command, "--help")
+    assert helped.returncode == 0 and helped.stderr == ""
+    assert helped.stdout.startswith(f"usage: python -m components {command}")
+    one_line(
+        cli(command, "--no-such-option"),
+        2,
+        f"python -m components {command}: error: unrecognized arguments: --no-such-option",
+    )
+
+
+def test_help_of_the_dispatcher():
+    helped = cli("--help")
+    assert helped.returncode == 0 and "plan" in helped.stdout and "docs" in helped.stdout
+
+
+def test_docs_checks_by_default_and_writes_only_when_asked(tmp_path):
+    readme = tmp_path / "README.md"
+    current = (ROOT / "README.md").read_text(encoding="utf-8")
+    stale = current.replace(
+        "| `eks-gpu-sharing:gpuNodeMax` | most GPU nodes |",
+        "| `eks-gpu-sharing:gpuNodeMax` | old text |",
+    )
+    assert stale != current
+    readme.write_text(stale, encoding="utf-8")
+
+    one_line(cli("docs", "--readme", str(readme)), 1, str(readme), "stale", "--write")
+    assert readme.read_text(encoding="utf-8") == stale
+    written = cli("docs", "--readme", str(readme), "--write")
+    assert written.returncode == 0, written.stderr
+    assert readme.read_text(encoding="utf-8") == current
+    checked = cli("docs", "--readme", str(readme))
+    assert checked.returncode == 0 and "current" in checked.stdout
+
+
+def test_docs_with_a_readme_it_cannot_use(tmp_path):
+    one_line(cli("docs", "--readme", str(tmp_path / "nope.md")), 2, "nope.md", "cannot read")
+    (tmp_path / "other.md").write_text("no tables\n")
+    one_line(
+        cli("docs", "--readme", str(tmp_path / "other.md")), 2, "other.md", "<!-- BEGIN config -->"
+    )
+
+
+@contextmanager
+def server(kind: str) -> Iterator[str]:
+    """A server that is not Kubernetes: one answering HTML, or one that never answers."""
+    if kind == "html":
+
+        class Html(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                body = b"<html>a login page</html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        finally:
+            httpd.shutdown()
+    else:
+        with socket.socket() as silent:  # accepts connections (backlog), never answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+def test_verify_against_a_server_that_is_not_kubernetes(tmp_path):
+    with server("html") as url:
+        kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig", url)
+        result = cli("verify", "--kubeconfig", str(kubeconfig), "--timeout", "1")
+    one_line(result, 2, f"the server at {url} is not a Kubernetes API")
+
+
+def test_verify_against_a_silent_server_ends_within_its_timeout(tmp_path):
+    """One try per request, bounded by --timeout (at least 5 s): not urllib3's 3 retries."""
+    with server("silent") as url:
+        kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig", url)
+        start = time.monotonic()
+        result = cli("verify", "--kubeconfig", str(kubeconfig), "--timeout", "1")
+        took = time.monotonic() - start
+    one_line(result, 2, f"cannot reach the Kubernetes API at {url}", "timed out")
+    assert took < 15
+
+
+@pytest.mark.parametrize(("text", "kind"), [("- a\n", "list"), ("just text\n", "str")])
+def test_verify_with_a_kubeconfig_that_is_not_a_map(tmp_path, text, kind):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(text)
+    one_line(
+        cli("verify", "--kubeconfig", str(kubeconfig)),
+        2,
+        str(kubeconfig),
+        f"is not a map of clusters, users and contexts (it holds a {kind})",
+    )
+
+
+def test_verify_refuses_a_namespace_kubernetes_would_refuse():
+    one_line(cli("verify", "--namespace", "GPU_Pods"), 2, "'GPU_Pods' is not a namespace name")
+
+
+def test_verify_refuses_an_unwritable_report_before_asking_the_cluster(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli(
+        "verify", "--kubeconfig", str(tmp_path / "none"), "--json", str(blocker / "r.json")
+    )
+    one_line(result, 2, f"cannot write --json {blocker / 'r.json'}")
+
+
+@pytest.fixture
+def fake_tools(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A PATH whose pulumi and aws record the passphrase each call saw, and a ready venv."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(
+        "#!/bin/sh\n"
+        f'echo "pulumi $1 passphrase=${{PULUMI_CONFIG_PASSPHRASE-unset}}" >> {log}\n'
+        "exit 3\n"
+    )
+    (bin_dir / "aws").write_text("#!/bin/sh\nexit 0\n")
+    for tool in ("pulumi", "aws"):
+        (bin_dir / tool).chmod(0o755)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (venv / "bin" / "python").chmod(0o755)
+    (venv / ".installed").touch()  # newer than requirements.txt: make installs nothing
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(ROOT)
+    return env, log
+
+
+def make(target: str, env: dict[str, str], venv: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "-s", target, f"VENV={venv}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize(
+    ("passphrase", "seen", "warned"),
+    [
+        (None, "", True),
+        ("", "", True),
+        ("s3cret", "s3cret", False),
+    ],
+)
+def test_every_state_target_passes_the_same_passphrase(fake_tools, passphrase, seen, warned):
+    """pulumi/pulumi pkg/secrets/passphrase: unset and no file means a prompt, or a failure."""
+    env, log = fake_tools
+    if passphrase is not None:
+        env["PULUMI_CONFIG_PASSPHRASE"] = passphrase
+    venv = log.parent / "venv"
+    for target in ("up", "verify", "destroy"):
+        result = make(target, env, venv)
+        assert result.returncode != 0  # the fake pulumi fails every call
+        assert ("warning: PULUMI_CONFIG_PASSPHRASE is empty" in result.stderr) == warned
+    calls = log.read_text().splitlines()
+    assert [c.split()[1] for c in calls] == ["stack", "stack", "destroy"]
+    assert {c.split("passphrase=", 1)[1] for c in calls} == {seen}
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_a_passphrase_file_is_left_to_pulumi(fake_tools):
+    env, log = fake_tools
+    env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(log.parent / "phrase")
+    result = make("destroy", env, log.parent / "venv")
+    assert "warning" not in result.stderr
+    assert log.read_text() == "pulumi destroy passphrase=unset\n"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_state_targets_without_the_pulumi_cli_say_so(fake_tools):
+    env, log = fake_tools
+    env["PATH"] = os.pathsep.join(
+        p for p in env["PATH"].split(os.pathsep) if not (Path(p) / "pulumi").exists()
+    )
+    result = make("destroy", env, log.parent / "venv")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        "make destroy needs the Pulumi CLI: https://www.pulumi.com/docs/iac/download-install/"
+    )
+
+
+def test_an_unexpected_failure_of_the_program_is_one_line_unless_asked(project):
+    (project / "__main__.py").write_text("raise RuntimeError('boom\\nsecond line')\n")
+    (project / "Pulumi.t.yaml").write_text("config: {}\n")
+    args = ("plan", "--project-dir", str(project), "--stack", "t")
+    one_line(
+        cli(*args), 1, "the stack program failed: RuntimeError: boom second line", "--traceback"
+    )
+    traced = cli(*args, "--traceback")
+    assert traced.returncode == 1 and "Traceback" in traced.stderr
