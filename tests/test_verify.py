@@ -625,3 +625,30 @@ def test_kubeconfig_defaults_to_the_environment(monkeypatch, tmp_path, capsys):
         monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kc", url)))
         rc = verify.main([], poll_seconds=POLL)
     assert rc == 0, capsys.readouterr().out
+
+
+def test_bottlerocket_node_is_expected_to_advertise_whole_gpus(tmp_path, capsys):
+    """Our plugin keeps off Bottlerocket NVIDIA nodes (manifests/device-plugin.yaml affinity);
+    their host plugin advertises each GPU once, whatever the node's config key says."""
+    cluster = shared_cluster(units=1, tflops=(FAIR[0],))
+    cluster.nodes[0]["metadata"]["labels"]["eks-gpu-sharing/ami-type"] = (
+        "BOTTLEROCKET_x86_64_NVIDIA"
+    )
+
+    result = run(cluster, tmp_path, capsys)
+
+    check = result.check("node-capacity")
+    assert check["status"] == "pass", check
+    assert "BOTTLEROCKET_x86_64_NVIDIA's host plugin" in json.dumps(result.report)
+
+
+def test_bottlerocket_node_advertising_time_slices_is_not_what_we_expect(tmp_path, capsys):
+    cluster = shared_cluster()
+    cluster.nodes[0]["metadata"]["labels"]["eks-gpu-sharing/ami-type"] = (
+        "BOTTLEROCKET_x86_64_NVIDIA"
+    )
+
+    result = run(cluster, tmp_path, capsys)
+
+    assert result.check("node-capacity")["status"] == "fail"
+    assert "expected 1 per GPU" in result.check("node-capacity")["notes"][0]

@@ -17,7 +17,7 @@ import yaml
 
 from .. import catalog, conventions
 from ..errors import ConfigError
-from ..plugin_config import advertised_units
+from ..plugin_config import GPU_RESOURCE, advertised_units
 
 POD_SELECTOR = f"app.kubernetes.io/name={conventions.VERIFICATION_APP}"
 GPU_NODE_SELECTOR = f"{conventions.GPU_NODE_LABEL}={conventions.GPU_NODE_LABEL_VALUE}"
@@ -126,9 +126,15 @@ def node_reports(node: Kube, configs: dict[str, str] | None) -> list[NodeReport]
     instance_type = labels.get(INSTANCE_TYPE_LABEL, "unknown")
     known = catalog.G4DN.get(instance_type)
     key = labels.get(conventions.PLUGIN_CONFIG_NODE_LABEL, conventions.DEFAULT_PLUGIN_CONFIG_KEY)
+    ami_type = labels.get(conventions.AMI_TYPE_NODE_LABEL, "")
+    # Our plugin stays off these nodes; the host's own advertises each GPU once (its default,
+    # bottlerocket.dev settings.kubelet-device-plugins: no time-slicing, no MPS).
+    host_plugin = ami_type in conventions.HOST_DEVICE_PLUGIN_AMI_TYPES
+    if host_plugin:
+        key = f"none: {ami_type}'s host plugin"
     base = NodeReport(node.metadata.name, instance_type, known.gpus if known else None, key)
     try:
-        units = _units(key, configs)
+        units = {GPU_RESOURCE: 1} if host_plugin else _units(key, configs)
     except ConfigError as err:
         base.problem = str(err)
         return [base]
