@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .cluster import DEFAULT_KUBERNETES_VERSION, GpuClusterArgs
+from .cluster import GpuClusterArgs
 from .conventions import DEFAULT_PLUGIN_CONFIG_KEY
 from .device_plugin import DEFAULT_VERSION
 from .errors import ConfigError
@@ -22,8 +22,12 @@ NAMESPACE = "eks-gpu-sharing"
 #: Every key the demo stack reads: (description, default as written in stack YAML).
 KEYS: dict[str, tuple[str, Any]] = {
     "kubernetesVersion": (
-        "Kubernetes minor version in EKS standard support",
-        DEFAULT_KUBERNETES_VERSION,
+        "Kubernetes minor version in EKS standard support (unset: the newest EKS lists)",
+        None,
+    ),
+    "supportType": (
+        "at the end of standard support: STANDARD (upgrade) or EXTENDED (6x)",
+        "STANDARD",
     ),
     "gpuInstanceType": ("g4dn instance type of the GPU nodes", "g4dn.xlarge"),
     "gpuAmiType": ("EKS AMI type with the NVIDIA driver", "AL2023_x86_64_NVIDIA"),
@@ -169,6 +173,16 @@ def args_from_config(
     ``values`` maps full keys (``eks-gpu-sharing:gpuNodeMax``) to strings; other
     namespaces (``aws:region``) are ignored. Raises ConfigError naming the key.
     """
+    if "aws:profile" in values:
+        # The kubeconfig pulumi-eks exports runs `aws eks get-token` with no --profile
+        # (generateKubeconfig(..., includeProfile=false) for kubeconfigJson in
+        # pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts), so the Kubernetes provider and
+        # verify would use other credentials than the AWS provider. AWS_PROFILE reaches both.
+        raise ConfigError(
+            f"aws:profile {values['aws:profile']!r} would not reach the cluster's kubeconfig "
+            "(its `aws eks get-token` runs without --profile); remove it from the stack config "
+            f"and run with AWS_PROFILE={values['aws:profile']} in the environment instead"
+        )
     ours = {}
     for full_key, raw in values.items():
         namespace, _, key = full_key.partition(":")
@@ -217,12 +231,13 @@ def args_from_config(
     args = GpuSharingArgs(
         cluster=GpuClusterArgs(
             cluster_name=f"{NAMESPACE}-{stack}",
-            kubernetes_version=text("kubernetesVersion"),
+            kubernetes_version=text("kubernetesVersion") if "kubernetesVersion" in ours else None,
+            support_type=text("supportType"),
             gpu_instance_type=first.instance_type,
             public_access_cidrs=(
                 _list("publicAccessCidrs", ours["publicAccessCidrs"])
                 if "publicAccessCidrs" in ours
-                else KEYS["publicAccessCidrs"][1]
+                else None
             ),
             today=today,
         ),

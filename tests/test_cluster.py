@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
-from components import ConfigError, GpuCluster, GpuClusterArgs
+from components import ConfigError, GpuCluster, GpuClusterArgs, catalog
+from components.cluster import DISABLE_LOGGING
+from components.config import args_from_config
+from components.tools import mocks
 from components.tools.plan import config_error
 from tests.conftest import run_program
 from tests.test_plan import plan_cli
@@ -53,18 +57,36 @@ def test_given_network_and_key_are_used_and_no_key_is_created():
     assert plan.by_type("aws:kms/key:Key") == []
 
 
-def test_region_without_enough_gpu_azs_is_explained():
+def test_region_without_enough_gpu_azs_is_explained(monkeypatch):
+    monkeypatch.setitem(mocks.G4DN_AZS, "xx-one-1", ("xx-one-1a",))
     with pytest.raises(Exception) as error:
         run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
-                    {"aws:region": "ap-south-2"})
+                    {"aws:region": "xx-one-1"})
     assert "EKS needs two AZs" in str(config_error(error.value))
 
 
-def test_plan_reports_it_without_a_traceback():
+def test_unknown_region_says_what_the_offline_plan_knows_without_a_traceback():
+    """Not "the VPC lacks subnets": the mocks know nothing of ap-south-2 in your account."""
     result = plan_cli("--config", "aws:region=ap-south-2")
     assert result.returncode == 1
-    assert result.stderr.startswith("error: the default VPC has 0 default subnet(s)")
+    assert result.stderr.startswith(
+        "error: the offline plan knows only the regions eu-west-1, us-east-1, us-west-2, "
+        "not aws:region 'ap-south-2'")
     assert "Traceback" not in result.stderr
+
+
+def test_default_subnets_skip_azs_eks_refuses():
+    """us-east-1's use1-az3 (awsdocs/amazon-eks-user-guide latest/ug/networking/
+    network-reqs.adoc); the mock account names it us-east-1c, which offers g4dn."""
+    assert mocks.ZONE_IDS["us-east-1"]["us-east-1c"] == "use1-az3"
+    assert "us-east-1c" in mocks.G4DN_AZS["us-east-1"]
+    holder = {}
+    plan = run_program(lambda: holder.setdefault("c", GpuCluster("c", GpuClusterArgs(today=TODAY))),
+                       {"aws:region": "us-east-1"})
+    subnets = plan.one("eks:index:Cluster")["inputs"]["subnetIds"]
+    expected = {f"subnet-{mocks._suffix(mocks.DEFAULT_VPC, az, length=17)}"
+                for az in ("us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f")}
+    assert set(subnets) == expected
 
 
 @pytest.mark.parametrize(
@@ -91,11 +113,118 @@ def test_control_plane_log_group_is_ours_so_destroy_removes_it():
     assert group["urn"] in plan.one("eks:index:Cluster")["dependencies"]
 
 
-def test_private_only_endpoint():
+def test_private_only_endpoint_sends_no_public_cidrs():
     plan = build(endpoint_public_access=False)
     inputs = plan.one("eks:index:Cluster")["inputs"]
     assert inputs["endpointPublicAccess"] is False and inputs["endpointPrivateAccess"] is True
+    # pulumi-eks throws on publicAccessCidrs without a public endpoint (nodejs/eks/cluster/
+    # cluster.ts: "`publicAccessCidrs` can only be set when `endpointPublicAccess` is true").
+    assert "publicAccessCidrs" not in inputs
     assert not plan.warnings  # 0.0.0.0/0 does not matter with no public endpoint
+
+
+def test_public_cidrs_with_a_private_only_endpoint_are_refused():
+    with pytest.raises(ConfigError) as error:
+        GpuClusterArgs(today=TODAY, endpoint_public_access=False,
+                       public_access_cidrs=["198.51.100.7/32"]).validate()
+    assert str(error.value).startswith(
+        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off")
+
+
+def test_upgrade_policy_is_standard_unless_asked():
+    """EKS defaults a cluster to EXTENDED support (6x per hour after standard support)."""
+    assert build().one("eks:index:Cluster")["inputs"]["upgradePolicy"] == {
+        "supportType": "STANDARD"}
+    assert build(support_type="EXTENDED").one("eks:index:Cluster")["inputs"][
+        "upgradePolicy"] == {"supportType": "EXTENDED"}
+    with pytest.raises(ConfigError, match="supportType 'standard'; use one of STANDARD"):
+        GpuClusterArgs(today=TODAY, support_type="standard").validate()
+
+
+def test_kubernetes_provider_does_not_drop_state_when_unreachable(monkeypatch):
+    """pulumi-kubernetes reads PULUMI_K8S_DELETE_UNREACHABLE only when the provider input is
+    unset (provider/pkg/provider/provider.go); the teardown recipe sets it, `up` does not."""
+    monkeypatch.delenv("PULUMI_K8S_DELETE_UNREACHABLE", raising=False)
+    provider = build().one("pulumi:providers:kubernetes")["inputs"]
+    assert "deleteUnreachable" not in provider
+
+
+def test_logging_is_turned_off_before_the_cluster_is_deleted():
+    """Destroy deletes dependents first: the command (logging off, then wait), then the
+    cluster, then the log group, so EKS has nothing left to write into a deleted group."""
+    plan = build(cluster_name="demo")
+    cluster = plan.one("eks:index:Cluster")
+    off = plan.one("command:local:Command")
+    assert cluster["urn"] in off["dependencies"]
+    assert plan.one("aws:cloudwatch/logGroup:LogGroup")["urn"] in cluster["dependencies"]
+    assert "create" not in off["inputs"] and off["inputs"]["delete"] == DISABLE_LOGGING
+    env = off["inputs"]["environment"]
+    assert (env["CLUSTER"], env["AWS_REGION"]) == ("demo", "us-west-2")
+    assert json.loads(env["LOGGING_OFF"]) == {"clusterLogging": [
+        {"types": ["api", "audit", "authenticator"], "enabled": False}]}
+    assert build(cluster_log_types=[]).by_type("command:local:Command") == []
+
+
+def test_logging_off_request_fits_update_cluster_config():
+    """The --logging JSON is UpdateClusterConfigRequest.logging in botocore's eks model."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("eks")
+    logging = model.operation_model("UpdateClusterConfig").input_shape.members["logging"]
+    setup = logging.members["clusterLogging"].member
+    assert set(setup.members) == {"types", "enabled"}
+    assert "--logging" in DISABLE_LOGGING and "describe-update" in DISABLE_LOGGING
+
+
+def test_version_defaults_to_the_newest_eks_lists():
+    plan = build()
+    assert plan.one("eks:index:Cluster")["inputs"]["version"] == "1.35"
+
+
+def test_a_version_eks_does_not_list_is_refused():
+    """1.36 is newer than the calendar, so only EKS's answer (mocked: the calendar as of its
+    day) can refuse it."""
+    with pytest.raises(Exception) as error:
+        build(kubernetes_version="1.36")
+    assert str(config_error(error.value)).startswith(
+        "kubernetesVersion '1.36' is not in EKS standard support by EKS's own list")
+
+
+def test_the_message_on_the_day_standard_support_ends():
+    ends = catalog.EKS_STANDARD_SUPPORT_ENDS["1.35"]
+    GpuClusterArgs(kubernetes_version="1.35", today=ends).validate()
+    with pytest.raises(ConfigError) as error:
+        GpuClusterArgs(kubernetes_version="1.35", today=ends + dt.timedelta(days=1)).validate()
+    assert str(error.value) == (
+        f"kubernetesVersion '1.35': no Kubernetes version is in EKS standard support on "
+        f"{ends + dt.timedelta(days=1)} by the calendar in components/catalog.py (as of "
+        f"{catalog.CALENDAR_AS_OF}); update the catalog")
+
+
+def test_the_product_reads_the_pinned_clock(pinned_today):
+    assert catalog.today() == pinned_today
+    with pytest.raises(ConfigError, match="on 2026-11-22"):
+        GpuClusterArgs(kubernetes_version="1.33").validate()
+
+
+def test_canary_catalog_newest_version_is_in_standard_support():
+    """The one test that reads the real date (not the pinned one): it fails on the day the
+    catalog's newest version leaves EKS standard support, instead of every demo test."""
+    newest = max(catalog.EKS_STANDARD_SUPPORT_ENDS, key=catalog.minor)
+    ends = catalog.EKS_STANDARD_SUPPORT_ENDS[newest]
+    assert dt.date.today() <= ends, (
+        f"Kubernetes {newest}, the newest in components/catalog.py EKS_STANDARD_SUPPORT_ENDS, "
+        f"left EKS standard support on {ends}: update catalog EKS_STANDARD_SUPPORT_ENDS and "
+        "CALENDAR_AS_OF from the EKS version calendar")
+
+
+def test_aws_profile_is_refused_with_what_to_do():
+    with pytest.raises(ConfigError) as error:
+        args_from_config({"aws:region": "us-west-2", "aws:profile": "work"}, "dev", today=TODAY)
+    assert str(error.value) == (
+        "aws:profile 'work' would not reach the cluster's kubeconfig (its `aws eks get-token` "
+        "runs without --profile); remove it from the stack config and run with "
+        "AWS_PROFILE=work in the environment instead")
 
 
 @pytest.mark.parametrize(
