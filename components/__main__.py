@@ -3,6 +3,7 @@
 - ``plan``: run the stack program offline under Pulumi's mock engine.
 - ``verify``: check a live cluster really shares its GPUs.
 - ``docs``: regenerate the reference tables in README.md from the Args.
+- ``preflight``: ask the AWS account (read-only) what it would refuse, before ``pulumi up``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ def main(argv: list[str]) -> int:
         "plan": "components.tools.plan",
         "verify": "components.tools.verify",
         "docs": "components.tools.reference",
+        "preflight": "components.tools.preflight",
     }
     if not argv or argv[0] not in commands:
         print(
-            "usage: python -m components {plan,verify,docs} [options]  (--help for each)",
+            "usage: python -m components {plan,verify,docs,preflight} [options]  (--help for each)",
             file=sys.stderr,
         )
         return 2
