@@ -302,7 +302,8 @@ class GpuCluster(pulumi.ComponentResource):
     ) -> None:
         """Turn logging off before `destroy` deletes the cluster (DISABLE_LOGGING says why).
 
-        It depends on the cluster, so Pulumi deletes it, running its delete command, first.
+        Its ``CLUSTER`` input comes from a cluster output, so it depends on the cluster and
+        Pulumi deletes it, running its delete command, before the cluster.
         """
         logging_off = {
             "clusterLogging": [{"types": list(args.cluster_log_types), "enabled": False}]
@@ -317,9 +318,7 @@ class GpuCluster(pulumi.ComponentResource):
             delete=DISABLE_LOGGING,
             interpreter=["/bin/sh", "-c"],
             environment=environment,
-            opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[self._eks])
-            ),
+            opts=child,
         )
 
     def _invoke(self) -> pulumi.InvokeOutputOptions:

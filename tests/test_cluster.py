@@ -246,3 +246,10 @@ def test_authentication_mode_can_keep_the_aws_auth_configmap():
     assert plan.one("eks:index:Cluster")["inputs"]["authenticationMode"] == "API_AND_CONFIG_MAP"
     with pytest.raises(ConfigError, match="authentication_mode 'CONFIG_MAP'"):
         GpuClusterArgs(today=TODAY, authentication_mode="CONFIG_MAP").validate()
+
+
+def test_the_mocks_claim_no_offering_in_a_region_they_do_not_know():
+    token = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
+    filters = {"filters": [{"name": "instance-type", "values": ["g4dn.xlarge"]}]}
+    with pytest.raises(ConfigError, match="the offline plan knows only the regions"):
+        mocks.AwsLikeMocks("ap-south-2")._answer(token, filters)
