@@ -94,6 +94,9 @@ class GpuClusterArgs:
     kms_key_arn: pulumi.Input[str] | None = None
     #: Tags for every AWS resource. Default none.
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: AWS CLI profile for the kubeconfig's ``aws eks get-token`` (the stack's
+    #: ``aws:profile``). Default ``None``: the default credential chain.
+    aws_profile: str | None = None
     #: The day against which EKS standard support is checked. Default: today.
     today: dt.date | None = None
 
@@ -131,6 +134,8 @@ class GpuClusterArgs:
         for i, log_type in enumerate(self.cluster_log_types):
             validation.one_of(f"cluster_log_types[{i}]", log_type, catalog.EKS_LOG_TYPES)
         validation.string_map("tags", self.tags)
+        if self.aws_profile is not None:
+            validation.matches("aws:profile", self.aws_profile, r"\S+", "an AWS CLI profile name")
         given = self.subnet_ids
         if (
             given is not None
@@ -177,6 +182,18 @@ def _check_supported(version: str, supported: Sequence[str], when: str) -> None:
         supported,
         f"is not in EKS standard support {when} (extended support costs 6x per hour)",
     )
+
+
+def with_profile(profile: str, kubeconfig_json: str) -> str:
+    """The kubeconfig with ``--profile`` on its ``aws eks get-token``, as pulumi-eks writes it
+    for its own provider (generateKubeconfig(..., includeProfile=true) appends
+    ``--profile <name>``; pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts). The
+    ``kubeconfigJson`` it exports has none, so a profile would reach the AWS provider but
+    not ours nor ``verify``."""
+    config = json.loads(kubeconfig_json)
+    for user in config["users"]:
+        user["user"]["exec"]["args"] += ["--profile", profile]
+    return json.dumps(config)
 
 
 def newest_supported(wanted: str | None, versions: Sequence[Any]) -> str:
@@ -264,12 +281,19 @@ class GpuCluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(args.cluster_log_types),
             encryption_config_key_arn=kms_key_arn,
             create_oidc_provider=False,
+            provider_credential_opts=(
+                eks.KubeconfigOptionsArgs(profile_name=args.aws_profile)
+                if args.aws_profile
+                else None
+            ),
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(depends_on=[log_group])
             ),
         )
         kubeconfig = self._eks.kubeconfig_json
+        if args.aws_profile:
+            kubeconfig = kubeconfig.apply(functools.partial(with_profile, args.aws_profile))
         # Derived from a cluster output so that whatever uses the name waits for the cluster.
         self.cluster_name = pulumi.Output.unsecret(kubeconfig.apply(lambda _: cluster_name))
         if args.cluster_log_types:
@@ -313,6 +337,8 @@ class GpuCluster(pulumi.ComponentResource):
             "AWS_REGION": self._region(),
             "LOGGING_OFF": json.dumps(logging_off),
         }
+        if args.aws_profile:
+            environment["AWS_PROFILE"] = args.aws_profile
         command.local.Command(
             f"{name}-logging-off-before-delete",
             delete=DISABLE_LOGGING,

@@ -173,16 +173,6 @@ def args_from_config(
     ``values`` maps full keys (``eks-gpu-sharing:gpuNodeMax``) to strings; other
     namespaces (``aws:region``) are ignored. Raises ConfigError naming the key.
     """
-    if "aws:profile" in values:
-        # The kubeconfig pulumi-eks exports runs `aws eks get-token` with no --profile
-        # (generateKubeconfig(..., includeProfile=false) for kubeconfigJson in
-        # pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts), so the Kubernetes provider and
-        # verify would use other credentials than the AWS provider. AWS_PROFILE reaches both.
-        raise ConfigError(
-            f"aws:profile {values['aws:profile']!r} would not reach the cluster's kubeconfig "
-            "(its `aws eks get-token` runs without --profile); remove it from the stack config "
-            f"and run with AWS_PROFILE={values['aws:profile']} in the environment instead"
-        )
     ours = {}
     for full_key, raw in values.items():
         namespace, _, key = full_key.partition(":")
@@ -239,6 +229,7 @@ def args_from_config(
                 if "publicAccessCidrs" in ours
                 else None
             ),
+            aws_profile=values.get("aws:profile"),
             today=today,
         ),
         node_groups=node_groups,

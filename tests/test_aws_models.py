@@ -103,7 +103,7 @@ def test_mocked_cluster_versions_answer_like_describe_cluster_versions():
 
 
 def test_g_instance_quota_codes_are_service_quotas_ids():
-    """Service Quotas quota codes are L- followed by 8 hex digits (QuotaCode's pattern)."""
+    """Each code fits QuotaCode in botocore's service-quotas model."""
     import re
 
     from components.tools.preflight import G_QUOTAS

@@ -218,13 +218,26 @@ def test_canary_catalog_newest_version_is_in_standard_support():
         "CALENDAR_AS_OF from the EKS version calendar")
 
 
-def test_aws_profile_is_refused_with_what_to_do():
-    with pytest.raises(ConfigError) as error:
-        args_from_config({"aws:region": "us-west-2", "aws:profile": "work"}, "dev", today=TODAY)
-    assert str(error.value) == (
-        "aws:profile 'work' would not reach the cluster's kubeconfig (its `aws eks get-token` "
-        "runs without --profile); remove it from the stack config and run with "
-        "AWS_PROFILE=work in the environment instead")
+def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
+    """pulumi-eks appends ``--profile <name>`` to get-token's args only in its own provider's
+    kubeconfig (generateKubeconfig, includeProfile; nodejs/eks/cluster/cluster.ts)."""
+    args = args_from_config({"aws:region": "us-west-2", "aws:profile": "work"}, "dev",
+                            today=TODAY)
+    assert args.cluster.aws_profile == "work"
+    plan = run_program(lambda: GpuCluster("c", args.cluster))
+    cluster = plan.one("eks:index:Cluster")["inputs"]
+    assert cluster["providerCredentialOpts"] == {"profileName": "work"}
+    provider = json.loads(plan.one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"])
+    exec_ = provider["users"][0]["user"]["exec"]
+    assert exec_["args"] == ["--region", "us-west-2", "eks", "get-token", "--cluster-name",
+                             "eks-gpu-sharing-dev", "--output", "json", "--profile", "work"]
+    assert exec_["env"] == [{"name": "KUBERNETES_EXEC_INFO",
+                             "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}'}]
+    off = plan.one("command:local:Command")["inputs"]["environment"]
+    assert off["AWS_PROFILE"] == "work"
+    assert "--profile" not in build().one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"]
+    with pytest.raises(ConfigError, match="aws:profile ' ' is not an AWS CLI profile name"):
+        GpuClusterArgs(today=TODAY, aws_profile=" ").validate()
 
 
 @pytest.mark.parametrize(

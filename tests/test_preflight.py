@@ -41,7 +41,7 @@ def test_quota_below_the_stack_is_named_up_front():
     client, stub = stubbed({"L-DB2E81BA": 0.0})
     out = io.StringIO()
     code = preflight.run(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), "us-west-2",
-                         lambda region: (client, ""), out)
+                         lambda region, profile: (client, ""), out)
     stub.assert_no_pending_responses()
     assert code == 1
     assert out.getvalue() == (
@@ -57,15 +57,15 @@ def test_spot_and_on_demand_are_asked_separately_and_pass_when_they_fit():
     assert preflight.vcpus_needed(args) == {"ON_DEMAND": 4 + 2 * 8, "SPOT": 4}
     client, stub = stubbed({"L-DB2E81BA": 20.0, "L-3819A6DF": 4.0})
     out = io.StringIO()
-    assert preflight.run(args, "us-west-2", lambda region: (client, ""), out) == 0
+    assert preflight.run(args, "us-west-2", lambda region, profile: (client, ""), out) == 0
     stub.assert_no_pending_responses()
     assert out.getvalue().startswith("ok:")
 
 
 def test_without_credentials_the_aws_checks_are_skipped_and_said_why():
     out = io.StringIO()
-    code = preflight.run(stack_args(), "us-west-2", lambda region: (None, "no AWS credentials"),
-                         out)
+    code = preflight.run(stack_args(), "us-west-2",
+                         lambda region, profile: (None, "no AWS credentials"), out)
     assert code == preflight.SKIPPED == 3
     assert out.getvalue() == "skipped the AWS checks (quotas): no AWS credentials\n"
 
@@ -74,7 +74,7 @@ def test_without_credentials_the_aws_checks_are_skipped_and_said_why():
 def test_documentation_ranges_are_refused_for_a_real_up(cidr):
     out = io.StringIO()
     code = preflight.run(stack_args(publicAccessCidrs=f'["{cidr}"]'), "us-west-2",
-                         lambda region: (None, "x"), out)
+                         lambda region, profile: (None, "x"), out)
     assert code == 1
     assert out.getvalue().startswith(f"error: publicAccessCidrs {cidr} is a documentation range")
 
@@ -92,3 +92,10 @@ def test_cli_without_credentials_exits_3(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 3, result.stderr
     assert result.stdout.startswith("skipped the AWS checks (quotas): no AWS credentials")
+
+
+def test_a_profile_that_does_not_exist_is_said(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    assert preflight.quotas_client("us-west-2", "nope") == (
+        None, "no AWS profile 'nope' (aws:profile) in ~/.aws")

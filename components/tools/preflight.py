@@ -80,13 +80,18 @@ def quota_problems(args: GpuSharingArgs, quotas: Any) -> list[str]:
     return problems
 
 
-def quotas_client(region: str) -> tuple[Any, str]:
-    """A Service Quotas client, or why there is none."""
+def quotas_client(region: str, profile: str | None) -> tuple[Any, str]:
+    """A Service Quotas client (with the stack's ``aws:profile``), or why there is none."""
     try:
         import boto3
     except ImportError:
         return None, "boto3 is not installed (pip install -e '.[preflight]')"
-    session = boto3.session.Session(region_name=region)
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        session = boto3.session.Session(region_name=region, profile_name=profile)
+    except ProfileNotFound:
+        return None, f"no AWS profile {profile!r} (aws:profile) in ~/.aws"
     if session.get_credentials() is None:
         return None, "no AWS credentials (environment, ~/.aws or an instance role)"
     return session.client("service-quotas"), ""
@@ -95,11 +100,11 @@ def quotas_client(region: str) -> tuple[Any, str]:
 def run(
     args: GpuSharingArgs,
     region: str,
-    client: Callable[[str], tuple[Any, str]] = quotas_client,
+    client: Callable[[str, str | None], tuple[Any, str]] = quotas_client,
     out: Any = sys.stdout,
 ) -> int:
     problems = documentation_cidrs(args)
-    quotas, why_not = client(region)
+    quotas, why_not = client(region, args.cluster.aws_profile)
     if quotas is not None:
         problems += quota_problems(args, quotas)
     for problem in problems:
