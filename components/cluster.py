@@ -40,15 +40,19 @@ EKS_UNSUPPORTED_AZ_IDS: dict[str, tuple[str, ...]] = {
 DISABLE_LOGGING = """\
 update=$(aws eks update-cluster-config --name "$CLUSTER" --logging "$LOGGING_OFF" \\
   --query update.id --output text) || exit 0
-while :; do
+tries=0
+while [ "$tries" -lt 80 ]; do
   status=$(aws eks describe-update --name "$CLUSTER" --update-id "$update" \\
-    --query update.status --output text)
+    --query update.status --output text) || exit 1
   case "$status" in
     Successful) exit 0 ;;
     Failed|Cancelled) echo "disabling control-plane logging of $CLUSTER: $status" >&2; exit 1 ;;
   esac
+  tries=$((tries + 1))
   sleep 15
 done
+echo "disabling control-plane logging of $CLUSTER: not done after 20 minutes" >&2
+exit 1
 """
 
 

@@ -266,3 +266,87 @@ def test_the_mocks_claim_no_offering_in_a_region_they_do_not_know():
     filters = {"filters": [{"name": "instance-type", "values": ["g4dn.xlarge"]}]}
     with pytest.raises(ConfigError, match="the offline plan knows only the regions"):
         mocks.AwsLikeMocks("ap-south-2")._answer(token, filters)
+
+
+def test_the_offline_plan_says_its_calendar_date():
+    result = plan_cli()
+    assert result.returncode == 0, result.stderr
+    assert (f"Kubernetes versions offline: the EKS calendar in components/catalog.py as of "
+            f"{catalog.CALENDAR_AS_OF} (a real `pulumi up` asks EKS).") in result.stdout
+
+
+def run_disable_logging(tmp_path, statuses: list[str], update_fails: bool = False):
+    """DISABLE_LOGGING under /bin/sh with a stand-in `aws` that logs its arguments and
+    answers describe-update with ``statuses`` in turn (and a `sleep` that does not wait)."""
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "statuses").write_text("\n".join(statuses) + "\n")
+    fake_aws = f"""#!/bin/sh
+echo "$@" >> {tmp_path}/calls
+case "$2" in
+  update-cluster-config) {"exit 254" if update_fails else "echo upd-1"} ;;
+  describe-update) head -n1 {tmp_path}/statuses; sed -i 1d {tmp_path}/statuses ;;
+esac
+"""
+    (bin_dir / "aws").write_text(fake_aws)
+    (bin_dir / "sleep").write_text("#!/bin/sh\n")
+    for tool in ("aws", "sleep"):
+        (bin_dir / tool).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CLUSTER": "demo",
+           "LOGGING_OFF": '{"clusterLogging": []}', "HOME": str(tmp_path)}
+    result = subprocess.run(["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True,
+                            text=True, timeout=30)
+    calls = (tmp_path / "calls").read_text().splitlines() if os.path.exists(
+        tmp_path / "calls") else []
+    return result, calls
+
+
+def test_disable_logging_waits_until_eks_has_applied_it(tmp_path):
+    result, calls = run_disable_logging(tmp_path, ["InProgress", "InProgress", "Successful"])
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == ("eks update-cluster-config --name demo --logging "
+                        '{"clusterLogging": []} --query update.id --output text')
+    assert calls[1:] == ["eks describe-update --name demo --update-id upd-1 --query "
+                         "update.status --output text"] * 3
+
+
+def test_disable_logging_fails_the_destroy_when_the_update_fails(tmp_path):
+    result, _ = run_disable_logging(tmp_path, ["Failed"])
+    assert result.returncode == 1
+    assert result.stderr == "disabling control-plane logging of demo: Failed\n"
+
+
+def test_disable_logging_lets_the_destroy_go_on_when_there_is_nothing_to_turn_off(tmp_path):
+    """A cluster already gone, or with logging already off, refuses the update."""
+    result, calls = run_disable_logging(tmp_path, [], update_fails=True)
+    assert result.returncode == 0 and len(calls) == 1
+
+
+def test_disable_logging_gives_up_after_20_minutes(tmp_path):
+    result, calls = run_disable_logging(tmp_path, ["InProgress"] * 80)
+    assert result.returncode == 1 and len(calls) == 81
+    assert result.stderr == "disabling control-plane logging of demo: not done after 20 minutes\n"
+
+
+def test_the_aws_cli_accepts_the_logging_off_request(tmp_path):
+    """The real AWS CLI parses --logging and checks it against the eks model before it sends
+    anything; an endpoint that refuses connections shows the request got that far."""
+    import shutil
+    import subprocess
+
+    aws = shutil.which("aws")
+    if aws is None or subprocess.run([aws, "--version"], capture_output=True).returncode:
+        pytest.skip("no AWS CLI here")
+    plan = build(cluster_name="demo")
+    env = plan.one("command:local:Command")["inputs"]["environment"]
+    result = subprocess.run(
+        [aws, "eks", "update-cluster-config", "--name", "demo", "--logging", env["LOGGING_OFF"],
+         "--region", "us-west-2", "--endpoint-url", "http://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "x",
+             "AWS_SECRET_ACCESS_KEY": "x", "AWS_MAX_ATTEMPTS": "1"},
+    )
+    assert "Could not connect to the endpoint URL" in result.stderr, result.stderr
