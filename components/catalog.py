@@ -53,7 +53,8 @@ EKS_STANDARD_SUPPORT_ENDS: dict[str, dt.date] = {
     "1.34": dt.date(2026, 12, 2),
     "1.35": dt.date(2027, 3, 27),
 }
-#: The day the calendar above was last checked against the EKS docs.
+#: The day the calendar above was last checked against the EKS docs. 1.36 is not in it:
+#: the docs found then name 1.36 as an example but give no dates for it.
 CALENDAR_AS_OF = dt.date(2026, 11, 23)
 
 #: EKS control plane, standard support, USD per hour.
