@@ -15,7 +15,7 @@ import pulumi_command as command
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from . import catalog, validation
+from . import catalog, kubernetes_versions, validation
 from .errors import ConfigError
 from .options import child_options
 
@@ -113,7 +113,9 @@ class GpuClusterArgs:
                 "a valid EKS cluster name (letters, digits, - and _, at most 100)",
             )
         if self.kubernetes_version is not None:
-            self._validate_version(self.kubernetes_version)
+            kubernetes_versions.check_calendar(
+                self.kubernetes_version, self.today or catalog.today()
+            )
         validation.one_of("supportType", self.support_type, SUPPORT_TYPES)
         validation.one_of(
             "gpuInstanceType", self.gpu_instance_type, catalog.G4DN, "is not a g4dn type we support"
@@ -148,20 +150,6 @@ class GpuClusterArgs:
         ):
             raise ConfigError(f"subnet_ids needs two or more subnets, got {self.subnet_ids!r}")
 
-    def _validate_version(self, version: str) -> None:
-        """What the calendar knows for certain; a version newer than it is left to EKS."""
-        day = self.today or catalog.today()
-        supported = catalog.versions_in_standard_support(day)
-        validation.matches(
-            "kubernetesVersion",
-            version,
-            r"1\.[0-9]+",
-            f"a Kubernetes minor version such as {', '.join(supported) or '1.35'}",
-        )
-        newest_known = max(catalog.EKS_STANDARD_SUPPORT_ENDS, key=catalog.minor)
-        if catalog.minor(version) <= catalog.minor(newest_known):
-            _check_supported(version, supported, f"on {day}")
-
     def public_cidrs(self) -> list[str]:
         """The CIDRs that open the public endpoint: none when it is private."""
         if not self.endpoint_public_access:
@@ -169,23 +157,6 @@ class GpuClusterArgs:
         return validation.cidrs(
             "publicAccessCidrs", self.public_access_cidrs or [OPEN_TO_THE_INTERNET]
         )
-
-
-def _check_supported(version: str, supported: Sequence[str], when: str) -> None:
-    if version in supported:
-        return
-    if not supported:
-        raise ConfigError(
-            f"kubernetesVersion {version!r}: no Kubernetes version is in EKS standard support "
-            f"{when} by the calendar in components/catalog.py (as of "
-            f"{catalog.CALENDAR_AS_OF}); update the catalog"
-        )
-    validation.one_of(
-        "kubernetesVersion",
-        version,
-        supported,
-        f"is not in EKS standard support {when} (extended support costs 6x per hour)",
-    )
 
 
 def with_profile(profile: str, kubeconfig_json: str) -> str:
@@ -198,19 +169,6 @@ def with_profile(profile: str, kubeconfig_json: str) -> str:
     for user in config["users"]:
         user["user"]["exec"]["args"] += ["--profile", profile]
     return json.dumps(config)
-
-
-def newest_supported(wanted: str | None, versions: Sequence[Any]) -> str:
-    """The version to create: ``wanted`` if EKS lists it in standard support, else refused;
-    ``None`` picks the newest EKS lists (DescribeClusterVersions, versionStatus
-    STANDARD_SUPPORT; botocore's eks model, ClusterVersionInformation)."""
-    supported = sorted((v.cluster_version for v in versions), key=catalog.minor)
-    if not supported:
-        raise ConfigError("EKS lists no Kubernetes version in standard support in this region")
-    if wanted is None:
-        return supported[-1]
-    _check_supported(wanted, supported, "by EKS's own list")
-    return wanted
 
 
 class GpuCluster(pulumi.ComponentResource):
@@ -247,7 +205,9 @@ class GpuCluster(pulumi.ComponentResource):
         subnet_ids = args.subnet_ids or self._default_subnets(vpc_id, args.gpu_instance_type)
         version = aws.eks.get_cluster_versions_output(
             version_status="STANDARD_SUPPORT", opts=self._invoke()
-        ).cluster_versions.apply(functools.partial(newest_supported, args.kubernetes_version))
+        ).cluster_versions.apply(
+            functools.partial(kubernetes_versions.newest_supported, args.kubernetes_version)
+        )
 
         kms_key_arn = args.kms_key_arn
         if kms_key_arn is None:

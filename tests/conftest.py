@@ -45,7 +45,7 @@ def by_name(plan: Plan, name: str) -> dict[str, Any]:
 
 
 #: The day every test runs on, so that no test depends on today's date. Only the canary in
-#: tests/test_cluster.py reads the real date.
+#: tests/test_kubernetes_versions.py reads the real date.
 PINNED_TODAY = dt.date(2026, 11, 22)
 
 
