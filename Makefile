@@ -5,6 +5,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+# Exit 1: the account would refuse the stack (quota, CIDRs); 3: AWS checks skipped, said why.
+PREFLIGHT := $(PY) -m components preflight --stack $(STACK)
 PLAN := $(PY) -m components plan --stack $(STACK) --manifests out/manifests --json out/plan.json
 
 # Every target that reads or writes Pulumi state (up, verify, destroy) starts with this, so
@@ -21,7 +23,7 @@ STATE := if [ -n "$${PULUMI_CONFIG_PASSPHRASE+set}" ] || [ -z "$${PULUMI_CONFIG_
 NEEDS_PULUMI = command -v pulumi >/dev/null || { \
 	  echo "make $@ needs the Pulumi CLI: https://www.pulumi.com/docs/iac/download-install/" >&2; exit 2; };
 
-.PHONY: up plan verify destroy test lint
+.PHONY: up plan preflight verify destroy test lint
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +34,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 up: $(VENV)/.installed
 	@if command -v pulumi >/dev/null && command -v aws >/dev/null \
 	    && aws sts get-caller-identity >/dev/null 2>&1; then \
+	  { $(PREFLIGHT) || [ $$? -eq 3 ]; } && \
 	  $(STATE) pulumi stack select $(STACK) --create && pulumi up --stack $(STACK) --yes; \
 	else \
 	  echo "No Pulumi CLI or AWS credentials here: showing the offline plan of stack $(STACK)." >&2; \
@@ -40,6 +43,9 @@ up: $(VENV)/.installed
 
 plan: $(VENV)/.installed
 	$(PLAN)
+
+preflight: $(VENV)/.installed
+	$(PREFLIGHT)
 
 verify: $(VENV)/.installed
 	@$(NEEDS_PULUMI) $(STATE) $(PY) -m components verify --stack $(STACK)

@@ -3,6 +3,7 @@
 - ``plan``: run the stack program offline under Pulumi's mock engine.
 - ``verify``: check a live cluster really shares its GPUs.
 - ``docs``: check (or, with ``--write``, regenerate) the reference tables in README.md.
+- ``preflight``: ask the AWS account (read-only) what it would refuse, before ``pulumi up``.
 
 Whatever the input, a command ends with its exit code and, on failure, one line on stderr.
 """
@@ -16,6 +17,7 @@ COMMANDS = {
     "plan": "components.tools.plan",
     "verify": "components.tools.verify",
     "docs": "components.tools.reference",
+    "preflight": "components.tools.preflight",
 }
 USAGE = f"usage: python -m components {{{','.join(COMMANDS)}}} [options]  (--help for each)"
 #: Exit code of a command whose output was closed early (``| head``), as a shell reports

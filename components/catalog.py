@@ -47,19 +47,33 @@ NVIDIA_AMI_TYPES: tuple[str, ...] = ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_6
 #: GPU AMI types EKS still accepts but has deprecated (Amazon Linux 2 ends 2025-11-26).
 DEPRECATED_GPU_AMI_TYPES: tuple[str, ...] = ("AL2_x86_64_GPU",)
 
-#: Kubernetes minor versions in EKS standard support, with the day it ends.
+#: Kubernetes minor versions in EKS standard support, with the day it ends. A real
+#: ``pulumi up`` asks EKS itself (DescribeClusterVersions); the offline plan has only this.
 EKS_STANDARD_SUPPORT_ENDS: dict[str, dt.date] = {
     "1.34": dt.date(2026, 12, 2),
     "1.35": dt.date(2027, 3, 27),
 }
+#: The day the calendar above was last checked against the EKS docs. 1.36 is not in it:
+#: the docs found then name 1.36 as an example but give no dates for it.
+CALENDAR_AS_OF = dt.date(2026, 11, 23)
 
 #: EKS control plane, standard support, USD per hour.
 EKS_CONTROL_PLANE_USD_PER_HOUR = 0.10
 
 
-def versions_in_standard_support(today: dt.date) -> list[str]:
-    """Kubernetes versions EKS still gives standard support on ``today``."""
-    return [v for v, ends in EKS_STANDARD_SUPPORT_ENDS.items() if ends >= today]
+def today() -> dt.date:
+    """The day support is checked against: the one place the product reads the clock."""
+    return dt.date.today()
+
+
+def versions_in_standard_support(day: dt.date) -> list[str]:
+    """Kubernetes versions EKS still gives standard support on ``day``, by the calendar."""
+    return [v for v, ends in EKS_STANDARD_SUPPORT_ENDS.items() if ends >= day]
+
+
+def minor(version: str) -> tuple[int, ...]:
+    """``"1.35"`` as ``(1, 35)``, to order versions as numbers."""
+    return tuple(int(part) for part in version.split("."))
 
 
 #: Control-plane log types EKS can send to CloudWatch.

@@ -3,23 +3,57 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from . import catalog, validation
+from . import catalog, kubernetes_versions, validation
 from .errors import ConfigError
 from .options import child_options
 
-DEFAULT_KUBERNETES_VERSION = "1.35"
 OPEN_TO_THE_INTERNET = "0.0.0.0/0"
 #: Access-entry modes; CONFIG_MAP alone is left out: it cannot use access entries.
 AUTHENTICATION_MODES = ("API", "API_AND_CONFIG_MAP")
+#: What EKS does when a version's standard support ends (botocore eks model, SupportType):
+#: STANDARD upgrades the cluster, EXTENDED keeps it at 6x the hourly price.
+SUPPORT_TYPES = ("STANDARD", "EXTENDED")
+#: AZ IDs where EKS refuses cluster subnets, by region (awsdocs/amazon-eks-user-guide,
+#: latest/ug/networking/network-reqs.adoc, "Subnet requirements for clusters"). AZ names
+#: map to different IDs in each account, so the rule is applied to IDs.
+EKS_UNSUPPORTED_AZ_IDS: dict[str, tuple[str, ...]] = {
+    "us-east-1": ("use1-az3",),
+    "us-west-1": ("usw1-az2",),
+    "ca-central-1": ("cac1-az3",),
+}
+#: Run by ``destroy`` just before the cluster is deleted: turn control-plane logging off
+#: and wait until EKS has applied it, so that EKS has nothing left to write once the
+#: cluster is gone and does not re-create the log group after we delete it (see
+#: docs/security.md). A cluster already gone or without logging has nothing to turn off.
+DISABLE_LOGGING = """\
+update=$(aws eks update-cluster-config --name "$CLUSTER" --logging "$LOGGING_OFF" \\
+  --query update.id --output text) || exit 0
+tries=0
+while [ "$tries" -lt 80 ]; do
+  status=$(aws eks describe-update --name "$CLUSTER" --update-id "$update" \\
+    --query update.status --output text) || exit 1
+  case "$status" in
+    Successful) exit 0 ;;
+    Failed|Cancelled) echo "disabling control-plane logging of $CLUSTER: $status" >&2; exit 1 ;;
+  esac
+  tries=$((tries + 1))
+  sleep 15
+done
+echo "disabling control-plane logging of $CLUSTER: not done after 20 minutes" >&2
+exit 1
+"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,8 +62,13 @@ class GpuClusterArgs:
 
     #: Name of the EKS cluster. Default: the component's resource name.
     cluster_name: str | None = None
-    #: Kubernetes minor version; must be in EKS standard support. Default ``"1.35"``.
-    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    #: Kubernetes minor version; must be in EKS standard support. Default ``None``: the
+    #: newest EKS lists in standard support (``pulumi up`` asks EKS; the offline plan
+    #: uses :mod:`components.catalog`).
+    kubernetes_version: str | None = None
+    #: What EKS does when the version's standard support ends: ``"STANDARD"`` (upgrade the
+    #: cluster) or ``"EXTENDED"`` (keep it, at 6x the hourly price). Default ``"STANDARD"``.
+    support_type: str = "STANDARD"
     #: VPC for the cluster. Default ``None``: the account's default VPC in the region.
     vpc_id: pulumi.Input[str] | None = None
     #: Subnets (two or more AZs) for the control plane ENIs and the nodes. Default ``None``:
@@ -37,9 +76,10 @@ class GpuClusterArgs:
     subnet_ids: pulumi.Input[Sequence[str]] | None = None
     #: Instance type whose AZ offerings pick the default subnets. Default ``"g4dn.xlarge"``.
     gpu_instance_type: str = "g4dn.xlarge"
-    #: CIDR blocks that may reach the public API endpoint. Default ``["0.0.0.0/0"]``
-    #: (warned about: narrow it to your own address).
-    public_access_cidrs: Sequence[str] = (OPEN_TO_THE_INTERNET,)
+    #: CIDR blocks that may reach the public API endpoint; only with
+    #: ``endpoint_public_access``. Default ``None``: ``["0.0.0.0/0"]`` when the endpoint is
+    #: public (warned about: narrow it to your own address).
+    public_access_cidrs: Sequence[str] | None = None
     #: How IAM principals are mapped to Kubernetes: ``"API"`` (access entries only) or
     #: ``"API_AND_CONFIG_MAP"`` (also the legacy aws-auth ConfigMap). Default ``"API"``.
     authentication_mode: str = "API"
@@ -58,6 +98,9 @@ class GpuClusterArgs:
     kms_key_arn: pulumi.Input[str] | None = None
     #: Tags for every AWS resource. Default none.
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: AWS CLI profile for the kubeconfig's ``aws eks get-token`` (the stack's
+    #: ``aws:profile``). Default ``None``: the default credential chain.
+    aws_profile: str | None = None
     #: The day against which EKS standard support is checked. Default: today.
     today: dt.date | None = None
 
@@ -69,27 +112,36 @@ class GpuClusterArgs:
                 validation.EKS_CLUSTER_NAME,
                 "a valid EKS cluster name (letters, digits, - and _, at most 100)",
             )
-        supported = catalog.versions_in_standard_support(self.today or dt.date.today())
-        validation.one_of(
-            "kubernetesVersion",
-            self.kubernetes_version,
-            supported,
-            "is not in EKS standard support (extended support costs 6x per hour)",
-        )
+        if self.kubernetes_version is not None:
+            kubernetes_versions.check_calendar(
+                self.kubernetes_version, self.today or catalog.today()
+            )
+        validation.one_of("supportType", self.support_type, SUPPORT_TYPES)
         validation.one_of(
             "gpuInstanceType", self.gpu_instance_type, catalog.G4DN, "is not a g4dn type we support"
         )
         validation.one_of("authentication_mode", self.authentication_mode, AUTHENTICATION_MODES)
-        validation.cidrs("publicAccessCidrs", self.public_access_cidrs)
         validation.boolean("endpoint_public_access", self.endpoint_public_access)
         validation.boolean("endpoint_private_access", self.endpoint_private_access)
         if not (self.endpoint_public_access or self.endpoint_private_access):
             raise ConfigError("endpoint_public_access and endpoint_private_access are both off")
+        if self.public_access_cidrs is not None:
+            validation.cidrs("publicAccessCidrs", self.public_access_cidrs)
+            # pulumi-eks refuses them then (pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts:
+            # "`publicAccessCidrs` can only be set when `endpointPublicAccess` is true").
+            if not self.endpoint_public_access:
+                raise ConfigError(
+                    f"publicAccessCidrs {list(self.public_access_cidrs)} is set but the public "
+                    "endpoint is off (endpoint_public_access false): there is nothing for them "
+                    "to open. Remove publicAccessCidrs, or turn the public endpoint on"
+                )
         validation.integer("log_retention_days", self.log_retention_days, 1)
         validation.one_of("log_retention_days", self.log_retention_days, catalog.LOG_RETENTION_DAYS)
         for i, log_type in enumerate(self.cluster_log_types):
             validation.one_of(f"cluster_log_types[{i}]", log_type, catalog.EKS_LOG_TYPES)
         validation.string_map("tags", self.tags)
+        if self.aws_profile is not None:
+            validation.matches("aws:profile", self.aws_profile, r"\S+", "an AWS CLI profile name")
         given = self.subnet_ids
         if (
             given is not None
@@ -97,6 +149,26 @@ class GpuClusterArgs:
             and (isinstance(given, str) or not isinstance(given, Sequence) or len(given) < 2)
         ):
             raise ConfigError(f"subnet_ids needs two or more subnets, got {self.subnet_ids!r}")
+
+    def public_cidrs(self) -> list[str]:
+        """The CIDRs that open the public endpoint: none when it is private."""
+        if not self.endpoint_public_access:
+            return []
+        return validation.cidrs(
+            "publicAccessCidrs", self.public_access_cidrs or [OPEN_TO_THE_INTERNET]
+        )
+
+
+def with_profile(profile: str, kubeconfig_json: str) -> str:
+    """The kubeconfig with ``--profile`` on its ``aws eks get-token``, as pulumi-eks writes it
+    for its own provider (generateKubeconfig(..., includeProfile=true) appends
+    ``--profile <name>``; pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts). The
+    ``kubeconfigJson`` it exports has none, so a profile would reach the AWS provider but
+    not ours nor ``verify``."""
+    config = json.loads(kubeconfig_json)
+    for user in config["users"]:
+        user["user"]["exec"]["args"] += ["--profile", profile]
+    return json.dumps(config)
 
 
 class GpuCluster(pulumi.ComponentResource):
@@ -108,6 +180,8 @@ class GpuCluster(pulumi.ComponentResource):
 
     cluster_name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
+    #: The Kubernetes version created: the one asked for, or the newest EKS supports.
+    kubernetes_version: pulumi.Output[str]
     vpc_id: pulumi.Output[str]
     subnet_ids: pulumi.Output[Sequence[str]]
     provider: k8s.Provider
@@ -116,13 +190,12 @@ class GpuCluster(pulumi.ComponentResource):
         self, name: str, args: GpuClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         args.validate()
-        if args.endpoint_public_access and OPEN_TO_THE_INTERNET in validation.cidrs(
-            "publicAccessCidrs", args.public_access_cidrs
-        ):
+        public_cidrs = args.public_cidrs()
+        if OPEN_TO_THE_INTERNET in public_cidrs:
             pulumi.log.warn(
                 "publicAccessCidrs includes 0.0.0.0/0: the cluster's API endpoint is reachable "
                 "from the whole internet. Set eks-gpu-sharing:publicAccessCidrs to your own "
-                'address (e.g. ["203.0.113.7/32"]).'
+                'address (e.g. ["<your address>/32"]).'
             )
         super().__init__("eks-gpu-sharing:index:GpuCluster", name, None, opts)
         child = child_options(self, opts)
@@ -130,6 +203,11 @@ class GpuCluster(pulumi.ComponentResource):
 
         vpc_id = args.vpc_id or aws.ec2.get_vpc_output(default=True, opts=self._invoke()).id
         subnet_ids = args.subnet_ids or self._default_subnets(vpc_id, args.gpu_instance_type)
+        version = aws.eks.get_cluster_versions_output(
+            version_status="STANDARD_SUPPORT", opts=self._invoke()
+        ).cluster_versions.apply(
+            functools.partial(kubernetes_versions.newest_supported, args.kubernetes_version)
+        )
 
         kms_key_arn = args.kms_key_arn
         if kms_key_arn is None:
@@ -155,58 +233,106 @@ class GpuCluster(pulumi.ComponentResource):
         self._eks = eks.Cluster(
             f"{name}-eks",
             name=cluster_name,
-            version=args.kubernetes_version,
+            version=version,
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=args.support_type),
             vpc_id=vpc_id,
             subnet_ids=subnet_ids,
             skip_default_node_group=True,
             authentication_mode=eks.AuthenticationMode(args.authentication_mode),
             endpoint_private_access=args.endpoint_private_access,
             endpoint_public_access=args.endpoint_public_access,
-            public_access_cidrs=list(args.public_access_cidrs),
+            public_access_cidrs=public_cidrs or None,
             enabled_cluster_log_types=list(args.cluster_log_types),
             encryption_config_key_arn=kms_key_arn,
             create_oidc_provider=False,
+            provider_credential_opts=(
+                eks.KubeconfigOptionsArgs(profile_name=args.aws_profile)
+                if args.aws_profile
+                else None
+            ),
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(depends_on=[log_group])
             ),
         )
+        kubeconfig = self._eks.kubeconfig_json
+        if args.aws_profile:
+            kubeconfig = kubeconfig.apply(functools.partial(with_profile, args.aws_profile))
         # Derived from a cluster output so that whatever uses the name waits for the cluster.
-        self.cluster_name = pulumi.Output.unsecret(
-            self._eks.kubeconfig_json.apply(lambda _: cluster_name)
-        )
-        self.kubeconfig = pulumi.Output.secret(self._eks.kubeconfig_json)
+        self.cluster_name = pulumi.Output.unsecret(kubeconfig.apply(lambda _: cluster_name))
+        if args.cluster_log_types:
+            self._logging_off_before_delete(name, args, child)
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
+        self.kubernetes_version = version
         self.vpc_id = pulumi.Output.from_input(vpc_id)
         self.subnet_ids = pulumi.Output.from_input(subnet_ids)
+        # No delete_unreachable: with it a `refresh` from outside publicAccessCidrs would drop
+        # every Kubernetes object from state. To tear down after the cluster is already gone,
+        # run `PULUMI_K8S_DELETE_UNREACHABLE=true pulumi destroy` (docs/security.md).
         self.provider = k8s.Provider(
             f"{name}-k8s",
-            kubeconfig=self._eks.kubeconfig_json,
+            kubeconfig=kubeconfig,
             enable_config_map_mutable=True,  # data changes update in place (docs/security.md)
             enable_server_side_apply=True,
-            # `destroy` after the cluster is already gone drops these objects from state
-            # instead of failing on an unreachable API server.
-            delete_unreachable=True,
             opts=child,
         )
         self.register_outputs(
             {
                 "clusterName": self.cluster_name,
                 "kubeconfig": self.kubeconfig,
+                "kubernetesVersion": self.kubernetes_version,
                 "vpcId": self.vpc_id,
                 "subnetIds": self.subnet_ids,
             }
         )
 
+    def _logging_off_before_delete(
+        self, name: str, args: GpuClusterArgs, child: pulumi.ResourceOptions
+    ) -> None:
+        """Turn logging off before `destroy` deletes the cluster (DISABLE_LOGGING says why).
+
+        Its ``CLUSTER`` input comes from a cluster output, so it depends on the cluster and
+        Pulumi deletes it, running its delete command, before the cluster.
+        """
+        logging_off = {
+            "clusterLogging": [{"types": list(args.cluster_log_types), "enabled": False}]
+        }
+        environment: dict[str, pulumi.Input[str]] = {
+            "CLUSTER": self.cluster_name,
+            "AWS_REGION": self._region(),
+            "LOGGING_OFF": json.dumps(logging_off),
+        }
+        if args.aws_profile:
+            environment["AWS_PROFILE"] = args.aws_profile
+        command.local.Command(
+            f"{name}-logging-off-before-delete",
+            delete=DISABLE_LOGGING,
+            interpreter=["/bin/sh", "-c"],
+            environment=environment,
+            opts=child,
+        )
+
     def _invoke(self) -> pulumi.InvokeOutputOptions:
         return pulumi.InvokeOutputOptions(parent=self)
 
+    def _region(self) -> pulumi.Output[str]:
+        return aws.get_region_output(opts=self._invoke()).region
+
     def _default_subnets(self, vpc_id: pulumi.Input[str], instance_type: str) -> pulumi.Output:
-        """Default subnets only in AZs that offer the GPU type: g4dn is not in every AZ."""
+        """Default subnets only in AZs that offer the GPU type (g4dn is not in every AZ) and
+        that EKS accepts for a cluster (EKS_UNSUPPORTED_AZ_IDS)."""
         offerings = aws.ec2.get_instance_type_offerings_output(
             location_type="availability-zone",
             filters=[{"name": "instance-type", "values": [instance_type]}],
             opts=self._invoke(),
         )
+        zones = aws.get_availability_zones_output(state="available", opts=self._invoke())
+
+        def usable_azs(answers: list[Any]) -> list[str]:
+            offered, names, zone_ids, region = answers
+            refused = EKS_UNSUPPORTED_AZ_IDS.get(region, ())
+            zone_id = dict(zip(names, zone_ids, strict=True))
+            return [az for az in offered if zone_id.get(az) not in refused]
 
         def subnets_in(vpc_and_azs: list[Any]) -> Any:
             vpc, azs = vpc_and_azs
@@ -223,12 +349,13 @@ class GpuCluster(pulumi.ComponentResource):
             if len(ids) < 2:
                 raise ConfigError(
                     f"the default VPC has {len(ids)} default subnet(s) in AZs that offer "
-                    f"{instance_type}; EKS needs two AZs. Give subnet_ids, or pick another "
-                    "gpuInstanceType or region"
+                    f"{instance_type} and that EKS accepts; EKS needs two AZs. Give "
+                    "subnet_ids, or pick another gpuInstanceType or region"
                 )
             return sorted(ids)
 
-        ids: pulumi.Output[list[str]] = pulumi.Output.all(vpc_id, offerings.locations).apply(
-            subnets_in
-        )
+        azs = pulumi.Output.all(
+            offerings.locations, zones.names, zones.zone_ids, self._region()
+        ).apply(usable_azs)
+        ids: pulumi.Output[list[str]] = pulumi.Output.all(vpc_id, azs).apply(subnets_in)
         return ids.apply(two_or_more)

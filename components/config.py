@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .cluster import DEFAULT_KUBERNETES_VERSION, GpuClusterArgs
+from .cluster import GpuClusterArgs
 from .conventions import DEFAULT_PLUGIN_CONFIG_KEY
 from .device_plugin import DEFAULT_VERSION
 from .errors import ConfigError
@@ -25,8 +25,12 @@ NAMESPACE = "eks-gpu-sharing"
 #: Every key the demo stack reads: (description, default as written in stack YAML).
 KEYS: dict[str, tuple[str, Any]] = {
     "kubernetesVersion": (
-        "Kubernetes minor version in EKS standard support",
-        DEFAULT_KUBERNETES_VERSION,
+        "Kubernetes minor version in EKS standard support (unset: the newest EKS lists)",
+        None,
+    ),
+    "supportType": (
+        "at the end of standard support: STANDARD (upgrade) or EXTENDED (6x)",
+        "STANDARD",
     ),
     "gpuInstanceType": ("g4dn instance type of the GPU nodes", "g4dn.xlarge"),
     "gpuAmiType": ("EKS AMI type with the NVIDIA driver", "AL2023_x86_64_NVIDIA"),
@@ -244,13 +248,15 @@ def args_from_config(
     args = GpuSharingArgs(
         cluster=GpuClusterArgs(
             cluster_name=_cluster_name(stack),
-            kubernetes_version=text("kubernetesVersion"),
+            kubernetes_version=text("kubernetesVersion") if "kubernetesVersion" in ours else None,
+            support_type=text("supportType"),
             gpu_instance_type=first.instance_type,
             public_access_cidrs=(
                 _list("publicAccessCidrs", ours["publicAccessCidrs"])
                 if "publicAccessCidrs" in ours
-                else KEYS["publicAccessCidrs"][1]
+                else None
             ),
+            aws_profile=values.get("aws:profile"),
             today=today,
         ),
         node_groups=node_groups,

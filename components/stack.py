@@ -35,7 +35,8 @@ def _demo_node_groups() -> dict[str, GpuNodeGroupArgs]:
 class GpuSharingArgs:
     """Inputs of :class:`GpuSharing`."""
 
-    #: The EKS cluster. Default: ``GpuClusterArgs()`` (default VPC, Kubernetes 1.35).
+    #: The EKS cluster. Default: ``GpuClusterArgs()`` (default VPC, the newest Kubernetes
+    #: in standard support).
     cluster: GpuClusterArgs = field(default_factory=GpuClusterArgs)
     #: GPU node groups by name; ``cluster_name`` and ``subnet_ids`` are filled in from the
     #: cluster. Default: one group ``gpu`` of one g4dn.xlarge.

@@ -34,7 +34,7 @@ class GpuSharingInputs(TypedDict):
     cluster_name: NotRequired[str]
     """Name of the EKS cluster. Default: `<name>-cluster`, from the component's name."""
     kubernetes_version: NotRequired[str]
-    """Kubernetes minor version; must be in EKS standard support. Default `"1.35"`."""
+    """Kubernetes minor version in EKS standard support. Default: the newest EKS lists."""
     public_access_cidrs: NotRequired[list[str]]
     """CIDR blocks that may reach the public API endpoint. Default `["0.0.0.0/0"]`, warned."""
     instance_type: NotRequired[str]

@@ -6,6 +6,7 @@ machine that has PyTorch but not the Pulumi SDK.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,3 +42,17 @@ def by_name(plan: Plan, name: str) -> dict[str, Any]:
     found = [r for r in plan.resources if r["name"] == name]
     assert len(found) == 1, f"{len(found)} resources named {name}"
     return found[0]
+
+
+#: The day every test runs on, so that no test depends on today's date. Only the canary in
+#: tests/test_kubernetes_versions.py reads the real date.
+PINNED_TODAY = dt.date(2026, 11, 22)
+
+
+@pytest.fixture(autouse=True)
+def pinned_today(monkeypatch: pytest.MonkeyPatch) -> dt.date:
+    """The product's one clock (catalog.today) reads PINNED_TODAY in every test."""
+    from components import catalog
+
+    monkeypatch.setattr(catalog, "today", lambda: PINNED_TODAY)
+    return PINNED_TODAY

@@ -77,3 +77,37 @@ def test_launch_template_fits_ec2(demo_plan):
 @pytest.mark.parametrize("ami", catalog.NVIDIA_AMI_TYPES)
 def test_every_nvidia_ami_type_has_a_container_volume(ami):
     assert catalog.CONTAINER_VOLUME_DEVICE[ami].startswith("/dev/xvd")
+
+
+def test_support_types_are_eks_upgrade_policy_values(demo_plan):
+    """UpgradePolicyRequest.supportType; EKS's default is EXTENDED (6x per hour later)."""
+    from components.cluster import SUPPORT_TYPES
+
+    assert set(SUPPORT_TYPES) == set(enum("eks", "SupportType"))
+    assert set(shape("eks", "UpgradePolicyRequest").members) == {"supportType"}
+    policy = demo_plan.one("eks:index:Cluster")["inputs"]["upgradePolicy"]
+    assert policy == {"supportType": "STANDARD"}
+
+
+def test_mocked_cluster_versions_answer_like_describe_cluster_versions():
+    """The offline plan's stand-in for DescribeClusterVersions uses its fields and enums."""
+    from components.tools.mocks import AwsLikeMocks
+
+    info = shape("eks", "ClusterVersionInformation").members
+    answer = AwsLikeMocks()._answer("aws:eks/getClusterVersions:getClusterVersions", {})
+    assert answer["clusterVersions"], "the catalog knows no version in standard support"
+    for version in answer["clusterVersions"]:
+        assert set(version) <= set(info)
+        assert version["versionStatus"] in enum("eks", "VersionStatus")
+    assert "versionStatus" in shape("eks", "DescribeClusterVersionsRequest").members
+
+
+def test_g_instance_quota_codes_are_service_quotas_ids():
+    """Each code fits QuotaCode in botocore's service-quotas model."""
+    import re
+
+    from components.tools.preflight import G_QUOTAS
+
+    pattern = shape("service-quotas", "QuotaCode").metadata["pattern"]
+    for code, _name in G_QUOTAS.values():
+        assert re.fullmatch(pattern, code), code

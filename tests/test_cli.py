@@ -196,12 +196,12 @@ def test_a_pipe_closed_early_is_one_line():
 
 @pytest.mark.parametrize("args", [[], ["deploy"], ["--verbose"]])
 def test_an_unknown_command_is_a_usage_error(args):
-    line = one_line(cli(*args), 2, "usage: python -m components {plan,verify,docs}")
+    line = one_line(cli(*args), 2, "usage: python -m components {plan,verify,docs,preflight}")
     if args:
         assert f"unknown command {args[0]!r}" in line
 
 
-@pytest.mark.parametrize("command", ["plan", "verify", "docs"])
+@pytest.mark.parametrize("command", ["plan", "verify", "docs", "preflight"])
 def test_every_command_has_help_and_one_line_usage_errors(command):
     helped = cli(command, "--help")
     assert helped.returncode == 0 and helped.stderr == ""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
 from components import ConfigError, GpuCluster, GpuClusterArgs
+from components.cluster import DISABLE_LOGGING
+from components.config import args_from_config
+from components.tools import mocks
 from components.tools.plan import config_error
 from tests.conftest import run_program
 from tests.test_plan import plan_cli
@@ -53,18 +57,36 @@ def test_given_network_and_key_are_used_and_no_key_is_created():
     assert plan.by_type("aws:kms/key:Key") == []
 
 
-def test_region_without_enough_gpu_azs_is_explained():
+def test_region_without_enough_gpu_azs_is_explained(monkeypatch):
+    monkeypatch.setitem(mocks.G4DN_AZS, "xx-one-1", ("xx-one-1a",))
     with pytest.raises(Exception) as error:
         run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
-                    {"aws:region": "ap-south-2"})
+                    {"aws:region": "xx-one-1"})
     assert "EKS needs two AZs" in str(config_error(error.value))
 
 
-def test_plan_reports_it_without_a_traceback():
+def test_unknown_region_says_what_the_offline_plan_knows_without_a_traceback():
+    """Not "the VPC lacks subnets": the mocks know nothing of ap-south-2 in your account."""
     result = plan_cli("--config", "aws:region=ap-south-2")
     assert result.returncode == 1
-    assert result.stderr.startswith("error: the default VPC has 0 default subnet(s)")
+    assert result.stderr.startswith(
+        "error: the offline plan knows only the regions eu-west-1, us-east-1, us-west-2, "
+        "not aws:region 'ap-south-2'")
     assert "Traceback" not in result.stderr
+
+
+def test_default_subnets_skip_azs_eks_refuses():
+    """us-east-1's use1-az3 (awsdocs/amazon-eks-user-guide latest/ug/networking/
+    network-reqs.adoc); the mock account names it us-east-1c, which offers g4dn."""
+    assert mocks.ZONE_IDS["us-east-1"]["us-east-1c"] == "use1-az3"
+    assert "us-east-1c" in mocks.G4DN_AZS["us-east-1"]
+    holder = {}
+    plan = run_program(lambda: holder.setdefault("c", GpuCluster("c", GpuClusterArgs(today=TODAY))),
+                       {"aws:region": "us-east-1"})
+    subnets = plan.one("eks:index:Cluster")["inputs"]["subnetIds"]
+    expected = {f"subnet-{mocks._suffix(mocks.DEFAULT_VPC, az, length=17)}"
+                for az in ("us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f")}
+    assert set(subnets) == expected
 
 
 @pytest.mark.parametrize(
@@ -91,11 +113,89 @@ def test_control_plane_log_group_is_ours_so_destroy_removes_it():
     assert group["urn"] in plan.one("eks:index:Cluster")["dependencies"]
 
 
-def test_private_only_endpoint():
+def test_private_only_endpoint_sends_no_public_cidrs():
     plan = build(endpoint_public_access=False)
     inputs = plan.one("eks:index:Cluster")["inputs"]
     assert inputs["endpointPublicAccess"] is False and inputs["endpointPrivateAccess"] is True
+    # pulumi-eks throws on publicAccessCidrs without a public endpoint (nodejs/eks/cluster/
+    # cluster.ts: "`publicAccessCidrs` can only be set when `endpointPublicAccess` is true").
+    assert "publicAccessCidrs" not in inputs
     assert not plan.warnings  # 0.0.0.0/0 does not matter with no public endpoint
+
+
+def test_public_cidrs_with_a_private_only_endpoint_are_refused():
+    with pytest.raises(ConfigError) as error:
+        GpuClusterArgs(today=TODAY, endpoint_public_access=False,
+                       public_access_cidrs=["198.51.100.7/32"]).validate()
+    assert str(error.value).startswith(
+        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off")
+
+
+def test_upgrade_policy_is_standard_unless_asked():
+    """EKS defaults a cluster to EXTENDED support (6x per hour after standard support)."""
+    assert build().one("eks:index:Cluster")["inputs"]["upgradePolicy"] == {
+        "supportType": "STANDARD"}
+    assert build(support_type="EXTENDED").one("eks:index:Cluster")["inputs"][
+        "upgradePolicy"] == {"supportType": "EXTENDED"}
+    with pytest.raises(ConfigError, match="supportType 'standard'; use one of STANDARD"):
+        GpuClusterArgs(today=TODAY, support_type="standard").validate()
+
+
+def test_kubernetes_provider_does_not_drop_state_when_unreachable(monkeypatch):
+    """pulumi-kubernetes reads PULUMI_K8S_DELETE_UNREACHABLE only when the provider input is
+    unset (provider/pkg/provider/provider.go); the teardown recipe sets it, `up` does not."""
+    monkeypatch.delenv("PULUMI_K8S_DELETE_UNREACHABLE", raising=False)
+    provider = build().one("pulumi:providers:kubernetes")["inputs"]
+    assert "deleteUnreachable" not in provider
+
+
+def test_logging_is_turned_off_before_the_cluster_is_deleted():
+    """Destroy deletes dependents first: the command (logging off, then wait), then the
+    cluster, then the log group, so EKS has nothing left to write into a deleted group."""
+    plan = build(cluster_name="demo")
+    cluster = plan.one("eks:index:Cluster")
+    off = plan.one("command:local:Command")
+    assert cluster["urn"] in off["dependencies"]
+    assert plan.one("aws:cloudwatch/logGroup:LogGroup")["urn"] in cluster["dependencies"]
+    assert "create" not in off["inputs"] and off["inputs"]["delete"] == DISABLE_LOGGING
+    env = off["inputs"]["environment"]
+    assert (env["CLUSTER"], env["AWS_REGION"]) == ("demo", "us-west-2")
+    assert json.loads(env["LOGGING_OFF"]) == {"clusterLogging": [
+        {"types": ["api", "audit", "authenticator"], "enabled": False}]}
+    assert build(cluster_log_types=[]).by_type("command:local:Command") == []
+
+
+def test_logging_off_request_fits_update_cluster_config():
+    """The --logging JSON is UpdateClusterConfigRequest.logging in botocore's eks model."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("eks")
+    logging = model.operation_model("UpdateClusterConfig").input_shape.members["logging"]
+    setup = logging.members["clusterLogging"].member
+    assert set(setup.members) == {"types", "enabled"}
+    assert "--logging" in DISABLE_LOGGING and "describe-update" in DISABLE_LOGGING
+
+
+def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
+    """pulumi-eks appends ``--profile <name>`` to get-token's args only in its own provider's
+    kubeconfig (generateKubeconfig, includeProfile; nodejs/eks/cluster/cluster.ts)."""
+    args = args_from_config({"aws:region": "us-west-2", "aws:profile": "work"}, "dev",
+                            today=TODAY)
+    assert args.cluster.aws_profile == "work"
+    plan = run_program(lambda: GpuCluster("c", args.cluster))
+    cluster = plan.one("eks:index:Cluster")["inputs"]
+    assert cluster["providerCredentialOpts"] == {"profileName": "work"}
+    provider = json.loads(plan.one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"])
+    exec_ = provider["users"][0]["user"]["exec"]
+    assert exec_["args"] == ["--region", "us-west-2", "eks", "get-token", "--cluster-name",
+                             "eks-gpu-sharing-dev", "--output", "json", "--profile", "work"]
+    assert exec_["env"] == [{"name": "KUBERNETES_EXEC_INFO",
+                             "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}'}]
+    off = plan.one("command:local:Command")["inputs"]["environment"]
+    assert off["AWS_PROFILE"] == "work"
+    assert "--profile" not in build().one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"]
+    with pytest.raises(ConfigError, match="aws:profile ' ' is not an AWS CLI profile name"):
+        GpuClusterArgs(today=TODAY, aws_profile=" ").validate()
 
 
 @pytest.mark.parametrize(
@@ -117,3 +217,87 @@ def test_authentication_mode_can_keep_the_aws_auth_configmap():
     assert plan.one("eks:index:Cluster")["inputs"]["authenticationMode"] == "API_AND_CONFIG_MAP"
     with pytest.raises(ConfigError, match="authentication_mode 'CONFIG_MAP'"):
         GpuClusterArgs(today=TODAY, authentication_mode="CONFIG_MAP").validate()
+
+
+def test_the_mocks_claim_no_offering_in_a_region_they_do_not_know():
+    token = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
+    filters = {"filters": [{"name": "instance-type", "values": ["g4dn.xlarge"]}]}
+    with pytest.raises(ConfigError, match="the offline plan knows only the regions"):
+        mocks.AwsLikeMocks("ap-south-2")._answer(token, filters)
+
+
+def run_disable_logging(tmp_path, statuses: list[str], update_fails: bool = False):
+    """DISABLE_LOGGING under /bin/sh with a stand-in `aws` that logs its arguments and
+    answers describe-update with ``statuses`` in turn (and a `sleep` that does not wait)."""
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "statuses").write_text("\n".join(statuses) + "\n")
+    fake_aws = f"""#!/bin/sh
+echo "$@" >> {tmp_path}/calls
+case "$2" in
+  update-cluster-config) {"exit 254" if update_fails else "echo upd-1"} ;;
+  describe-update) head -n1 {tmp_path}/statuses; sed -i 1d {tmp_path}/statuses ;;
+esac
+"""
+    (bin_dir / "aws").write_text(fake_aws)
+    (bin_dir / "sleep").write_text("#!/bin/sh\n")
+    for tool in ("aws", "sleep"):
+        (bin_dir / tool).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CLUSTER": "demo",
+           "LOGGING_OFF": '{"clusterLogging": []}', "HOME": str(tmp_path)}
+    result = subprocess.run(["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True,
+                            text=True, timeout=30)
+    calls = (tmp_path / "calls").read_text().splitlines() if os.path.exists(
+        tmp_path / "calls") else []
+    return result, calls
+
+
+def test_disable_logging_waits_until_eks_has_applied_it(tmp_path):
+    result, calls = run_disable_logging(tmp_path, ["InProgress", "InProgress", "Successful"])
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == ("eks update-cluster-config --name demo --logging "
+                        '{"clusterLogging": []} --query update.id --output text')
+    assert calls[1:] == ["eks describe-update --name demo --update-id upd-1 --query "
+                         "update.status --output text"] * 3
+
+
+def test_disable_logging_fails_the_destroy_when_the_update_fails(tmp_path):
+    result, _ = run_disable_logging(tmp_path, ["Failed"])
+    assert result.returncode == 1
+    assert result.stderr == "disabling control-plane logging of demo: Failed\n"
+
+
+def test_disable_logging_lets_the_destroy_go_on_when_there_is_nothing_to_turn_off(tmp_path):
+    """A cluster already gone, or with logging already off, refuses the update."""
+    result, calls = run_disable_logging(tmp_path, [], update_fails=True)
+    assert result.returncode == 0 and len(calls) == 1
+
+
+def test_disable_logging_gives_up_after_20_minutes(tmp_path):
+    result, calls = run_disable_logging(tmp_path, ["InProgress"] * 80)
+    assert result.returncode == 1 and len(calls) == 81
+    assert result.stderr == "disabling control-plane logging of demo: not done after 20 minutes\n"
+
+
+def test_the_aws_cli_accepts_the_logging_off_request(tmp_path):
+    """The real AWS CLI parses --logging and checks it against the eks model before it sends
+    anything; an endpoint that refuses connections shows the request got that far."""
+    import shutil
+    import subprocess
+
+    aws = shutil.which("aws")
+    if aws is None or subprocess.run([aws, "--version"], capture_output=True).returncode:
+        pytest.skip("no AWS CLI here")
+    plan = build(cluster_name="demo")
+    env = plan.one("command:local:Command")["inputs"]["environment"]
+    result = subprocess.run(
+        [aws, "eks", "update-cluster-config", "--name", "demo", "--logging", env["LOGGING_OFF"],
+         "--region", "us-west-2", "--endpoint-url", "http://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "x",
+             "AWS_SECRET_ACCESS_KEY": "x", "AWS_MAX_ATTEMPTS": "1"},
+    )
+    assert "Could not connect to the endpoint URL" in result.stderr, result.stderr

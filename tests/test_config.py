@@ -24,7 +24,7 @@ def test_defaults_are_the_demo():
     assert (group.min_size, group.desired_size, group.max_size) == (1, 1, 1)
     assert args.plugin_configs["default"].units_per_gpu() == 5
     assert args.verification_pods == 5
-    assert args.cluster.kubernetes_version == "1.35"
+    assert args.cluster.kubernetes_version is None  # the newest EKS lists
     assert args.cluster.cluster_name == "eks-gpu-sharing-dev"
 
 

@@ -155,7 +155,9 @@ def test_namespaces_go_after_everything_in_them(demo_plan, wave_of):
 #: gone (components last, after their children). Pods go while nodes still run; the nodes
 #: go before the cluster; the KMS key outlives the cluster, whose secrets need it.
 DEMO_DESTROY_WAVES = [
-    {"Deployment gpu-sharing-verification-pods"},
+    # Logging off runs first, long before the cluster goes (docs/security.md).
+    {"Deployment gpu-sharing-verification-pods",
+     "Command gpu-sharing-cluster-logging-off-before-delete"},
     {"ConfigMap gpu-sharing-verification-program"},
     {"Namespace gpu-sharing-verification-ns"},
     {"VerificationWorkload gpu-sharing-verification"},

@@ -166,7 +166,8 @@ class Aws:
             filters = [{"Name": "network-interface-id", "Values": seen.network_interfaces}]
             enis |= set(self.network_interfaces(filters))
         left += [f"network interface {eni}" for eni in sorted(enis)]
-        # EKS creates this log group for the control plane logs and never deletes it.
+        # Ours (deleted after the cluster, logging off first); one EKS re-created after the
+        # destroy would show here and break the next `up` of the same stack.
         log_groups = self.logs.describe_log_groups(logGroupNamePrefix=f"/aws/eks/{cluster}/")
         left += [f"log group {g['logGroupName']}" for g in log_groups["logGroups"]]
         return left

@@ -26,7 +26,7 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
                       "--manifests", str(tmp_path / "k8s"))
     assert result.returncode == 0, result.stderr
     assert "aws:eks/nodeGroup:NodeGroup" in result.stdout
-    assert "25 resources" in result.stdout
+    assert "26 resources" in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan) == {"stack", "config", "resources", "outputs"}
     assert plan["stack"] == "dev"

@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 
 from .. import catalog
+from ..errors import ConfigError
 
 ACCOUNT = "123456789012"
 DEFAULT_VPC = "vpc-0d3fa0c7e5b2a1f00"
@@ -29,13 +30,32 @@ G4DN_AZS: dict[str, tuple[str, ...]] = {
     "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
 }
 
+#: How the mock account names its AZs' IDs, per region. Names map to IDs differently in
+#: each AWS account, so this is the mock account's own mapping; it puts a g4dn AZ on
+#: use1-az3, which EKS refuses for clusters.
+ZONE_IDS: dict[str, dict[str, str]] = {
+    "us-west-2": {"us-west-2a": "usw2-az2", "us-west-2b": "usw2-az1", "us-west-2c": "usw2-az3"},
+    "us-east-1": {
+        "us-east-1a": "use1-az6",
+        "us-east-1b": "use1-az1",
+        "us-east-1c": "use1-az3",
+        "us-east-1d": "use1-az4",
+        "us-east-1e": "use1-az2",
+        "us-east-1f": "use1-az5",
+    },
+    "eu-west-1": {"eu-west-1a": "euw1-az3", "eu-west-1b": "euw1-az1", "eu-west-1c": "euw1-az2"},
+}
+
 
 def _suffix(*parts: str, length: int = 7) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
 
 
 def kubeconfig(cluster_name: str, region: str) -> dict[str, Any]:
-    """The kubeconfig pulumi-eks writes: the endpoint, CA and an `aws eks get-token` exec."""
+    """The kubeconfig pulumi-eks exports: the endpoint, CA and an `aws eks get-token` exec
+    with no profile (generateKubeconfig in pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts)."""
+    args = ["--region", region, "eks", "get-token", "--cluster-name", cluster_name]
+    args += ["--output", "json"]
     endpoint = f"https://{_suffix(cluster_name, length=32).upper()}.gr7.{region}.eks.amazonaws.com"
     ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n")
     return {
@@ -56,15 +76,12 @@ def kubeconfig(cluster_name: str, region: str) -> dict[str, Any]:
                     "exec": {
                         "apiVersion": "client.authentication.k8s.io/v1beta1",
                         "command": "aws",
-                        "args": [
-                            "--region",
-                            region,
-                            "eks",
-                            "get-token",
-                            "--cluster-name",
-                            cluster_name,
-                            "--output",
-                            "json",
+                        "args": args,
+                        "env": [
+                            {
+                                "name": "KUBERNETES_EXEC_INFO",
+                                "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}',
+                            }
                         ],
                     }
                 },
@@ -142,7 +159,46 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
         return self._answer(args.token, dict(args.args)), []
 
+    def _known_region(self) -> None:
+        """Facts about AZs exist here only for some regions; say so rather than guess."""
+        if self.region not in G4DN_AZS:
+            raise ConfigError(
+                f"the offline plan knows only the regions {', '.join(sorted(G4DN_AZS))}, not "
+                f"aws:region {self.region!r} (a real `pulumi up` asks EC2 about it)"
+            )
+
+    def _zones(self) -> dict[str, Any]:
+        """getAvailabilityZones: the region's AZ names and the mock account's zone IDs."""
+        self._known_region()
+        names = sorted(ZONE_IDS.get(self.region, dict.fromkeys(G4DN_AZS[self.region], "")))
+        ids = [
+            ZONE_IDS.get(self.region, {}).get(az) or f"{self.region}-az{i + 1}"
+            for i, az in enumerate(names)
+        ]
+        return {"id": self.region, "names": names, "zoneIds": ids, "groupNames": [self.region]}
+
+    @staticmethod
+    def _cluster_versions() -> dict[str, Any]:
+        """DescribeClusterVersions (STANDARD_SUPPORT) as EKS answered on the calendar's
+        "as of" day: the offline plan knows no later answer."""
+        versions = [
+            {
+                "clusterType": "eks",
+                "clusterVersion": version,
+                "endOfStandardSupportDate": catalog.EKS_STANDARD_SUPPORT_ENDS[version].isoformat(),
+                "versionStatus": "STANDARD_SUPPORT",
+            }
+            for version in catalog.versions_in_standard_support(catalog.CALENDAR_AS_OF)
+        ]
+        return {"id": "eks", "clusterVersions": versions, "versionStatus": "STANDARD_SUPPORT"}
+
     def _answer(self, token: str, a: dict[str, Any]) -> dict[str, Any]:
+        if token == "aws:index/getRegion:getRegion":
+            return {"id": self.region, "region": self.region, "name": self.region}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return self._zones()
+        if token == "aws:eks/getClusterVersions:getClusterVersions":
+            return self._cluster_versions()
         if token == "aws:ec2/getVpc:getVpc":
             return {
                 "id": DEFAULT_VPC,
@@ -151,6 +207,7 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 "arn": self._arn("ec2", f"vpc/{DEFAULT_VPC}"),
             }
         if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            self._known_region()
             types = _filter(a, "instance-type")
             offered = all(t in catalog.G4DN for t in types)
             azs = list(G4DN_AZS.get(self.region, ())) if offered else []

@@ -25,6 +25,7 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 
+from .. import catalog
 from ..config import NAMESPACE
 from ..errors import ConfigError
 from . import cost, stack_file
@@ -284,6 +285,11 @@ def print_table(plan: Plan, out: Any = sys.stdout) -> None:
     )
     for line in lines:
         print(f"  ${line.usd_per_hour:.3f}/h  {line.item}", file=out)
+    print(
+        f"\nKubernetes versions offline: the EKS calendar in components/catalog.py as of "
+        f"{catalog.CALENDAR_AS_OF} (a real `pulumi up` asks EKS).",
+        file=out,
+    )
     for warning in plan.warnings:
         print(f"warning: {warning}", file=out)
 

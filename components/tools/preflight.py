@@ -1,0 +1,135 @@
+"""``python -m components preflight``: what a real account would refuse, asked up front.
+
+A `pulumi up` with no quota for G instances waits for its node group and fails only
+after many minutes. This asks Service Quotas (read-only) whether the stack's GPU nodes fit,
+and checks the stack config for what can never work. Exit codes: 0 all checks passed;
+1 a check failed (each said on one line); 3 the AWS checks were skipped (no boto3 or no
+AWS credentials here: said why) and the rest passed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import catalog
+from ..config import args_from_config
+from ..errors import ConfigError
+from ..stack import GpuSharingArgs
+from .cli import Parser
+from .plan import stack_config
+
+SKIPPED = 3
+#: Service Quotas codes (service ``ec2``) of the vCPU quotas G instances count against.
+G_QUOTAS = {
+    "ON_DEMAND": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "SPOT": ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+}
+#: IPv4 ranges reserved for documentation (RFC 5737): nothing on the internet has them, so a
+#: public endpoint limited to them can never be reached. (IPv6 blocks, RFC 3849's among
+#: them, are refused earlier: validation.cidrs.)
+DOCUMENTATION_RANGES = tuple(
+    ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)
+
+
+def documentation_cidrs(args: GpuSharingArgs) -> list[str]:
+    """One line per publicAccessCidrs entry inside a documentation range."""
+    problems = []
+    for cidr in args.cluster.public_cidrs():
+        network = ipaddress.IPv4Network(cidr)
+        if any(network.subnet_of(doc) for doc in DOCUMENTATION_RANGES):
+            problems.append(
+                f"publicAccessCidrs {cidr} is a documentation range (RFC 5737): nothing "
+                "can reach the API from it; set eks-gpu-sharing:publicAccessCidrs to your own "
+                "address"
+            )
+    return problems
+
+
+def vcpus_needed(args: GpuSharingArgs) -> dict[str, int]:
+    """vCPUs the node groups can reach at their max size, by capacity type."""
+    needed: dict[str, int] = defaultdict(int)
+    for group in args.node_groups.values():
+        needed[group.capacity_type] += group.max_size * catalog.G4DN[group.instance_type].vcpus
+    return dict(needed)
+
+
+def quota_problems(args: GpuSharingArgs, quotas: Any) -> list[str]:
+    """Each capacity type whose G-instance vCPU quota is below what the stack can use.
+
+    ``quotas`` is a Service Quotas client (boto3); only GetServiceQuota is called.
+    """
+    problems = []
+    for capacity_type, vcpus in sorted(vcpus_needed(args).items()):
+        code, name = G_QUOTAS[capacity_type]
+        quota = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
+        if quota < vcpus:
+            problems.append(
+                f'the quota "{name}" ({code}) is {quota:g} vCPUs; the {capacity_type} node '
+                f"groups can use {vcpus} at their max size: ask for more in Service Quotas "
+                "first (the node group would wait and fail)"
+            )
+    return problems
+
+
+def quotas_client(region: str, profile: str | None) -> tuple[Any, str]:
+    """A Service Quotas client (with the stack's ``aws:profile``), or why there is none."""
+    try:
+        import boto3
+    except ImportError:
+        return None, "boto3 is not installed (pip install -e '.[preflight]')"
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        session = boto3.session.Session(region_name=region, profile_name=profile)
+    except ProfileNotFound:
+        return None, f"no AWS profile {profile!r} (aws:profile) in ~/.aws"
+    if session.get_credentials() is None:
+        return None, "no AWS credentials (environment, ~/.aws or an instance role)"
+    return session.client("service-quotas"), ""
+
+
+def run(
+    args: GpuSharingArgs,
+    region: str,
+    client: Callable[[str, str | None], tuple[Any, str]] = quotas_client,
+    out: Any = sys.stdout,
+) -> int:
+    problems = documentation_cidrs(args)
+    quotas, why_not = client(region, args.cluster.aws_profile)
+    if quotas is not None:
+        problems += quota_problems(args, quotas)
+    for problem in problems:
+        print(f"error: {problem}", file=out)
+    if problems:
+        return 1
+    if quotas is None:
+        print(f"skipped the AWS checks (quotas): {why_not}", file=out)
+        return SKIPPED
+    print(f"ok: the stack's GPU nodes fit the account's G-instance quotas in {region}", file=out)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = Parser(
+        prog="python -m components preflight",
+        description="Check the stack against the AWS account before `pulumi up` (read-only). "
+        "Exit 0: passed; 1: a check failed; 3: AWS checks skipped (no boto3 or credentials).",
+    )
+    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
+    parser.add_argument(
+        "--project-dir", type=Path, default=Path.cwd(), help="directory holding Pulumi.yaml"
+    )
+    options = parser.parse_args(argv)
+    try:
+        config = stack_config(options.project_dir, options.stack, [])
+        args = args_from_config(config, options.stack)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return run(args, config.get("aws:region", "us-west-2"))
