@@ -16,7 +16,7 @@ PLAN := $(PY) -m components plan --stack $(STACK) --manifests out/manifests --js
 # readPassphrase). With neither set, or an empty one, the passphrase is empty: say so.
 STATE := if [ -n "$${PULUMI_CONFIG_PASSPHRASE+set}" ] || [ -z "$${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then \
 	  if [ -z "$${PULUMI_CONFIG_PASSPHRASE:-}" ]; then \
-	    echo "warning: PULUMI_CONFIG_PASSPHRASE is empty: stack $(STACK)'s secrets (its kubeconfig) are encrypted with an empty passphrase" >&2; \
+	    echo "warning: PULUMI_CONFIG_PASSPHRASE is empty: using an empty passphrase for stack $(STACK)'s secrets (its kubeconfig)" >&2; \
 	  fi; \
 	  export PULUMI_CONFIG_PASSPHRASE="$${PULUMI_CONFIG_PASSPHRASE:-}"; \
 	fi;

@@ -67,27 +67,55 @@ ODD_STACK_FILES = [
     ("config: [1, 2]\n", ["Pulumi.t.yaml: config: must be a map of key: value"]),
     ("config: {a: [\n", ["Pulumi.t.yaml:2: not valid YAML"]),
     ("config:\n\tx: 1\n", ["Pulumi.t.yaml:2: not valid YAML"]),
+    # A key twice in any map (go-yaml v3 decode.go, mapping: "mapping key ... already defined").
     (
         f"config:\n  {NS}:gpuNodeMax: 1\n  {NS}:gpuNodeMax: 2\n",
-        ["Pulumi.t.yaml:3: config key 'eks-gpu-sharing:gpuNodeMax' is given twice"],
+        ["Pulumi.t.yaml:3: key 'eks-gpu-sharing:gpuNodeMax' is given twice", "first on line 2"],
+    ),
+    ("config: {}\nconfig: {}\n", ["Pulumi.t.yaml:2: key 'config' is given twice"]),
+    (
+        f"config:\n  {NS}:nodeGroups:\n    - name: a\n      min: 1\n      min: 2\n",
+        ["Pulumi.t.yaml:5: key 'min' is given twice", "first on line 4"],
+    ),
+    (
+        f"config:\n  gpuNodeMax: 1\n  {NS}:gpuNodeMax: 2\n",
+        ["'eks-gpu-sharing:gpuNodeMax' is eks-gpu-sharing:gpuNodeMax, which the file gives twice"],
     ),
     # YAML values that are not what they look like, read as the Pulumi CLI (yaml.v3) does.
     (f"config:\n  {NS}:kubernetesVersion: 1.30\n", ["kubernetesVersion", 'quote it ("1.30")']),
     (f"config:\n  {NS}:gpuNodeMax: 1.0\n", ["gpuNodeMax", "1.0 is the YAML number 1"]),
     (f"config:\n  {NS}:verificationPods: 1e1\n", ["verificationPods", "number 10"]),
     (f"config:\n  {NS}:gpuNodeMax: True\n", ["gpuNodeMax", "YAML boolean true"]),
+    # yaml.v3 resolve.go: ParseInt(s, 0, 64) after dropping "_", so 010 is octal 8 and 0b11 is 3.
+    (f"config:\n  {NS}:gpuNodeMax: 010\n", ["gpuNodeMax", 'number 8 to Pulumi; quote it ("010")']),
+    (f"config:\n  {NS}:gpuNodeMax: 0b11\n", ["gpuNodeMax", "0b11 is the YAML number 3"]),
+    (f"config:\n  {NS}:gpuNodeMax: 1_0\n", ["gpuNodeMax", "1_0 is the YAML number 10"]),
+    # No value: pulumi/pulumi sdk/go/common/workspace/loaders.go checkForEmptyConfig warns.
     (f"config:\n  {NS}:gpuAmiType:\n", ["gpuAmiType", "has no value (YAML null)"]),
+    (f"config:\n  {NS}:gpuNodeMax: null\n", ["gpuNodeMax", "has no value (YAML null)"]),
+    (f"config:\n  {NS}:gpuNodeMax: ~\n", ["gpuNodeMax", "has no value (YAML null)"]),
     (f"config:\n  {NS}:gpuNodeMax: yes\n", ["gpuNodeMax must be an integer, got 'yes'"]),
     (f"config:\n  {NS}:gpuCapacityType: on\n", ["gpuCapacityType 'on'", "ON_DEMAND, SPOT"]),
-    (f"config:\n  {NS}:gpuNodeMax: null\n", ["gpuNodeMax must be an integer, got 'null'"]),
+    # An unquoted date is a time.Time to yaml.v3 (resolve.go parseTimestamp), which Pulumi
+    # passes as v.String() (sdk/go/common/resource/config/object.go, unmarshalObject).
+    (
+        f"config:\n  {NS}:clusterName: 2024-01-01\n",
+        [
+            "Pulumi.t.yaml:2: key 'eks-gpu-sharing:clusterName': 2024-01-01 is a YAML timestamp",
+            "'2024-01-01 00:00:00 +0000 UTC'",
+            'quote it ("2024-01-01")',
+        ],
+    ),
+    (
+        f"config:\n  {NS}:nodeGroups: [{{name: 2024-01-01T10:00:00Z}}]\n",
+        ["key 'name': 2024-01-01T10:00:00Z is a YAML timestamp", "quote it"],
+    ),
     (f"config:\n  {NS}:gpuNodeMax: {{secure: v1:abc}}\n", ["is a secret", "--config"]),
     # Keys in the wrong namespace or case, or none.
     (f"config:\n  {NS}:GpuNodeMax: 2\n", ["'eks-gpu-sharing:GpuNodeMax'", "did you mean"]),
     ("config:\n  eks_gpu_sharing:gpuNodeMax: 2\n", ["write eks-gpu-sharing:gpuNodeMax"]),
-    (
-        "config:\n  gpuNodeMax: 2\n",
-        ["'gpuNodeMax' is not <namespace>:<name>", "write eks-gpu-sharing:gpuNodeMax"],
-    ),
+    ("config:\n  GpuNodeMax: 2\n", ["'eks-gpu-sharing:GpuNodeMax'", "did you mean"]),
+    ("config:\n  a:b:c: 2\n", ["'a:b:c' is not <namespace>:<name> or <name>"]),
     # Valid for us, refused by a provider later.
     (
         f"config:\n  {NS}:publicAccessCidrs: ['2001:db8::/32']\n",
@@ -137,6 +165,12 @@ def test_an_output_under_a_file_is_refused_before_the_plan_runs(tmp_path):
     one_line(cli("plan", "--json", str(tmp_path)), 2, str(tmp_path), "is a folder")
 
 
+def test_a_bare_key_is_the_projects_as_pulumi_reads_it(project):
+    """pulumi/pulumi sdk/go/common/workspace/loaders.go, stackConfigNamespacedWithProject."""
+    result = plan_stack(project, "config:\n  gpuNodeMax: 1\n  gpuNodeDesired: 2\n")
+    one_line(result, 1, "gpuNodeDesired <= gpuNodeMax", "got 1 <= 2 <= 1")
+
+
 def test_outputs_get_their_folders_and_a_refused_config_writes_nothing(tmp_path):
     out = tmp_path / "new" / "deeper"
     one_line(
@@ -152,14 +186,34 @@ def test_outputs_get_their_folders_and_a_refused_config_writes_nothing(tmp_path)
         1,
         "gpuNodeMax",
     )
-    assert not (out / "plan.json").exists()
-    assert not any((out / "k8s").iterdir())
+    assert list(tmp_path.iterdir()) == []  # not even the folders it made
     assert (
         cli("plan", "--json", str(out / "plan.json"), "--manifests", str(out / "k8s")).returncode
         == 0
     )
     assert (out / "plan.json").stat().st_size > 0
     assert sorted(p.name for p in out.iterdir()) == ["k8s", "plan.json"]  # no temporaries
+
+
+def test_a_failed_run_removes_only_the_folders_it_made(tmp_path):
+    (tmp_path / "kept").mkdir()
+    out = tmp_path / "kept" / "new" / "plan.json"
+    one_line(cli("plan", "--config", "gpuNodeMax=x", "--json", str(out)), 1, "gpuNodeMax")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]
+    assert list((tmp_path / "kept").iterdir()) == []
+
+
+def test_written_files_get_the_mode_a_plain_write_leaves(tmp_path):
+    """mkstemp makes 0600 files; a new file gets 0666 less the umask, a file keeps its mode."""
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    old.write_text("{}")
+    old.chmod(0o640)
+    for path in (new, old):
+        assert cli("plan", "--json", str(path)).returncode == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert new.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert old.stat().st_mode & 0o777 == 0o640
 
 
 def test_manifests_replace_an_earlier_plan_and_never_touch_other_files(tmp_path):
@@ -309,6 +363,13 @@ def test_verify_refuses_a_namespace_kubernetes_would_refuse():
     one_line(cli("verify", "--namespace", "GPU_Pods"), 2, "'GPU_Pods' is not a namespace name")
 
 
+def test_a_failed_verify_leaves_no_folder_for_its_report(tmp_path):
+    report = tmp_path / "new" / "r.json"
+    result = cli("verify", "--kubeconfig", str(tmp_path / "none"), "--json", str(report))
+    one_line(result, 2, str(tmp_path / "none"))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_verify_refuses_an_unwritable_report_before_asking_the_cluster(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -371,7 +432,9 @@ def test_every_state_target_passes_the_same_passphrase(fake_tools, passphrase, s
     for target in ("up", "verify", "destroy"):
         result = make(target, env, venv)
         assert result.returncode != 0  # the fake pulumi fails every call
-        assert ("warning: PULUMI_CONFIG_PASSPHRASE is empty" in result.stderr) == warned
+        # It reads and writes the secrets with an empty passphrase (up, verify and destroy alike).
+        warning = "empty: using an empty passphrase for stack dev's secrets"
+        assert (warning in result.stderr) == warned
     calls = log.read_text().splitlines()
     assert [c.split()[1] for c in calls] == ["stack", "stack", "destroy"]
     assert {c.split("passphrase=", 1)[1] for c in calls} == {seen}

@@ -85,7 +85,9 @@ def test_a_failed_program_leaves_nothing_that_breaks_the_next():
 
 def test_stack_values_reach_the_program_as_the_pulumi_cli_passes_them(tmp_path):
     """yaml.v3 types, then pulumi/pulumi sdk/go/common/resource/config/object.go
-    MarshalString: text as written, other scalars and objects as (compact) JSON."""
+    MarshalString: text as written, other scalars and objects as (compact) JSON. A bare key
+    gets the project's name (sdk/go/common/workspace/loaders.go,
+    stackConfigNamespacedWithProject)."""
     from components.tools import stack_file
 
     path = tmp_path / "Pulumi.t.yaml"
@@ -98,7 +100,8 @@ def test_stack_values_reach_the_program_as_the_pulumi_cli_passes_them(tmp_path):
         "  ns:yes: yes\n"
         "  ns:on: on\n"
         "  ns:bool: true\n"
-        "  ns:date: 2026-01-01\n"
+        '  ns:date: "2026-01-01"\n'
+        "  bare: 7\n"
         "  ns:list: ['198.51.100.0/24']\n"
         "  ns:groups: [{name: a, max: 2, sharing: {strategy: none}}]\n"
         "  ns:config:old: kept\n",
@@ -112,6 +115,7 @@ def test_stack_values_reach_the_program_as_the_pulumi_cli_passes_them(tmp_path):
         "ns:on": "on",
         "ns:bool": "true",
         "ns:date": "2026-01-01",
+        "ns:bare": "7",
         "ns:list": '["198.51.100.0/24"]',
         "ns:groups": '[{"max":2,"name":"a","sharing":{"strategy":"none"}}]',
         "ns:old": "kept",

@@ -1,14 +1,15 @@
 """What every ``python -m components`` command shares: one-line usage errors, safe writes.
 
 A path a tool writes is checked, and its parent folders made, before any work
-(:func:`writable`, :func:`manifest_folder`); a file appears whole or not at all
-(:func:`write_text`), and a manifest folder holds exactly the last plan's objects
-(:func:`replace_manifests`).
+(:func:`writable`, :func:`manifest_folder`), and a run that fails removes the folders it
+made (:func:`remove_folders`); a file appears whole or not at all (:func:`write_text`), and
+a manifest folder holds exactly the last plan's objects (:func:`replace_manifests`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -28,12 +29,30 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def writable(path: Path, what: str) -> Path:
-    """``path``'s parent folders exist and a file can be created there; else UsageError."""
+def _make_folders(folder: Path, made: list[Path]) -> None:
+    """``mkdir -p folder``, adding each folder it creates to ``made``."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    finally:
+        made.extend(p for p in missing if p.is_dir())
+
+
+def remove_folders(made: list[Path]) -> None:
+    """Undo :func:`_make_folders` after a failed run: remove those folders, deepest first,
+    where they are still empty (anything in them is someone else's)."""
+    for folder in sorted(made, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def writable(path: Path, what: str, made: list[Path]) -> Path:
+    """``path``'s parent folders exist (new ones added to ``made``) and a file can be created
+    there; else UsageError."""
     if path.is_dir():
         raise UsageError(f"{what} {path} is a folder; give a file name")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(path.parent, made)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
             pass
     except OSError as err:
@@ -41,10 +60,24 @@ def writable(path: Path, what: str) -> Path:
     return path
 
 
+def _mode_for(path: Path) -> int:
+    """The mode ``open(path, "w")`` leaves: the file's own, or 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_text(path: Path, text: str) -> None:
-    """Write through a temporary file beside ``path``, so a reader never sees half of it."""
+    """Write through a temporary file beside ``path``, so a reader never sees half of it.
+
+    mkstemp makes the temporary file 0600; it gets the mode a plain write would leave.
+    """
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(temporary, path)
@@ -58,8 +91,10 @@ def write_text(path: Path, text: str) -> None:
 MANIFEST_FILE = re.compile(r"[0-9]{2,}-[a-z0-9][-a-z0-9.]*\.yaml")
 
 
-def manifest_folder(path: Path) -> Path:
+def manifest_folder(path: Path, made: list[Path]) -> Path:
     """A folder that is new, empty or holds only manifests this tool wrote; else UsageError.
+
+    Folders it creates are added to ``made``.
 
     The folder is for ``kubectl apply -f``, so a stale object of an earlier plan must not
     survive in it; and a file someone else put there is never ours to delete.
@@ -74,7 +109,7 @@ def manifest_folder(path: Path) -> Path:
                 "new or empty folder, or one holding only plan's NN-kind-name.yaml files"
             )
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        _make_folders(path, made)
         for where in (path, path.parent):  # the new files are written beside it first
             with tempfile.NamedTemporaryFile(dir=where, prefix=f".{path.name}."):
                 pass

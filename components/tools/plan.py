@@ -7,6 +7,7 @@ Bad config exits 1 and an output that cannot be written exits 2, each with one l
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -29,7 +30,15 @@ from .. import catalog
 from ..config import NAMESPACE
 from ..errors import ConfigError
 from . import cost, stack_file
-from .cli import Parser, UsageError, manifest_folder, replace_manifests, writable, write_text
+from .cli import (
+    Parser,
+    UsageError,
+    manifest_folder,
+    remove_folders,
+    replace_manifests,
+    writable,
+    write_text,
+)
 from .mocks import AwsLikeMocks
 
 PROJECT = "eks-gpu-sharing"
@@ -329,11 +338,23 @@ def main(argv: list[str]) -> int:
         "--traceback", action="store_true", help="show the traceback of an unexpected error"
     )
     args = parser.parse_args(argv)
+    made: list[Path] = []
+    code = 1
+    try:
+        code = _plan(args, made)
+    finally:
+        if code:  # a failed run leaves none of the folders it made
+            remove_folders(made)
+    return code
+
+
+def _plan(args: argparse.Namespace, made: list[Path]) -> int:
+    """plan's work, once its arguments are parsed; the exit code."""
     try:
         if args.json:
-            writable(args.json, "--json")
+            writable(args.json, "--json", made)
         if args.manifests:
-            manifest_folder(args.manifests)
+            manifest_folder(args.manifests, made)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -99,7 +99,7 @@ def main(argv: list[str]) -> int:
         current = args.readme.read_text(encoding="utf-8")
         wanted = render(current)
         if wanted != current and args.write:
-            write_text(writable(args.readme, "--readme"), wanted)
+            write_text(writable(args.readme, "--readme", []), wanted)  # just read: it exists
     except (OSError, UnicodeDecodeError) as err:
         print(
             f"docs: cannot read {args.readme}: {getattr(err, 'strerror', None) or err}",

@@ -24,7 +24,7 @@ from typing import Any, TextIO, TypeVar
 import yaml
 
 from .. import conventions, validation
-from .cli import Parser, UsageError, writable, write_text
+from .cli import Parser, UsageError, remove_folders, writable, write_text
 from .verify_checks import (
     CONFIGMAP,
     GPU_NODE_SELECTOR,
@@ -564,9 +564,21 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str], *, poll_seconds: float = POLL_SECONDS) -> int:
     args = parser().parse_args(argv)
+    made: list[Path] = []
+    code = 2
+    try:
+        code = _verify(args, made, poll_seconds)
+    finally:
+        if code:  # a failed run leaves none of the folders it made (a written report stays)
+            remove_folders(made)
+    return code
+
+
+def _verify(args: argparse.Namespace, made: list[Path], poll_seconds: float) -> int:
+    """verify's work, once its arguments are parsed; the exit code."""
     try:
         if args.json and args.json != "-":
-            writable(Path(args.json), "--json")
+            writable(Path(args.json), "--json", made)
         report = verify(
             connect(args.kubeconfig, args.stack, args.timeout),
             namespace=args.namespace,
