@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,17 +34,36 @@ EKS_UNSUPPORTED_AZ_IDS: dict[str, tuple[str, ...]] = {
     "us-west-1": ("usw1-az2",),
     "ca-central-1": ("cac1-az3",),
 }
-#: Run by ``destroy`` just before the cluster is deleted: turn control-plane logging off
-#: and wait until EKS has applied it, so that EKS has nothing left to write once the
-#: cluster is gone and does not re-create the log group after we delete it (see
-#: docs/security.md). A cluster already gone or without logging has nothing to turn off.
+#: Run by ``destroy`` after the node groups are gone and just before the cluster is deleted:
+#: turn control-plane logging off and wait until EKS has applied it. Expected effect: EKS
+#: has no log streams left to write once the cluster is gone, so it does not re-create the
+#: log group after we delete it (terraform-aws-eks #920/#2486/#2763 show the re-creation,
+#: not this cure; tests/test_live.py's leftover check confirms it on a real account; see
+#: docs/security.md). The AWS CLI says why it refused as "An error occurred (<code>) ...".
+#: Two refusals leave nothing to do: the cluster is already gone (ResourceNotFoundException,
+#: botocore eks model UpdateClusterConfig errors) or logging is already off
+#: (InvalidParameterException "No changes needed for the logging config provided":
+#: aws-quickstart/quickstart-amazon-eks-cluster-resource-provider#38, aws/aws-cdk#19898).
+#: Any other failure (no CLI, expired credentials, throttling, an update in progress) fails
+#: the destroy with the CLI's message rather than leak the log group. ``--profile`` and
+#: ``--region`` go on the command line: AWS_PROFILE can be overridden by ambient credentials
+#: (pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts, generateKubeconfig, uses --profile).
 DISABLE_LOGGING = """\
-update=$(aws eks update-cluster-config --name "$CLUSTER" --logging "$LOGGING_OFF" \\
-  --query update.id --output text) || exit 0
+set -- --region "$REGION"
+if [ -n "${PROFILE:-}" ]; then set -- "$@" --profile "$PROFILE"; fi
+if ! update=$(aws eks update-cluster-config --name "$CLUSTER" --logging "$LOGGING_OFF" \\
+    --query update.id --output text "$@" 2>&1); then
+  case "$update" in
+    *"(ResourceNotFoundException)"*) exit 0 ;;
+    *"(InvalidParameterException)"*"No changes needed"*) exit 0 ;;
+  esac
+  echo "disabling control-plane logging of $CLUSTER: $update" >&2
+  exit 1
+fi
 tries=0
 while [ "$tries" -lt 80 ]; do
   status=$(aws eks describe-update --name "$CLUSTER" --update-id "$update" \\
-    --query update.status --output text) || exit 1
+    --query update.status --output text "$@") || exit 1
   case "$status" in
     Successful) exit 0 ;;
     Failed|Cancelled) echo "disabling control-plane logging of $CLUSTER: $status" >&2; exit 1 ;;
@@ -63,8 +83,9 @@ class GpuClusterArgs:
     #: Name of the EKS cluster. Default: the component's resource name.
     cluster_name: str | None = None
     #: Kubernetes minor version; must be in EKS standard support. Default ``None``: the
-    #: newest EKS lists in standard support (``pulumi up`` asks EKS; the offline plan
-    #: uses :mod:`components.catalog`).
+    #: newest EKS lists in standard support when the cluster is created (``pulumi up`` asks
+    #: EKS; the offline plan uses :mod:`components.catalog`), kept afterwards: to upgrade,
+    #: set it.
     kubernetes_version: str | None = None
     #: What EKS does when the version's standard support ends: ``"STANDARD"`` (upgrade the
     #: cluster) or ``"EXTENDED"`` (keep it, at 6x the hourly price). Default ``"STANDARD"``.
@@ -151,12 +172,29 @@ class GpuClusterArgs:
             raise ConfigError(f"subnet_ids needs two or more subnets, got {self.subnet_ids!r}")
 
     def public_cidrs(self) -> list[str]:
-        """The CIDRs that open the public endpoint: none when it is private."""
+        """The CIDRs that open the public endpoint (validated): none when it is private."""
         if not self.endpoint_public_access:
             return []
-        return validation.cidrs(
-            "publicAccessCidrs", self.public_access_cidrs or [OPEN_TO_THE_INTERNET]
-        )
+        return list(self.public_access_cidrs or [OPEN_TO_THE_INTERNET])
+
+
+def keep_created_version(
+    args: pulumi.ResourceTransformArgs,
+) -> pulumi.ResourceTransformResult | None:
+    """Ignore later changes of the defaulted version on pulumi-eks's aws.eks.Cluster child.
+
+    Otherwise each `pulumi up` re-resolves "the newest in standard support", and once EKS
+    lists a newer one an unrelated `up` starts an irreversible in-place control-plane
+    upgrade. ignoreChanges still uses the value at create (Pulumi docs, resource option
+    ignoreChanges). ``transforms``, unlike ``transformations``, reach the children of
+    packaged components such as pulumi-eks's (Pulumi docs, resource options transforms and
+    transformations); pulumi-eks names that child ``<name>-eksCluster``
+    (nodejs/eks/cluster/cluster.ts, ``new aws.eks.Cluster``).
+    """
+    if args.type_ != "aws:eks/cluster:Cluster":
+        return None
+    keep = pulumi.ResourceOptions(ignore_changes=["version"])
+    return pulumi.ResourceTransformResult(args.props, pulumi.ResourceOptions.merge(args.opts, keep))
 
 
 def with_profile(profile: str, kubeconfig_json: str) -> str:
@@ -178,9 +216,12 @@ class GpuCluster(pulumi.ComponentResource):
     Kubernetes object so nothing falls back to an ambient kubeconfig.
     """
 
+    #: Derived from the logging-off command (when logging is on), so that node groups, which
+    #: take it, are deleted before logging goes off (``_logging_off_before_delete``).
     cluster_name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
-    #: The Kubernetes version created: the one asked for, or the newest EKS supports.
+    #: The Kubernetes version asked for, or else the newest EKS supports now (the
+    #: cluster keeps the one it was created with: ``keep_created_version``).
     kubernetes_version: pulumi.Output[str]
     vpc_id: pulumi.Output[str]
     subnet_ids: pulumi.Output[Sequence[str]]
@@ -204,7 +245,7 @@ class GpuCluster(pulumi.ComponentResource):
         vpc_id = args.vpc_id or aws.ec2.get_vpc_output(default=True, opts=self._invoke()).id
         subnet_ids = args.subnet_ids or self._default_subnets(vpc_id, args.gpu_instance_type)
         version = aws.eks.get_cluster_versions_output(
-            version_status="STANDARD_SUPPORT", opts=self._invoke()
+            cluster_type="eks", version_status="STANDARD_SUPPORT", opts=self._invoke()
         ).cluster_versions.apply(
             functools.partial(kubernetes_versions.newest_supported, args.kubernetes_version)
         )
@@ -245,6 +286,10 @@ class GpuCluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(args.cluster_log_types),
             encryption_config_key_arn=kms_key_arn,
             create_oidc_provider=False,
+            # pulumi-eks takes aws:profile itself, but only when AWS_PROFILE is unset
+            # (nodejs/eks/cluster/cluster.ts, just before createCore): passing it pins the
+            # stack's profile over the environment of whoever runs `up`, and serves
+            # library users who set aws_profile without aws:profile.
             provider_credential_opts=(
                 eks.KubeconfigOptionsArgs(profile_name=args.aws_profile)
                 if args.aws_profile
@@ -252,7 +297,11 @@ class GpuCluster(pulumi.ComponentResource):
             ),
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[log_group])
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[log_group],
+                    transforms=[] if args.kubernetes_version else [keep_created_version],
+                ),
             ),
         )
         kubeconfig = self._eks.kubeconfig_json
@@ -261,7 +310,10 @@ class GpuCluster(pulumi.ComponentResource):
         # Derived from a cluster output so that whatever uses the name waits for the cluster.
         self.cluster_name = pulumi.Output.unsecret(kubeconfig.apply(lambda _: cluster_name))
         if args.cluster_log_types:
-            self._logging_off_before_delete(name, args, child)
+            logging_off = self._logging_off_before_delete(name, args, child)
+            self.cluster_name = pulumi.Output.all(self.cluster_name, logging_off.urn).apply(
+                operator.itemgetter(0)
+            )
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.kubernetes_version = version
         self.vpc_id = pulumi.Output.from_input(vpc_id)
@@ -288,23 +340,25 @@ class GpuCluster(pulumi.ComponentResource):
 
     def _logging_off_before_delete(
         self, name: str, args: GpuClusterArgs, child: pulumi.ResourceOptions
-    ) -> None:
+    ) -> command.local.Command:
         """Turn logging off before `destroy` deletes the cluster (DISABLE_LOGGING says why).
 
         Its ``CLUSTER`` input comes from a cluster output, so it depends on the cluster and
-        Pulumi deletes it, running its delete command, before the cluster.
+        Pulumi deletes it, running its delete command, before the cluster. Node groups depend
+        on it (through ``cluster_name``), so it runs after they are gone: whether EKS refuses
+        a node-group delete during a logging update (ResourceInUseException) is undocumented.
         """
         logging_off = {
             "clusterLogging": [{"types": list(args.cluster_log_types), "enabled": False}]
         }
         environment: dict[str, pulumi.Input[str]] = {
             "CLUSTER": self.cluster_name,
-            "AWS_REGION": self._region(),
+            "REGION": self._region(),
             "LOGGING_OFF": json.dumps(logging_off),
         }
         if args.aws_profile:
-            environment["AWS_PROFILE"] = args.aws_profile
-        command.local.Command(
+            environment["PROFILE"] = args.aws_profile
+        return command.local.Command(
             f"{name}-logging-off-before-delete",
             delete=DISABLE_LOGGING,
             interpreter=["/bin/sh", "-c"],

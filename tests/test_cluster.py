@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 
+import pulumi
+import pulumi_aws as aws
 import pytest
 
 from components import ConfigError, GpuCluster, GpuClusterArgs
@@ -159,7 +162,7 @@ def test_logging_is_turned_off_before_the_cluster_is_deleted():
     assert plan.one("aws:cloudwatch/logGroup:LogGroup")["urn"] in cluster["dependencies"]
     assert "create" not in off["inputs"] and off["inputs"]["delete"] == DISABLE_LOGGING
     env = off["inputs"]["environment"]
-    assert (env["CLUSTER"], env["AWS_REGION"]) == ("demo", "us-west-2")
+    assert (env["CLUSTER"], env["REGION"]) == ("demo", "us-west-2") and "PROFILE" not in env
     assert json.loads(env["LOGGING_OFF"]) == {"clusterLogging": [
         {"types": ["api", "audit", "authenticator"], "enabled": False}]}
     assert build(cluster_log_types=[]).by_type("command:local:Command") == []
@@ -192,7 +195,7 @@ def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
     assert exec_["env"] == [{"name": "KUBERNETES_EXEC_INFO",
                              "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}'}]
     off = plan.one("command:local:Command")["inputs"]["environment"]
-    assert off["AWS_PROFILE"] == "work"
+    assert off["PROFILE"] == "work" and "AWS_PROFILE" not in off
     assert "--profile" not in build().one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"]
     with pytest.raises(ConfigError, match="aws:profile ' ' is not an AWS CLI profile name"):
         GpuClusterArgs(today=TODAY, aws_profile=" ").validate()
@@ -226,9 +229,11 @@ def test_the_mocks_claim_no_offering_in_a_region_they_do_not_know():
         mocks.AwsLikeMocks("ap-south-2")._answer(token, filters)
 
 
-def run_disable_logging(tmp_path, statuses: list[str], update_fails: bool = False):
+def run_disable_logging(tmp_path, statuses: list[str], refusal: str = "", profile: str = ""):
     """DISABLE_LOGGING under /bin/sh with a stand-in `aws` that logs its arguments and
-    answers describe-update with ``statuses`` in turn (and a `sleep` that does not wait)."""
+    answers describe-update with ``statuses`` in turn (and a `sleep` that does not wait).
+    With ``refusal``, update-cluster-config fails as the AWS CLI does: that message on
+    stderr and exit status 254."""
     import os
     import subprocess
 
@@ -238,7 +243,7 @@ def run_disable_logging(tmp_path, statuses: list[str], update_fails: bool = Fals
     fake_aws = f"""#!/bin/sh
 echo "$@" >> {tmp_path}/calls
 case "$2" in
-  update-cluster-config) {"exit 254" if update_fails else "echo upd-1"} ;;
+  update-cluster-config) {f"echo '{refusal}' >&2; exit 254" if refusal else "echo upd-1"} ;;
   describe-update) head -n1 {tmp_path}/statuses; sed -i 1d {tmp_path}/statuses ;;
 esac
 """
@@ -246,8 +251,10 @@ esac
     (bin_dir / "sleep").write_text("#!/bin/sh\n")
     for tool in ("aws", "sleep"):
         (bin_dir / tool).chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CLUSTER": "demo",
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CLUSTER": "demo", "REGION": "eu-west-1",
            "LOGGING_OFF": '{"clusterLogging": []}', "HOME": str(tmp_path)}
+    if profile:
+        env["PROFILE"] = profile
     result = subprocess.run(["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True,
                             text=True, timeout=30)
     calls = (tmp_path / "calls").read_text().splitlines() if os.path.exists(
@@ -259,9 +266,18 @@ def test_disable_logging_waits_until_eks_has_applied_it(tmp_path):
     result, calls = run_disable_logging(tmp_path, ["InProgress", "InProgress", "Successful"])
     assert result.returncode == 0, result.stderr
     assert calls[0] == ("eks update-cluster-config --name demo --logging "
-                        '{"clusterLogging": []} --query update.id --output text')
+                        '{"clusterLogging": []} --query update.id --output text '
+                        "--region eu-west-1")
     assert calls[1:] == ["eks describe-update --name demo --update-id upd-1 --query "
-                         "update.status --output text"] * 3
+                         "update.status --output text --region eu-west-1"] * 3
+
+
+def test_disable_logging_passes_the_profile_on_the_command_line(tmp_path):
+    """Not AWS_PROFILE, which ambient credentials override (pulumi/pulumi-eks
+    nodejs/eks/cluster/cluster.ts, generateKubeconfig: "Use --profile instead of AWS_PROFILE")."""
+    result, calls = run_disable_logging(tmp_path, ["Successful"], profile="work")
+    assert result.returncode == 0, result.stderr
+    assert [call.endswith("--region eu-west-1 --profile work") for call in calls] == [True] * 2
 
 
 def test_disable_logging_fails_the_destroy_when_the_update_fails(tmp_path):
@@ -270,10 +286,50 @@ def test_disable_logging_fails_the_destroy_when_the_update_fails(tmp_path):
     assert result.stderr == "disabling control-plane logging of demo: Failed\n"
 
 
-def test_disable_logging_lets_the_destroy_go_on_when_there_is_nothing_to_turn_off(tmp_path):
+#: How the AWS CLI reports a refused UpdateClusterConfig (error codes: botocore's eks model).
+REFUSED = "An error occurred ({}) when calling the UpdateClusterConfig operation: {}"
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("ResourceNotFoundException", "No cluster found for name: demo."),
+        # aws-quickstart/quickstart-amazon-eks-cluster-resource-provider#38, aws/aws-cdk#19898
+        ("InvalidParameterException", "No changes needed for the logging config provided"),
+    ],
+)
+def test_disable_logging_lets_the_destroy_go_on_when_there_is_nothing_to_turn_off(
+        tmp_path, code, message):
     """A cluster already gone, or with logging already off, refuses the update."""
-    result, calls = run_disable_logging(tmp_path, [], update_fails=True)
-    assert result.returncode == 0 and len(calls) == 1
+    result, calls = run_disable_logging(tmp_path, [], refusal=REFUSED.format(code, message))
+    assert result.returncode == 0 and len(calls) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        REFUSED.format("ThrottlingException", "Rate exceeded"),
+        REFUSED.format("ResourceInUseException", "Cluster has an update in progress"),
+        REFUSED.format("InvalidParameterException", "Logging type foo is not supported"),
+        "An error occurred (ExpiredTokenException) when calling the UpdateClusterConfig "
+        "operation: The security token included in the request is expired",
+    ],
+)
+def test_disable_logging_fails_the_destroy_on_any_other_refusal(tmp_path, refusal):
+    """Else the cluster goes with logging on and EKS re-creates the log group we delete."""
+    result, calls = run_disable_logging(tmp_path, [], refusal=refusal)
+    assert result.returncode == 1 and len(calls) == 1
+    assert result.stderr == f"disabling control-plane logging of demo: {refusal}\n"
+
+
+def test_disable_logging_fails_the_destroy_without_an_aws_cli(tmp_path):
+    env = {"PATH": str(tmp_path), "CLUSTER": "demo", "REGION": "eu-west-1",
+           "LOGGING_OFF": "{}"}
+    result = subprocess.run(["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.startswith("disabling control-plane logging of demo: ")
+    assert "aws" in result.stderr
 
 
 def test_disable_logging_gives_up_after_20_minutes(tmp_path):
@@ -301,3 +357,52 @@ def test_the_aws_cli_accepts_the_logging_off_request(tmp_path):
              "AWS_SECRET_ACCESS_KEY": "x", "AWS_MAX_ATTEMPTS": "1"},
     )
     assert "Could not connect to the endpoint URL" in result.stderr, result.stderr
+
+
+def eks_transforms(monkeypatch, **kwargs):
+    """The transforms our eks.Cluster is registered with (the mock monitor hands them to
+    the mocks without running them)."""
+    seen = []
+    answer = mocks.AwsLikeMocks.new_resource
+
+    def recording(self, args):
+        if args.typ == "eks:index:Cluster":
+            seen.extend(args.transforms)
+        return answer(self, args)
+
+    monkeypatch.setattr(mocks.AwsLikeMocks, "new_resource", recording)
+    build(**kwargs)
+    return seen
+
+
+def test_a_defaulted_version_is_chosen_at_create_and_kept_afterwards(monkeypatch):
+    """Else an `up` after EKS lists a newer version upgrades the control plane in place.
+    ``transforms`` reach pulumi-eks's children (Pulumi docs, resource option transforms);
+    ignoreChanges keeps the created value (Pulumi docs, resource option ignoreChanges)."""
+    (transform,) = eks_transforms(monkeypatch)
+    opts = pulumi.ResourceOptions(protect=False)
+    child = transform(pulumi.ResourceTransformArgs(
+        True, "aws:eks/cluster:Cluster", "c-eks-eksCluster", {"version": "1.35"}, opts))
+    assert child.props == {"version": "1.35"} and child.opts.ignore_changes == ["version"]
+    assert transform(pulumi.ResourceTransformArgs(
+        True, "aws:iam/role:Role", "c-eks-eksRole", {}, opts)) is None
+    # A version the user set is theirs to change: that is how to upgrade.
+    assert eks_transforms(monkeypatch, kubernetes_version="1.34") == []
+
+
+def test_node_groups_are_deleted_before_logging_goes_off():
+    """Whether EKS refuses node-group deletes during a logging update is undocumented, so
+    the node groups (which take cluster_name) go first, then the command, then the cluster."""
+    holder = {}
+
+    def program():
+        holder["cluster"] = GpuCluster("c", GpuClusterArgs(today=TODAY))
+        pulumi.export("name", holder["cluster"].cluster_name)
+        aws.eks.NodeGroup("ng", cluster_name=holder["cluster"].cluster_name, node_role_arn="r",
+                          subnet_ids=["s-a", "s-b"],
+                          scaling_config={"desired_size": 1, "max_size": 1, "min_size": 1})
+
+    plan = run_program(program)
+    off = plan.one("command:local:Command")
+    assert off["urn"] in plan.one("aws:eks/nodeGroup:NodeGroup")["dependencies"]
+    assert plan.outputs["name"] == "c"

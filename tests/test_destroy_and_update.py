@@ -153,11 +153,12 @@ def test_namespaces_go_after_everything_in_them(demo_plan, wave_of):
 
 #: The demo's destroy order: each wave's resources go in parallel once the earlier waves are
 #: gone (components last, after their children). Pods go while nodes still run; the nodes
-#: go before the cluster; the KMS key outlives the cluster, whose secrets need it.
+#: go before the cluster; the KMS key outlives the cluster, whose secrets need it. Logging
+#: goes off after the node group and just before the cluster (docs/security.md): the node
+#: group takes the cluster name from the logging-off command, because whether EKS refuses a
+#: node-group delete during a logging update (ResourceInUseException) is undocumented.
 DEMO_DESTROY_WAVES = [
-    # Logging off runs first, long before the cluster goes (docs/security.md).
-    {"Deployment gpu-sharing-verification-pods",
-     "Command gpu-sharing-cluster-logging-off-before-delete"},
+    {"Deployment gpu-sharing-verification-pods"},
     {"ConfigMap gpu-sharing-verification-program"},
     {"Namespace gpu-sharing-verification-ns"},
     {"VerificationWorkload gpu-sharing-verification"},
@@ -172,15 +173,16 @@ DEMO_DESTROY_WAVES = [
     {"NvidiaDevicePlugin gpu-sharing-device-plugin", "kubernetes gpu-sharing-cluster-k8s"},
     {"NodeGroup gpu-sharing-gpu-ng"},
     {
-        "Cluster gpu-sharing-cluster-eks",
+        "Command gpu-sharing-cluster-logging-off-before-delete",
         "LaunchTemplate gpu-sharing-gpu-lt",
         "RolePolicyAttachment gpu-sharing-gpu-AmazonEC2ContainerRegistryReadOnly",
         "RolePolicyAttachment gpu-sharing-gpu-AmazonEKSWorkerNodePolicy",
         "RolePolicyAttachment gpu-sharing-gpu-AmazonEKS_CNI_Policy",
     },
+    {"Cluster gpu-sharing-cluster-eks", "Role gpu-sharing-gpu-role"},
     {"Key gpu-sharing-cluster-secrets", "LogGroup gpu-sharing-cluster-logs",
-     "Role gpu-sharing-gpu-role"},
-    {"GpuCluster gpu-sharing-cluster", "GpuNodeGroup gpu-sharing-gpu"},
+     "GpuNodeGroup gpu-sharing-gpu"},
+    {"GpuCluster gpu-sharing-cluster"},
     {"GpuSharing gpu-sharing"},
 ]
 
