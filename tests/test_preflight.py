@@ -67,7 +67,8 @@ def test_without_credentials_the_aws_checks_are_skipped_and_said_why():
     code = preflight.run(stack_args(), "us-west-2",
                          lambda region, profile: (None, "no AWS credentials"), out)
     assert code == preflight.SKIPPED == 3
-    assert out.getvalue() == "skipped the AWS checks (quotas): no AWS credentials\n"
+    assert out.getvalue() == (
+        "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials\n")
 
 
 @pytest.mark.parametrize("cidr", ["203.0.113.0/24", "198.51.100.7/32", "192.0.2.0/25"])
@@ -91,7 +92,8 @@ def test_cli_without_credentials_exits_3(tmp_path):
     result = subprocess.run([sys.executable, "-m", "components", "preflight", "--stack", "dev"],
                             cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 3, result.stderr
-    assert result.stdout.startswith("skipped the AWS checks (quotas): no AWS credentials")
+    assert result.stdout.startswith(
+        "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials")
 
 
 def test_a_profile_that_does_not_exist_is_said(tmp_path, monkeypatch):
@@ -99,3 +101,84 @@ def test_a_profile_that_does_not_exist_is_said(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     assert preflight.quotas_client("us-west-2", "nope") == (
         None, "no AWS profile 'nope' (aws:profile) in ~/.aws")
+
+
+def test_a_refused_api_call_is_one_line_and_skips_the_aws_checks():
+    """AccessDeniedException is one of GetServiceQuota's errors in botocore's model."""
+    client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_client_error("get_service_quota", "AccessDeniedException",
+                          "User is not authorized to perform servicequotas:GetServiceQuota")
+    stub.activate()
+    out = io.StringIO()
+    code = preflight.run(stack_args(), "us-west-2", lambda region, profile: (client, ""), out)
+    assert code == preflight.SKIPPED
+    assert out.getvalue() == (
+        "skipped: the quota checks in us-west-2 (aws:region): An error occurred "
+        "(AccessDeniedException) when calling the GetServiceQuota operation: User is not "
+        "authorized to perform servicequotas:GetServiceQuota\n")
+
+
+def test_no_network_is_one_line_too_and_a_config_error_still_fails(tmp_path):
+    """A real client whose endpoint refuses connections raises botocore's
+    EndpointConnectionError (a BotoCoreError), as with no network."""
+    from botocore.config import Config
+
+    client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
+                          aws_secret_access_key="x", endpoint_url="http://127.0.0.1:9",
+                          config=Config(retries={"max_attempts": 0}, connect_timeout=5))
+    out = io.StringIO()
+    code = preflight.run(stack_args(publicAccessCidrs='["203.0.113.0/24"]'), "us-west-2",
+                         lambda region, profile: (client, ""), out)
+    assert code == 1
+    lines = out.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["error", "skipped"]
+    assert 'Could not connect to the endpoint URL: "http://127.0.0.1:9/"' in lines[1]
+
+
+def test_without_an_applied_value_the_aws_default_quota_is_used():
+    """GetServiceQuota raises NoSuchResourceException when the account has no applied value
+    (botocore service-quotas model); GetAWSDefaultServiceQuota has the default."""
+    client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    stub = Stubber(client)
+    ask = {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
+    stub.add_client_error("get_service_quota", "NoSuchResourceException", "no applied value",
+                          expected_params=ask)
+    stub.add_response("get_aws_default_service_quota",
+                      {"Quota": {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA", "Value": 8.0}},
+                      ask)
+    stub.activate()
+    out = io.StringIO()
+    code = preflight.run(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), "us-west-2",
+                         lambda region, profile: (client, ""), out)
+    stub.assert_no_pending_responses()
+    assert code == 0
+    assert out.getvalue() == (
+        'ok: in us-west-2 (aws:region), the quota "Running On-Demand G and VT instances" '
+        "(L-DB2E81BA, 8 vCPUs) is at least the 4 the stack's ON_DEMAND nodes need at max size "
+        "(G instances already running count against it too)\n")
+
+
+def cli(*args: str, cwd=ROOT):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "AWS_EC2_METADATA_DISABLED": "true"}
+    return subprocess.run([sys.executable, "-m", "components", "preflight", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_a_stack_without_a_region_is_refused_not_guessed(tmp_path):
+    stack = (ROOT / "Pulumi.dev.yaml").read_text().replace("  aws:region: us-west-2\n", "")
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack)
+    result = cli("--project-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: Pulumi.dev.yaml sets no aws:region, so preflight cannot tell which region's "
+        "quotas to check: pulumi config set aws:region <region>\n")
+
+
+def test_a_missing_project_dir_names_the_stack_file_preflight_needs():
+    """preflight reads only Pulumi.<stack>.yaml, not the program."""
+    result = cli("--project-dir", "/nonexist")
+    assert result.returncode == 1
+    assert result.stderr == "error: no stack config /nonexist/Pulumi.dev.yaml (stack 'dev')\n"

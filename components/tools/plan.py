@@ -146,8 +146,6 @@ def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[st
             f"--stack {stack!r} is not a stack name Pulumi accepts: letters, digits, "
             "-, _ and ., at most 100"
         )
-    if not (project_dir / "__main__.py").is_file():
-        raise ConfigError(f"--project-dir {project_dir} has no __main__.py (the stack program)")
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise ConfigError(f"no stack config {path} (stack {stack!r})")
@@ -359,6 +357,10 @@ def _plan(args: argparse.Namespace, made: list[Path]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
+        if not (args.project_dir / "__main__.py").is_file():
+            raise ConfigError(
+                f"--project-dir {args.project_dir} has no __main__.py (the stack program)"
+            )
         config = stack_config(args.project_dir, args.stack, args.config)
         plan = run(args.project_dir, args.stack, config)
     except Exception as e:

@@ -3,8 +3,9 @@
 A `pulumi up` with no quota for G instances waits for its node group and fails only
 after many minutes. This asks Service Quotas (read-only) whether the stack's GPU nodes fit,
 and checks the stack config for what can never work. Exit codes: 0 all checks passed;
-1 a check failed (each said on one line); 3 the AWS checks were skipped (no boto3 or no
-AWS credentials here: said why) and the rest passed.
+1 a check failed (each said on one line), or the stack sets no aws:region; 3 the AWS
+checks were skipped (no boto3, no AWS credentials, or AWS did not answer: said why in one
+line) and the rest passed.
 """
 
 from __future__ import annotations
@@ -59,22 +60,50 @@ def vcpus_needed(args: GpuSharingArgs) -> dict[str, int]:
     return dict(needed)
 
 
-def quota_problems(args: GpuSharingArgs, quotas: Any) -> list[str]:
-    """Each capacity type whose G-instance vCPU quota is below what the stack can use.
+def quota_value(quotas: Any, code: str) -> float:
+    """The account's applied quota, or AWS's default where no applied value is available
+    (GetServiceQuota raises NoSuchResourceException; botocore service-quotas model,
+    GetServiceQuota and GetAWSDefaultServiceQuota)."""
+    ask = {"ServiceCode": "ec2", "QuotaCode": code}
+    try:
+        return float(quotas.get_service_quota(**ask)["Quota"]["Value"])
+    except quotas.exceptions.NoSuchResourceException:
+        return float(quotas.get_aws_default_service_quota(**ask)["Quota"]["Value"])
 
-    ``quotas`` is a Service Quotas client (boto3); only GetServiceQuota is called.
+
+def quota_checks(args: GpuSharingArgs, quotas: Any) -> tuple[list[str], list[str]]:
+    """(problems, fits): per capacity type, whether its G-instance vCPU quota covers the
+    stack's nodes at max size. ``quotas`` is a Service Quotas client (boto3). G instances
+    already running count against the same quota: a fit here is necessary, not sufficient.
     """
-    problems = []
+    problems, fits = [], []
     for capacity_type, vcpus in sorted(vcpus_needed(args).items()):
         code, name = G_QUOTAS[capacity_type]
-        quota = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
+        quota = quota_value(quotas, code)
         if quota < vcpus:
             problems.append(
                 f'the quota "{name}" ({code}) is {quota:g} vCPUs; the {capacity_type} node '
                 f"groups can use {vcpus} at their max size: ask for more in Service Quotas "
                 "first (the node group would wait and fail)"
             )
-    return problems
+        else:
+            fits.append(
+                f'the quota "{name}" ({code}, {quota:g} vCPUs) is at least the {vcpus} the '
+                f"stack's {capacity_type} nodes need at max size (G instances already running "
+                "count against it too)"
+            )
+    return problems, fits
+
+
+def asked(args: GpuSharingArgs, quotas: Any) -> tuple[list[str], list[str], str]:
+    """quota_checks, or why AWS did not answer, in one line (access denied, expired
+    credentials, no network: botocore ClientError / BotoCoreError)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return (*quota_checks(args, quotas), "")
+    except (BotoCoreError, ClientError) as error:
+        return [], [], " ".join(str(error).split())
 
 
 def quotas_client(region: str, profile: str | None) -> tuple[Any, str]:
@@ -100,19 +129,22 @@ def run(
     client: Callable[[str, str | None], tuple[Any, str]] = quotas_client,
     out: Any = sys.stdout,
 ) -> int:
+    """Each check on one line; the exit code (module docstring)."""
     problems = documentation_cidrs(args)
+    fits: list[str] = []
     quotas, why_not = client(region, args.cluster.aws_profile)
     if quotas is not None:
-        problems += quota_problems(args, quotas)
+        found, fits, why_not = asked(args, quotas)
+        problems += found
     for problem in problems:
         print(f"error: {problem}", file=out)
+    for fit in fits:
+        print(f"ok: in {region} (aws:region), {fit}", file=out)
+    if why_not:
+        print(f"skipped: the quota checks in {region} (aws:region): {why_not}", file=out)
     if problems:
         return 1
-    if quotas is None:
-        print(f"skipped the AWS checks (quotas): {why_not}", file=out)
-        return SKIPPED
-    print(f"ok: the stack's GPU nodes fit the account's G-instance quotas in {region}", file=out)
-    return 0
+    return SKIPPED if why_not else 0
 
 
 def main(argv: list[str]) -> int:
@@ -123,7 +155,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
     parser.add_argument(
-        "--project-dir", type=Path, default=Path.cwd(), help="directory holding Pulumi.yaml"
+        "--project-dir", type=Path, default=Path.cwd(), help="directory holding Pulumi.<stack>.yaml"
     )
     options = parser.parse_args(argv)
     try:
@@ -132,4 +164,13 @@ def main(argv: list[str]) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return run(args, config.get("aws:region", "us-west-2"))
+    if "aws:region" not in config:
+        # Not a guess: the quotas are per region, and pulumi-aws may pick its region from
+        # the environment of whoever runs `up`.
+        print(
+            f"error: Pulumi.{options.stack}.yaml sets no aws:region, so preflight cannot tell "
+            "which region's quotas to check: pulumi config set aws:region <region>",
+            file=sys.stderr,
+        )
+        return 1
+    return run(args, config["aws:region"])
