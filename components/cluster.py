@@ -172,10 +172,17 @@ class GpuClusterArgs:
             raise ConfigError(f"subnet_ids needs two or more subnets, got {self.subnet_ids!r}")
 
     def public_cidrs(self) -> list[str]:
-        """The CIDRs that open the public endpoint (validated): none when it is private."""
+        """The CIDRs that open the public endpoint: none when it is private.
+
+        Through validation.cidrs again (validate() already checked them) for its canonical
+        form: ``10.0.0.0/255.0.0.0`` or a bare ``10.0.0.7`` become ``10.0.0.0/8`` and
+        ``10.0.0.7/32``, the CIDR notation EKS takes.
+        """
         if not self.endpoint_public_access:
             return []
-        return list(self.public_access_cidrs or [OPEN_TO_THE_INTERNET])
+        return validation.cidrs(
+            "publicAccessCidrs", self.public_access_cidrs or [OPEN_TO_THE_INTERNET]
+        )
 
 
 def keep_created_version(

@@ -406,3 +406,10 @@ def test_node_groups_are_deleted_before_logging_goes_off():
     off = plan.one("command:local:Command")
     assert off["urn"] in plan.one("aws:eks/nodeGroup:NodeGroup")["dependencies"]
     assert plan.outputs["name"] == "c"
+
+
+def test_public_cidrs_reach_eks_in_cidr_notation():
+    """Python's ip_network also takes a netmask or a bare address; EKS gets CIDR notation."""
+    plan = build(public_access_cidrs=["10.0.0.0/255.0.0.0", "100.20.30.40"])
+    assert plan.one("eks:index:Cluster")["inputs"]["publicAccessCidrs"] == [
+        "10.0.0.0/8", "100.20.30.40/32"]
