@@ -596,6 +596,23 @@ def test_a_passphrase_file_is_left_to_pulumi(fake_tools):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_preflight_without_credentials_is_a_skip_not_an_error(fake_tools):
+    """preflight's exit 3 (skipped, said why) is no failure to make, as in `make up`."""
+    env, log = fake_tools
+    env.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_SHARED_CREDENTIALS_FILE=str(log.parent / "none"),
+        AWS_CONFIG_FILE=str(log.parent / "none"),
+    )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.pop(name, None)
+    result = make("preflight", env, log.parent / "venv")
+    assert result.returncode == 0, result.stderr
+    assert "skipped the AWS checks (quotas): no AWS credentials" in result.stdout + result.stderr
+    assert "Error" not in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_state_targets_without_the_pulumi_cli_say_so(fake_tools):
     env, log = fake_tools
     env["PATH"] = os.pathsep.join(
