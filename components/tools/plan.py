@@ -370,11 +370,13 @@ def plan_warnings(plan: Plan) -> list[str]:
     key = f"{NAMESPACE}:publicAccessCidrs"
     for i, cidr in enumerate(json.loads(plan.config.get(key, "[]"))):
         network = ipaddress.ip_network(cidr, strict=False)  # the program has checked it
-        if any(network.version == 4 and network.subnet_of(r) for r in PRIVATE_RANGES):  # type: ignore[arg-type]
+        if isinstance(network, ipaddress.IPv4Network) and any(
+            network.subnet_of(r) for r in PRIVATE_RANGES
+        ):
             found.append(
                 f"{key}[{i}] {cidr} is a private (RFC 1918) range, never the address of a "
-                "client on the internet: the public endpoint is reachable only through a "
-                "NAT's public address (give that), or set a private endpoint"
+                "client on the internet, so it opens the public endpoint to no one; give the "
+                "public address your traffic leaves from (e.g. your NAT's)"
             )
     return [*plan.warnings, *found]
 
