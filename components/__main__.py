@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .tools.cli import error
+
 COMMANDS = {
     "plan": "components.tools.plan",
     "verify": "components.tools.verify",
@@ -27,11 +29,12 @@ BROKEN_PIPE = 141
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
-        print(f"{USAGE}\n\n{__doc__.split(chr(10) * 2)[1]}")
+        commands = __doc__.split(chr(10) * 2)[1].replace("``", "")  # plain text, not RST
+        print(f"{USAGE}\n\n{commands}")
         return 0
     if not argv or argv[0] not in COMMANDS:
-        given = f": unknown command {argv[0]!r}" if argv else ""
-        print(f"python -m components: error{given}; {USAGE}", file=sys.stderr)
+        problem = f"unknown command {argv[0]!r}" if argv else "no command given"
+        print(f"python -m components: error: {problem}; {USAGE}", file=sys.stderr)
         return 2
     module = __import__(COMMANDS[argv[0]], fromlist=["main"])
     try:
@@ -41,10 +44,10 @@ def main(argv: list[str]) -> int:
     except BrokenPipeError:
         # What is still buffered for the closed pipe goes nowhere, not to a second error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(f"python -m components {argv[0]}: output closed early", file=sys.stderr)
+        error(argv[0], "output closed early")
         return BROKEN_PIPE
     except KeyboardInterrupt:
-        print(f"python -m components {argv[0]}: interrupted", file=sys.stderr)
+        error(argv[0], "interrupted")
         return 130
 
 

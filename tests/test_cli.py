@@ -8,9 +8,11 @@ server and what is allowed.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -20,7 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
+from components.tools.cli import MANIFEST_MARK
+from components.tools.plan import Plan, aws_config_keys, plan_warnings
 from tests import fake_kube_api as fake
 from tests.conftest import ROOT
 
@@ -67,6 +72,16 @@ ODD_STACK_FILES = [
     ("config: [1, 2]\n", ["Pulumi.t.yaml: config: must be a map of key: value"]),
     ("config: {a: [\n", ["Pulumi.t.yaml:2: not valid YAML"]),
     ("config:\n\tx: 1\n", ["Pulumi.t.yaml:2: not valid YAML"]),
+    # Top-level keys: pulumi/pulumi sdk/go/common/workspace/project.go, ProjectStack.
+    (
+        f"Config:\n  {NS}:gpuNodeMax: 2\n",
+        ["Pulumi.t.yaml: unknown top-level key 'Config'; did you mean 'config'?", "encryptionsalt"],
+    ),
+    ("confg: {}\n", ["unknown top-level key 'confg'; did you mean 'config'?"]),
+    ("stacks: {}\n", ["unknown top-level key 'stacks' (a stack file has config, environment"]),
+    # aws: keys the provider reads: pulumi_aws/config/vars.py.
+    ("config:\n  aws:regoin: us-east-1\n", ["'aws:regoin'; did you mean 'aws:region'?"]),
+    ("config:\n  aws:Profile: dev\n", ["'aws:Profile'; did you mean 'aws:profile'?"]),
     # A key twice in any map (go-yaml v3 decode.go, mapping: "mapping key ... already defined").
     (
         f"config:\n  {NS}:gpuNodeMax: 1\n  {NS}:gpuNodeMax: 2\n",
@@ -138,18 +153,98 @@ def test_an_odd_stack_file_is_one_line_naming_the_key(project, text, words):
     one_line(plan_stack(project, text), 1, *words)
 
 
+def test_every_top_level_key_pulumi_writes_is_read(project):
+    """What `pulumi stack init` and `pulumi config env add` write beside config:."""
+    text = (
+        "secretsprovider: passphrase\nencryptionsalt: v1:abc\nencryptedkey: ''\n"
+        "environment: [dev-env]\nconfig:\n  aws:region: us-west-2\n"
+    )
+    result = plan_stack(project, text)
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_unknown_aws_key_given_with_config_is_refused():
+    one_line(
+        cli("plan", "--config", "aws:regoin=us-east-1"),
+        1,
+        "python -m components plan: error: unknown AWS provider config key 'aws:regoin'",
+        "did you mean 'aws:region'?",
+    )
+
+
+def test_the_aws_keys_are_the_providers():
+    keys = aws_config_keys()
+    assert {"region", "profile", "defaultTags", "skipCredentialsValidation"} <= set(keys)
+    assert "regoin" not in keys
+
+
+def test_warnings_go_to_stderr_after_the_table(project):
+    """`plan > file` still shows them: aws:region unset, and the program's 0.0.0.0/0 one."""
+    result = plan_stack(project, "")
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stdout
+    lines = result.stderr.splitlines()
+    assert all(line.startswith("python -m components plan: warning: ") for line in lines)
+    assert any("publicAccessCidrs includes 0.0.0.0/0" in line for line in lines)
+    assert any(
+        "aws:region is unset: the offline plan assumes us-west-2 (a real `pulumi up` takes "
+        "AWS_REGION" in line
+        for line in lines
+    )
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "warned"),
+    [
+        (["10.1.0.0/16"], [0]),
+        (["203.0.113.7/32", "172.16.5.0/24", "192.168.0.0/16"], [1, 2]),
+        (["172.32.0.0/16", "11.0.0.0/8", "8.0.0.0/4"], []),  # beside, or wider than, RFC 1918
+    ],
+)
+def test_private_ranges_for_the_public_endpoint_are_warned(cidrs, warned):
+    config = {"aws:region": "us-west-2", f"{NS}:publicAccessCidrs": json.dumps(cidrs)}
+    found = plan_warnings(Plan(stack="t", config=config))
+    assert [w.split(" ")[0] for w in found] == [f"{NS}:publicAccessCidrs[{i}]" for i in warned]
+    assert all("private (RFC 1918) range" in w for w in found)
+
+
 def test_a_stack_name_eks_refuses_for_the_cluster_is_named(project):
     (project / "Pulumi.a.b.yaml").write_text("config: {}\n")
     result = cli("plan", "--project-dir", str(project), "--stack", "a.b")
     one_line(result, 1, "stack 'a.b'", "eks-gpu-sharing-a.b", "EKS refuses")
 
 
-def test_a_project_dir_without_the_program_is_named(tmp_path):
-    one_line(cli("plan", "--project-dir", str(tmp_path)), 1, str(tmp_path), "no __main__.py")
+USAGE_ERRORS = [
+    (
+        ["plan", "--stack", "prod"],
+        ["--stack prod", "Pulumi.prod.yaml", "the stacks there: dev, multi"],
+    ),
+    (["plan", "--stack", "../dev"], ["--stack '../dev'", "letters, digits"]),
+    (["plan", "--config", "gpuNodeMax"], ["--config takes KEY=VALUE, got 'gpuNodeMax'"]),
+    (["plan", "--config", "=2"], ["--config takes KEY=VALUE, got '=2'"]),
+    (
+        ["plan", "--config", "gpuNodeMax=2", "--config", "gpuNodeMax=3"],
+        ["--config eks-gpu-sharing:gpuNodeMax is given twice ('2', '3')"],
+    ),
+    (
+        ["plan", "--config", "gpuNodeMax=2", "--config", f"{NS}:gpuNodeMax=3"],
+        ["--config eks-gpu-sharing:gpuNodeMax is given twice"],
+    ),
+    (["plan", "--project-dir", "/nonexist"], ["--project-dir /nonexist: no such folder"]),
+    (["plan", "--project-dir", "tests"], ["--project-dir tests has no __main__.py"]),
+    (["plan", "--json", ""], ["argument --json: the path is empty"]),
+    (["plan", "--manifests", ""], ["argument --manifests: the path is empty"]),
+    (["plan", "--project-dir", ""], ["argument --project-dir: the path is empty"]),
+    (["verify", "--json", ""], ["argument --json: the path is empty"]),
+    (["verify", "--kubeconfig", ""], ["argument --kubeconfig: the path is empty"]),
+    (["docs", "--readme", ""], ["argument --readme: the path is empty"]),
+]
 
 
-def test_a_stack_name_pulumi_refuses_is_named():
-    one_line(cli("plan", "--stack", "../dev"), 1, "--stack '../dev'", "letters, digits")
+@pytest.mark.parametrize(("args", "words"), USAGE_ERRORS)
+def test_a_usage_error_exits_2_with_one_line_in_the_common_form(args, words):
+    line = one_line(cli(*args), 2, *words)
+    assert line.startswith(f"python -m components {args[0]}: error: ")
 
 
 def test_an_output_under_a_file_is_refused_before_the_plan_runs(tmp_path):
@@ -219,15 +314,23 @@ def test_written_files_get_the_mode_a_plain_write_leaves(tmp_path):
 def test_manifests_replace_an_earlier_plan_and_never_touch_other_files(tmp_path):
     k8s = tmp_path / "k8s"
     k8s.mkdir()
-    (k8s / "42-deployment-of-another-stack.yaml").write_text("kind: Deployment\n")
+    stale = k8s / "42-deployment-of-an-earlier-plan.yaml"
+    stale.write_text(f"{MANIFEST_MARK}kind: Deployment\n")
     assert cli("plan", "--manifests", str(k8s)).returncode == 0
     names = sorted(p.name for p in k8s.iterdir())
-    assert len(names) == 9 and "42-deployment-of-another-stack.yaml" not in names
+    assert len(names) == 9 and stale.name not in names
+    assert all(
+        (k8s / name).read_text().startswith("# written by python -m components plan\n")
+        for name in names
+    )
 
-    (k8s / "notes.txt").write_text("mine")
-    one_line(cli("plan", "--manifests", str(k8s)), 2, str(k8s), "'notes.txt'", "new or empty")
-    assert (k8s / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in k8s.iterdir()) == sorted([*names, "notes.txt"])
+    # Named like ours, but not written by plan (no mark): kept, and plan stops.
+    for name, text in [("notes.txt", "mine"), ("99-foo-bar.yaml", "kind: ConfigMap\n")]:
+        (k8s / name).write_text(text)
+        one_line(cli("plan", "--manifests", str(k8s)), 2, str(k8s), repr(name), "did not write")
+        assert (k8s / name).read_text() == text
+        assert sorted(p.name for p in k8s.iterdir()) == sorted([*names, name])
+        (k8s / name).unlink()
 
 
 def test_a_pipe_closed_early_is_one_line():
@@ -245,14 +348,16 @@ def test_a_pipe_closed_early_is_one_line():
     finally:
         os.close(write)
     assert result.returncode == 141
-    assert result.stderr == "python -m components plan: output closed early\n"
+    assert result.stderr == "python -m components plan: error: output closed early\n"
 
 
-@pytest.mark.parametrize("args", [[], ["deploy"], ["--verbose"]])
-def test_an_unknown_command_is_a_usage_error(args):
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [([], "no command given"), (["deploy"], "unknown command 'deploy'"), (["--verbose"], "")],
+)
+def test_an_unknown_command_is_a_usage_error(args, problem):
     line = one_line(cli(*args), 2, "usage: python -m components {plan,verify,docs,preflight}")
-    if args:
-        assert f"unknown command {args[0]!r}" in line
+    assert line.startswith(f"python -m components: error: {problem or 'unknown command'}")
 
 
 @pytest.mark.parametrize("command", ["plan", "verify", "docs", "preflight"])
@@ -267,9 +372,10 @@ def test_every_command_has_help_and_one_line_usage_errors(command):
     )
 
 
-def test_help_of_the_dispatcher():
+def test_help_of_the_dispatcher_is_plain_text():
     helped = cli("--help")
-    assert helped.returncode == 0 and "plan" in helped.stdout and "docs" in helped.stdout
+    assert helped.returncode == 0 and "- plan: run the stack program offline" in helped.stdout
+    assert "docs" in helped.stdout and "``" not in helped.stdout
 
 
 def test_docs_checks_by_default_and_writes_only_when_asked(tmp_path):
@@ -300,8 +406,9 @@ def test_docs_with_a_readme_it_cannot_use(tmp_path):
 
 
 @contextmanager
-def server(kind: str) -> Iterator[str]:
-    """A server that is not Kubernetes: one answering HTML, or one that never answers."""
+def server(kind: str, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A server that is not Kubernetes: one answering HTML (over ``tls`` if given), or one
+    that never answers."""
     if kind == "html":
 
         class Html(http.server.BaseHTTPRequestHandler):
@@ -317,9 +424,11 @@ def server(kind: str) -> Iterator[str]:
                 pass
 
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+        if tls:
+            httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         try:
-            yield f"http://127.0.0.1:{httpd.server_address[1]}"
+            yield f"{'https' if tls else 'http'}://127.0.0.1:{httpd.server_address[1]}"
         finally:
             httpd.shutdown()
     else:
@@ -334,6 +443,43 @@ def test_verify_against_a_server_that_is_not_kubernetes(tmp_path):
         kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig", url)
         result = cli("verify", "--kubeconfig", str(kubeconfig), "--timeout", "1")
     one_line(result, 2, f"the server at {url} is not a Kubernetes API")
+
+
+def test_verify_with_a_kubeconfig_that_is_not_there(tmp_path):
+    """Not the client's "Invalid kube-config file. No configuration found."."""
+    missing = tmp_path / "nonexist"
+    one_line(cli("verify", "--kubeconfig", str(missing)), 2, f"no such file: {missing}")
+    env = {**os.environ, "KUBECONFIG": f"{missing}{os.pathsep}{tmp_path / 'other'}"}
+    one_line(cli("verify", env=env), 2, f"no such file: {missing}, {tmp_path / 'other'}")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl for a certificate")
+def test_verify_with_insecure_skip_tls_verify_says_so_once(tmp_path):
+    """urllib3's InsecureRequestWarning per request is silenced; one warning line of ours."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key)]
+        + ["-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    with server("html", tls) as url:
+        kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig", url)
+        document = yaml.safe_load(kubeconfig.read_text())
+        document["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = True
+        kubeconfig.write_text(yaml.safe_dump(document))
+        result = cli("verify", "--kubeconfig", str(kubeconfig), "--timeout", "1")
+    assert result.returncode == 2
+    warned, failed = result.stderr.splitlines()  # no InsecureRequestWarning lines
+    assert warned == (
+        f"python -m components verify: warning: the kubeconfig from {kubeconfig} sets "
+        "insecure-skip-tls-verify: the API server's certificate is not checked"
+    )
+    assert failed.startswith(
+        f"python -m components verify: error: the server at {url} is not a Kubernetes API"
+    )
 
 
 def test_verify_against_a_silent_server_ends_within_its_timeout(tmp_path):
@@ -447,6 +593,23 @@ def test_a_passphrase_file_is_left_to_pulumi(fake_tools):
     result = make("destroy", env, log.parent / "venv")
     assert "warning" not in result.stderr
     assert log.read_text() == "pulumi destroy passphrase=unset\n"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_preflight_without_credentials_is_a_skip_not_an_error(fake_tools):
+    """preflight's exit 3 (skipped, said why) is no failure to make, as in `make up`."""
+    env, log = fake_tools
+    env.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_SHARED_CREDENTIALS_FILE=str(log.parent / "none"),
+        AWS_CONFIG_FILE=str(log.parent / "none"),
+    )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.pop(name, None)
+    result = make("preflight", env, log.parent / "venv")
+    assert result.returncode == 0, result.stderr
+    assert "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials" in result.stdout + result.stderr
+    assert "Error" not in result.stderr
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")

@@ -73,8 +73,8 @@ def test_unknown_region_says_what_the_offline_plan_knows_without_a_traceback():
     result = plan_cli("--config", "aws:region=ap-south-2")
     assert result.returncode == 1
     assert result.stderr.startswith(
-        "error: the offline plan knows only the regions eu-west-1, us-east-1, us-west-2, "
-        "not aws:region 'ap-south-2'")
+        "python -m components plan: error: the offline plan knows only the regions eu-west-1, "
+        "us-east-1, us-west-2, not aws:region 'ap-south-2'")
     assert "Traceback" not in result.stderr
 
 

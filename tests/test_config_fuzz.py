@@ -144,4 +144,4 @@ def test_plan_cli_reports_bad_config_without_a_traceback(key, value):
     assert "Traceback (most recent call last)" not in output, output
     assert result.returncode in (0, 1), output
     if result.returncode == 1:
-        assert result.stderr.startswith("error: "), output
+        assert result.stderr.startswith("python -m components plan: error: "), output

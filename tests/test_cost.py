@@ -13,8 +13,8 @@ def test_demo_costs_a_control_plane_one_g4dn_xlarge_its_disk_and_a_key(demo_plan
     lines = {line.item: line.usd_per_hour for line in cost.estimate(demo_plan.resources)}
     assert lines == {
         "EKS control plane": 0.10,
-        "1 x g4dn.xlarge": 0.526,
-        "50 GiB gp3": pytest.approx(50 * 0.08 / 730),
+        "gpu-sharing-gpu: 1 x g4dn.xlarge": 0.526,
+        "gpu-sharing-gpu: 50 GiB gp3": pytest.approx(50 * 0.08 / 730),
         "KMS key": pytest.approx(1 / 730),
     }
     assert sum(lines.values()) == pytest.approx(0.633, abs=0.001)
@@ -24,6 +24,19 @@ def test_more_nodes_cost_more():
     plan = run_stack("dev", ["gpuNodeDesired=2", "gpuNodeMax=2",
                              "gpuInstanceType=g4dn.2xlarge"])
     lines = {line.item: line.usd_per_hour for line in cost.estimate(plan.resources)}
-    assert lines["2 x g4dn.2xlarge"] == pytest.approx(
+    assert lines["gpu-sharing-gpu: 2 x g4dn.2xlarge"] == pytest.approx(
         2 * catalog.G4DN["g4dn.2xlarge"].on_demand_usd_per_hour)
-    assert lines["100 GiB gp3"] == pytest.approx(100 * 0.08 / 730)
+    assert lines["gpu-sharing-gpu: 100 GiB gp3"] == pytest.approx(100 * 0.08 / 730)
+
+
+def test_each_group_is_named_spot_is_an_upper_bound_and_empty_groups_are_left_out():
+    """Pulumi.multi.yaml: timesliced (1 node), mps (1 SPOT node), exclusive (0 nodes)."""
+    lines = cost.estimate(run_stack("multi").resources)
+    assert sorted((line.item, line.spot) for line in lines if ":" in line.item) == [
+        ("gpu-sharing-mps: 1 x g4dn.xlarge (SPOT, at On-Demand price)", True),
+        ("gpu-sharing-mps: 50 GiB gp3", False),
+        ("gpu-sharing-timesliced: 1 x g4dn.xlarge", False),
+        ("gpu-sharing-timesliced: 50 GiB gp3", False),
+    ]
+    assert cost.has_spot(lines)
+    assert not cost.has_spot(cost.estimate(run_stack("dev").resources))

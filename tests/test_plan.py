@@ -53,18 +53,21 @@ def test_bad_config_exits_1_with_the_message_and_no_traceback():
     result = plan_cli("--config", "gpuAmiType=AL2023_x86_64_STANDARD")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
-    assert result.stderr.startswith("error: gpuAmiType 'AL2023_x86_64_STANDARD' has no NVIDIA")
+    assert result.stderr.startswith(
+        "python -m components plan: error: gpuAmiType 'AL2023_x86_64_STANDARD' has no NVIDIA"
+    )
 
 
-def test_unknown_stack_is_a_clear_error():
+def test_unknown_stack_is_a_usage_error_listing_the_stacks():
     result = plan_cli("--stack", "nope")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Pulumi.nope.yaml" in result.stderr and "Traceback" not in result.stderr
+    assert "the stacks there: dev, multi" in result.stderr
 
 
-def test_malformed_override_is_a_clear_error():
+def test_malformed_override_is_a_usage_error():
     result = plan_cli("--config", "timeSlicingReplicas")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "KEY=VALUE" in result.stderr
 
 

@@ -173,12 +173,15 @@ def test_a_stack_without_a_region_is_refused_not_guessed(tmp_path):
     result = cli("--project-dir", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr == (
-        "error: Pulumi.dev.yaml sets no aws:region, so preflight cannot tell which region's "
-        "quotas to check: pulumi config set aws:region <region>\n")
+        "python -m components preflight: error: Pulumi.dev.yaml sets no aws:region, so "
+        "preflight cannot tell which region's quotas to check: pulumi config set aws:region <region>\n")
 
 
-def test_a_missing_project_dir_names_the_stack_file_preflight_needs():
-    """preflight reads only Pulumi.<stack>.yaml, not the program."""
-    result = cli("--project-dir", "/nonexist")
-    assert result.returncode == 1
-    assert result.stderr == "error: no stack config /nonexist/Pulumi.dev.yaml (stack 'dev')\n"
+def test_a_missing_project_dir_names_the_stack_file_preflight_needs(tmp_path):
+    """preflight reads only Pulumi.<stack>.yaml, not the program (none here)."""
+    result = cli("--project-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"python -m components preflight: error: --stack dev: no stack file "
+        f"{tmp_path}/Pulumi.dev.yaml; the stacks there: none\n"
+    )

@@ -512,7 +512,7 @@ def test_unreachable_api_exits_2_with_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
-    assert line.startswith("verify: cannot reach the Kubernetes API at http://127.0.0.1:")
+    assert line.startswith("python -m components verify: error: cannot reach the Kubernetes API at http://127.0.0.1:")
     assert line.endswith("Connection refused")
 
 
@@ -523,8 +523,8 @@ def test_refused_credentials_exit_2(tmp_path, capsys):
 
     assert rc == 2
     assert capsys.readouterr().err == (
-        f"verify: the Kubernetes API at {url} refused to list deployments in "
-        "namespace gpu-sharing-verification: 401 Unauthorized\n"
+        f"python -m components verify: error: the Kubernetes API at {url} refused to list "
+        "deployments in namespace gpu-sharing-verification: 401 Unauthorized\n"
     )
 
 
@@ -533,8 +533,9 @@ def test_missing_kubeconfig_exits_2(tmp_path, capsys):
 
     assert rc == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"verify: cannot use the kubeconfig from {tmp_path / 'nope'}: ")
-    assert len(err.splitlines()) == 1
+    assert err == (
+        f"python -m components verify: error: no such file: {tmp_path / 'nope'} (kubeconfig)\n"
+    )
 
 
 def fake_pulumi(bin_dir: Path, script: str) -> str:
@@ -568,7 +569,9 @@ def test_stack_without_pulumi_cli_exits_2(tmp_path, capsys, monkeypatch):
     rc = verify.main(["--stack", "dev"], poll_seconds=POLL)
 
     assert rc == 2
-    assert capsys.readouterr().err.startswith("verify: --stack needs the pulumi CLI on PATH")
+    assert capsys.readouterr().err.startswith(
+        "python -m components verify: error: --stack needs the pulumi CLI on PATH"
+    )
 
 
 def test_stack_output_failure_exits_2(tmp_path, capsys, monkeypatch):
@@ -579,8 +582,8 @@ def test_stack_output_failure_exits_2(tmp_path, capsys, monkeypatch):
 
     assert rc == 2
     assert capsys.readouterr().err == (
-        "verify: stack output kubeconfig --show-secrets --stack dev failed (255): error: no "
-        "stack named 'dev' found\n"
+        "python -m components verify: error: stack output kubeconfig --show-secrets --stack dev "
+        "failed (255): error: no stack named 'dev' found\n"
     )
 
 

@@ -13,13 +13,27 @@ import contextlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+#: Every command's messages start ``python -m components <command>: ``, as argparse's do.
+PROG = "python -m components"
+
 
 class UsageError(Exception):
     """Bad usage or an output that cannot be written: one line, exit 2."""
+
+
+def error(command: str, message: object) -> None:
+    """The one line a failed command leaves on stderr."""
+    print(f"{PROG} {command}: error: {message}", file=sys.stderr)
+
+
+def warning(command: str, message: object) -> None:
+    """A warning line on stderr, so that ``command > file`` still shows it."""
+    print(f"{PROG} {command}: warning: {message}", file=sys.stderr)
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,6 +41,13 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def path_arg(text: str) -> Path:
+    """A path option's value; ``Path("")`` would silently be ``.``."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty")
+    return Path(text)
 
 
 def _make_folders(folder: Path, made: list[Path]) -> None:
@@ -87,8 +108,21 @@ def write_text(path: Path, text: str) -> None:
         Path(temporary).unlink(missing_ok=True)
 
 
-#: The files ``plan --manifests`` writes: ``NN-<kind>-<name>.yaml``.
+#: The files ``plan --manifests`` writes: ``NN-<kind>-<name>.yaml``, each starting with
+#: MANIFEST_MARK, so that a file a user named alike is never taken for ours.
 MANIFEST_FILE = re.compile(r"[0-9]{2,}-[a-z0-9][-a-z0-9.]*\.yaml")
+MANIFEST_MARK = f"# written by {PROG} plan\n"
+
+
+def _ours(path: Path) -> bool:
+    """A file plan wrote: its name and its first line say so."""
+    if not (MANIFEST_FILE.fullmatch(path.name) and path.is_file()):
+        return False
+    try:
+        with path.open(encoding="utf-8") as f:
+            return f.readline() == MANIFEST_MARK
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def manifest_folder(path: Path, made: list[Path]) -> Path:
@@ -102,11 +136,12 @@ def manifest_folder(path: Path, made: list[Path]) -> Path:
     if path.exists() and not path.is_dir():
         raise UsageError(f"--manifests {path} is a file; give a folder")
     if path.is_dir():
-        foreign = sorted(p.name for p in path.iterdir() if not MANIFEST_FILE.fullmatch(p.name))
+        foreign = sorted(p.name for p in path.iterdir() if not _ours(p))
         if foreign:
             raise UsageError(
-                f"--manifests {path} holds {foreign[0]!r}, which plan did not write; give a "
-                "new or empty folder, or one holding only plan's NN-kind-name.yaml files"
+                f"--manifests {path} holds {foreign[0]!r}, which plan did not write (its files "
+                f"start {MANIFEST_MARK.strip()!r}); give a new or empty folder, or one holding "
+                "only plan's files"
             )
     try:
         _make_folders(path, made)
@@ -119,13 +154,14 @@ def manifest_folder(path: Path, made: list[Path]) -> Path:
 
 
 def replace_manifests(folder: Path, files: dict[str, str]) -> None:
-    """Make ``folder`` hold exactly ``files`` (name -> text), written beside it first."""
+    """Make ``folder`` hold exactly ``files`` (name -> text, each starting with MANIFEST_MARK),
+    written beside it first."""
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         for name, text in files.items():
             (staging / name).write_text(text, encoding="utf-8")
         for old in folder.iterdir():
-            if MANIFEST_FILE.fullmatch(old.name):
+            if _ours(old):
                 old.unlink()
         for name in files:
             os.replace(staging / name, folder / name)

@@ -12,6 +12,12 @@ from .. import catalog
 class CostLine:
     item: str
     usd_per_hour: float
+    #: A Spot group's line, priced at On-Demand: an upper bound.
+    spot: bool = False
+
+
+def has_spot(lines: list[CostLine]) -> bool:
+    return any(line.spot for line in lines)
 
 
 def _volume_gib(resources: list[dict[str, Any]], node_group: dict[str, Any]) -> int:
@@ -26,7 +32,8 @@ def _volume_gib(resources: list[dict[str, Any]], node_group: dict[str, Any]) -> 
 
 
 def estimate(resources: list[dict[str, Any]]) -> list[CostLine]:
-    """One line per priced resource (On-Demand, us-west-2); SPOT is priced as On-Demand."""
+    """One line per priced resource (On-Demand, us-west-2), each node group's named by its
+    group; SPOT is priced as On-Demand (an upper bound); a group at 0 nodes costs nothing."""
     lines = []
     for resource in resources:
         inputs, typ = resource["inputs"], resource["type"]
@@ -34,13 +41,19 @@ def estimate(resources: list[dict[str, Any]]) -> list[CostLine]:
             lines.append(CostLine("EKS control plane", catalog.EKS_CONTROL_PLANE_USD_PER_HOUR))
         elif typ == "aws:eks/nodeGroup:NodeGroup":
             nodes = inputs["scalingConfig"]["desiredSize"]
+            if not nodes:
+                continue
+            group = (resource["parent"] or resource["name"]).rsplit("::", 1)[-1]
+            spot = inputs.get("capacityType") == "SPOT"
+            kind = " (SPOT, at On-Demand price)" if spot else ""
             for name in inputs["instanceTypes"]:
                 price = catalog.G4DN[name].on_demand_usd_per_hour
-                lines.append(CostLine(f"{nodes} x {name}", nodes * price))
+                lines.append(CostLine(f"{group}: {nodes} x {name}{kind}", nodes * price, spot))
             gib = nodes * _volume_gib(resources, resource)
             lines.append(
                 CostLine(
-                    f"{gib} GiB gp3", gib * catalog.GP3_USD_PER_GIB_MONTH / catalog.HOURS_PER_MONTH
+                    f"{group}: {gib} GiB gp3",
+                    gib * catalog.GP3_USD_PER_GIB_MONTH / catalog.HOURS_PER_MONTH,
                 )
             )
         elif typ == "aws:kms/key:Key":

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import ipaddress
 import json
 import logging
 import os
+import re
 import runpy
 import sys
 from collections.abc import Callable
@@ -31,11 +34,15 @@ from ..config import NAMESPACE
 from ..errors import ConfigError
 from . import cost, stack_file
 from .cli import (
+    MANIFEST_MARK,
     Parser,
     UsageError,
+    error,
     manifest_folder,
+    path_arg,
     remove_folders,
     replace_manifests,
+    warning,
     writable,
     write_text,
 )
@@ -43,6 +50,13 @@ from .mocks import AwsLikeMocks
 
 PROJECT = "eks-gpu-sharing"
 SECRET = "[secret]"
+#: The region the offline plan assumes when the stack sets no aws:region.
+DEFAULT_REGION = "us-west-2"
+#: RFC 1918 ranges: never the source address of a client on the internet, so a public
+#: endpoint open only to them is open to no one (a NAT gateway's public address is).
+PRIVATE_RANGES = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
 
 
 @dataclass
@@ -139,22 +153,65 @@ def config_error(error: BaseException | None) -> ConfigError | None:
     return None
 
 
+def aws_config_keys() -> tuple[str, ...]:
+    """The ``aws:`` keys the AWS provider reads: those its Python SDK's config module gets
+    (pulumi_aws/config/vars.py, generated from the provider's schema)."""
+    spec = importlib.util.find_spec("pulumi_aws")
+    assert spec is not None and spec.origin is not None  # a dependency of the library
+    source = (Path(spec.origin).parent / "config" / "vars.py").read_text(encoding="utf-8")
+    return tuple(sorted(set(re.findall(r"__config__\.get\w*\('(\w+)'", source))))
+
+
+def _check_aws_keys(values: dict[str, str]) -> None:
+    """An ``aws:`` key the provider does not read is a typo, which would plan the default."""
+    known = aws_config_keys()
+    for key in values:
+        namespace, _, name = key.partition(":")
+        if namespace == "aws" and name not in known:
+            raise ConfigError(
+                f"unknown AWS provider config key {key!r}"
+                f"{stack_file.did_you_mean(key, [f'aws:{k}' for k in known])} "
+                "(pulumi-aws reads aws:region, aws:profile and the others in "
+                "pulumi_aws/config/vars.py)"
+            )
+
+
+def _stacks(project_dir: Path) -> str:
+    """The stacks whose files are in the project folder, for a --stack that names none."""
+    files = project_dir.glob("Pulumi.*.yaml")
+    return ", ".join(sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in files))
+
+
 def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[str, str]:
-    """The stack's config as Pulumi hands it to a program: every value a string."""
+    """The stack's config as Pulumi hands it to a program: every value a string.
+
+    UsageError for arguments that name nothing (a stack, a folder, a ``--config`` without
+    ``=`` or given twice); ConfigError for config the stack would refuse.
+    """
     if not stack_file.STACK_NAME.fullmatch(stack):
-        raise ConfigError(
+        raise UsageError(
             f"--stack {stack!r} is not a stack name Pulumi accepts: letters, digits, "
             "-, _ and ., at most 100"
         )
+    if not project_dir.is_dir():
+        raise UsageError(f"--project-dir {project_dir}: no such folder")
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        raise ConfigError(f"no stack config {path} (stack {stack!r})")
-    values = stack_file.read(path, NAMESPACE)
+        raise UsageError(
+            f"--stack {stack}: no stack file {path}; the stacks there: "
+            f"{_stacks(project_dir) or 'none'}"
+        )
+    overridden: dict[str, str] = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--config takes KEY=VALUE, got {item!r}")
-        values[key if ":" in key else f"{NAMESPACE}:{key}"] = value
+            raise UsageError(f"--config takes KEY=VALUE, got {item!r}")
+        key = key if ":" in key else f"{NAMESPACE}:{key}"
+        if key in overridden:
+            raise UsageError(f"--config {key} is given twice ({overridden[key]!r}, {value!r})")
+        overridden[key] = value
+    values = {**stack_file.read(path, NAMESPACE), **overridden}
+    _check_aws_keys(values)
     return values
 
 
@@ -163,7 +220,7 @@ def record(
 ) -> Plan:
     """Run ``program`` as a Pulumi program under the mocks; record what it registers."""
     plan = Plan(stack=stack, config=config)
-    mocks = AwsLikeMocks(region=config.get("aws:region", "us-west-2"))
+    mocks = AwsLikeMocks(region=config.get("aws:region", DEFAULT_REGION))
     monitor = _RecordingMonitor(mocks, plan)
     logger = logging.getLogger("eks-gpu-sharing.plan")
     logger.propagate = False
@@ -238,12 +295,12 @@ def kubernetes_objects(plan: Plan) -> list[dict[str, Any]]:
 
 
 def manifests(plan: Plan) -> dict[str, str]:
-    """One YAML file per object, numbered so ``kubectl apply -f`` creates namespaces first."""
+    """One YAML file per object, numbered so ``kubectl apply -f`` creates namespaces first,
+    each marked as ours (the only files a later plan may replace)."""
     objects = sorted(kubernetes_objects(plan), key=lambda o: o["kind"] != "Namespace")
     return {
-        f"{i:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml": yaml.safe_dump(
-            obj, sort_keys=False
-        )
+        f"{i:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml": MANIFEST_MARK
+        + yaml.safe_dump(obj, sort_keys=False)
         for i, obj in enumerate(objects)
     }
 
@@ -285,9 +342,10 @@ def print_table(plan: Plan, out: Any = sys.stdout) -> None:
     for key, value in plan.outputs.items():
         print(f"  {key}: {value if len(str(value)) < 100 else str(value)[:97] + '...'}", file=out)
     lines = cost.estimate(plan.resources)
+    spot = "; Spot groups too, an upper bound" if cost.has_spot(lines) else ""
     print(
         f"\nEstimated cost while running: ${sum(c.usd_per_hour for c in lines):.2f}/hour "
-        "(On-Demand, us-west-2 prices; data transfer and CloudWatch logs extra):",
+        f"(On-Demand, us-west-2 prices{spot}; data transfer and CloudWatch logs extra):",
         file=out,
     )
     for line in lines:
@@ -297,15 +355,36 @@ def print_table(plan: Plan, out: Any = sys.stdout) -> None:
         f"{catalog.CALENDAR_AS_OF} (a real `pulumi up` asks EKS).",
         file=out,
     )
-    for warning in plan.warnings:
-        print(f"warning: {warning}", file=out)
+
+
+def plan_warnings(plan: Plan) -> list[str]:
+    """What the plan would do that the user may not mean: the program's warnings and ours."""
+    found = []
+    if "aws:region" not in plan.config:
+        found.append(
+            f"aws:region is unset: the offline plan assumes {DEFAULT_REGION} (a real `pulumi "
+            "up` takes AWS_REGION, else the AWS profile's region)"
+        )
+    key = f"{NAMESPACE}:publicAccessCidrs"
+    for i, cidr in enumerate(json.loads(plan.config.get(key, "[]"))):
+        network = ipaddress.ip_network(cidr, strict=False)  # the program has checked it
+        if isinstance(network, ipaddress.IPv4Network) and any(
+            network.subnet_of(r) for r in PRIVATE_RANGES
+        ):
+            found.append(
+                f"{key}[{i}] {cidr} is a private (RFC 1918) range, never the address of a "
+                "client on the internet, so it opens the public endpoint to no one; give the "
+                "public address your traffic leaves from (e.g. your NAT's)"
+            )
+    return [*plan.warnings, *found]
 
 
 def main(argv: list[str]) -> int:
     parser = Parser(
         prog="python -m components plan",
         description="Run the stack program offline under Pulumi's mocks and show its resources. "
-        "Exit 0: planned; 1: the config is refused; 2: usage, or an output cannot be written.",
+        "Exit 0: planned; 1: the config is refused; 2: usage (an unknown stack, a --config "
+        "without =, a missing --project-dir), or an output cannot be written.",
     )
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to read")
     parser.add_argument(
@@ -316,19 +395,19 @@ def main(argv: list[str]) -> int:
         help="override a config key (eks-gpu-sharing: is implied)",
     )
     parser.add_argument(
-        "--json", type=Path, metavar="FILE", help="write the plan as JSON (folders are made)"
+        "--json", type=path_arg, metavar="FILE", help="write the plan as JSON (folders are made)"
     )
     parser.add_argument(
         "--manifests",
-        type=Path,
+        type=path_arg,
         metavar="DIR",
         help="write every Kubernetes object as YAML for kubectl apply -f DIR; DIR ends up "
         "holding exactly this plan's objects, so it must be new, empty or hold only files "
-        "an earlier plan wrote there (NN-kind-name.yaml)",
+        f"an earlier plan wrote there (NN-kind-name.yaml, starting {MANIFEST_MARK.strip()!r})",
     )
     parser.add_argument(
         "--project-dir",
-        type=Path,
+        type=path_arg,
         default=Path.cwd(),
         help="directory holding Pulumi.yaml and __main__.py (default: .)",
     )
@@ -353,21 +432,24 @@ def _plan(args: argparse.Namespace, made: list[Path]) -> int:
             writable(args.json, "--json", made)
         if args.manifests:
             manifest_folder(args.manifests, made)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        if not (args.project_dir / "__main__.py").is_file():
-            raise ConfigError(
+        if args.project_dir.is_dir() and not (args.project_dir / "__main__.py").is_file():
+            raise UsageError(
                 f"--project-dir {args.project_dir} has no __main__.py (the stack program)"
             )
         config = stack_config(args.project_dir, args.stack, args.config)
+    except UsageError as err:
+        error("plan", err)
+        return 2
+    except ConfigError as err:
+        error("plan", err)
+        return 1
+    try:
         plan = run(args.project_dir, args.stack, config)
     except Exception as e:
         cause = config_error(e)
         if cause is None and args.traceback:
             raise
-        print(f"error: {cause or _unexpected(e)}", file=sys.stderr)
+        error("plan", cause or _unexpected(e))
         return 1
     try:
         if args.json:
@@ -376,13 +458,16 @@ def _plan(args: argparse.Namespace, made: list[Path]) -> int:
             written = manifests(plan)
             replace_manifests(args.manifests, written)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        error("plan", err)
         return 2
     print_table(plan)
     if args.json:
         print(f"wrote {args.json}")
     if args.manifests:
         print(f"wrote {len(written)} manifests to {args.manifests}")
+    sys.stdout.flush()  # the table first, where both go to one terminal
+    for text in plan_warnings(plan):
+        warning("plan", text)
     return 0
 
 

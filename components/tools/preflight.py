@@ -21,7 +21,7 @@ from .. import catalog
 from ..config import args_from_config
 from ..errors import ConfigError
 from ..stack import GpuSharingArgs
-from .cli import Parser
+from .cli import Parser, UsageError, error
 from .plan import stack_config
 
 SKIPPED = 3
@@ -161,16 +161,19 @@ def main(argv: list[str]) -> int:
     try:
         config = stack_config(options.project_dir, options.stack, [])
         args = args_from_config(config, options.stack)
+    except UsageError as e:
+        error("preflight", e)
+        return 2
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        error("preflight", e)
         return 1
     if "aws:region" not in config:
         # Not a guess: the quotas are per region, and pulumi-aws may pick its region from
         # the environment of whoever runs `up`.
-        print(
-            f"error: Pulumi.{options.stack}.yaml sets no aws:region, so preflight cannot tell "
+        error(
+            "preflight",
+            f"Pulumi.{options.stack}.yaml sets no aws:region, so preflight cannot tell "
             "which region's quotas to check: pulumi config set aws:region <region>",
-            file=sys.stderr,
         )
         return 1
     return run(args, config["aws:region"])

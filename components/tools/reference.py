@@ -11,7 +11,6 @@ import dataclasses
 import inspect
 import json
 import re
-import sys
 from pathlib import Path
 
 from .. import config
@@ -21,7 +20,7 @@ from ..node_group import GpuNodeGroupArgs
 from ..sharing import SharingConfigArgs
 from ..stack import GpuSharingArgs
 from ..verification import VerificationWorkloadArgs
-from .cli import Parser, UsageError, writable, write_text
+from .cli import Parser, UsageError, error, path_arg, writable, write_text
 
 ARGS = (
     GpuClusterArgs,
@@ -92,7 +91,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--write", action="store_true", help="rewrite the stale tables")
     parser.add_argument(
-        "--readme", type=Path, default=README, metavar="FILE", help="default: %(default)s"
+        "--readme", type=path_arg, default=README, metavar="FILE", help="default: %(default)s"
     )
     args = parser.parse_args(argv)
     try:
@@ -101,25 +100,19 @@ def main(argv: list[str]) -> int:
         if wanted != current and args.write:
             write_text(writable(args.readme, "--readme", []), wanted)  # just read: it exists
     except (OSError, UnicodeDecodeError) as err:
-        print(
-            f"docs: cannot read {args.readme}: {getattr(err, 'strerror', None) or err}",
-            file=sys.stderr,
-        )
+        error("docs", f"cannot read {args.readme}: {getattr(err, 'strerror', None) or err}")
         return 2
     except LookupError as err:
-        print(f"docs: {args.readme}: {err}", file=sys.stderr)
+        error("docs", f"{args.readme}: {err}")
         return 2
     except UsageError as err:
-        print(f"docs: {err}", file=sys.stderr)
+        error("docs", err)
         return 2
     if wanted == current:
         print(f"{args.readme}: tables are current")
     elif args.write:
         print(f"{args.readme}: tables rewritten")
     else:
-        print(
-            f"{args.readme}: tables are stale; run: python -m components docs --write",
-            file=sys.stderr,
-        )
+        error("docs", f"{args.readme}: tables are stale; run: python -m components docs --write")
         return 1
     return 0

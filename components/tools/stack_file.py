@@ -11,6 +11,7 @@ plan stops and says so, instead of planning something else.
 from __future__ import annotations
 
 import calendar
+import difflib
 import json
 import math
 import re
@@ -26,6 +27,20 @@ from ..errors import ConfigError
 STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 _TAG = "tag:yaml.org,2002:"
+
+#: The top-level keys of a stack file (pulumi/pulumi sdk/go/common/workspace/project.go,
+#: ``ProjectStack``'s yaml tags). Any other key is refused: ``Config:`` for ``config:``
+#: would otherwise plan the defaults.
+TOP_LEVEL_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
+
+
+def did_you_mean(given: str, allowed: tuple[str, ...] | list[str]) -> str:
+    """``; did you mean 'x'?`` for a case mismatch or a near miss, else ``""``."""
+    near = [a for a in allowed if a.lower() == given.lower()] or difflib.get_close_matches(
+        given, allowed, n=1
+    )
+    return f"; did you mean {near[0]!r}?" if near else ""
+
 
 #: Plain scalars go-yaml v3 looks up by their whole text (resolve.go, ``resolveMapList``).
 _WORDS: dict[str, tuple[str, Any]] = {
@@ -225,6 +240,12 @@ def read(path: Path, namespace: str) -> dict[str, str]:
         return {}
     if not isinstance(document, dict):
         raise ConfigError(f"{path} must be a map with a config: section, got {document!r:.60}")
+    for key in document:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(
+                f"{path}: unknown top-level key {key!r}{did_you_mean(str(key), TOP_LEVEL_KEYS)} "
+                f"(a stack file has {', '.join(TOP_LEVEL_KEYS)})"
+            )
     config = document.get("config")
     if config is None:
         return {}

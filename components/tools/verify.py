@@ -24,7 +24,16 @@ from typing import Any, TextIO, TypeVar
 import yaml
 
 from .. import conventions, validation
-from .cli import Parser, UsageError, remove_folders, writable, write_text
+from .cli import (
+    Parser,
+    UsageError,
+    error,
+    path_arg,
+    remove_folders,
+    warning,
+    writable,
+    write_text,
+)
 from .verify_checks import (
     CONFIGMAP,
     GPU_NODE_SELECTOR,
@@ -425,13 +434,27 @@ def connect(kubeconfig: str | None, stack: str | None, timeout: float) -> Api:
                 _stack_kubeconfig(stack), client_configuration=configuration
             )
         else:
-            for path in files.split(os.pathsep):
-                _check_kubeconfig_file(os.path.expanduser(path))
+            paths = [os.path.expanduser(path) for path in files.split(os.pathsep) if path]
+            if not any(os.path.exists(path) for path in paths):
+                # The client's own words: "Invalid kube-config file. No configuration found."
+                raise VerifyError(f"no such file: {', '.join(paths) or repr(files)} (kubeconfig)")
+            for path in paths:
+                _check_kubeconfig_file(path)
             config.load_kube_config(config_file=files, client_configuration=configuration)
     except (config.ConfigException, yaml.YAMLError, OSError) as err:
         raise VerifyError(
             f"cannot use the kubeconfig from {source}: {one_line(str(err))}"
         ) from None
+    if not configuration.verify_ssl:
+        # urllib3 would warn once per request; one line of ours says it.
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        warning(
+            "verify",
+            f"the kubeconfig from {source} sets insecure-skip-tls-verify: the API server's "
+            "certificate is not checked",
+        )
     api_client = client.ApiClient(configuration)
     return Api(client.CoreV1Api(api_client), client.AppsV1Api(api_client), timeout)
 
@@ -442,7 +465,7 @@ def _check_kubeconfig_file(path: str) -> None:
         with open(path, encoding="utf-8") as f:
             document = yaml.safe_load(f)
     except FileNotFoundError:
-        return  # the client says which file is missing, or merges the others
+        return  # the client merges the files that exist
     except UnicodeDecodeError:
         document = "binary"
     if document is not None and not isinstance(document, dict):
@@ -516,6 +539,7 @@ def parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument(
         "--kubeconfig",
+        type=lambda text: str(path_arg(text)),
         metavar="PATH",
         help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)",
     )
@@ -540,6 +564,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--json",
+        type=lambda text: str(path_arg(text)) if text != "-" else text,
         metavar="FILE",
         help="also write the report as JSON to FILE; '-' writes it to stdout and the table "
         "to stderr",
@@ -589,10 +614,10 @@ def _verify(args: argparse.Namespace, made: list[Path], poll_seconds: float) -> 
             poll_seconds=poll_seconds,
         )
     except (VerifyError, UsageError) as err:
-        print(f"verify: {err}", file=sys.stderr)
+        error("verify", err)
         return 2
     except KeyboardInterrupt:
-        print("verify: interrupted", file=sys.stderr)
+        error("verify", "interrupted")
         return 130
     document = json.dumps(report.to_json(), indent=2) + "\n"
     if args.json == "-":
@@ -604,6 +629,6 @@ def _verify(args: argparse.Namespace, made: list[Path], poll_seconds: float) -> 
             try:
                 write_text(Path(args.json), document)
             except UsageError as err:
-                print(f"verify: {err}", file=sys.stderr)
+                error("verify", err)
                 return 2
     return 0 if report.ok else 1
