@@ -608,7 +608,8 @@ def test_make_preflight_without_credentials_is_a_skip_not_an_error(fake_tools):
         env.pop(name, None)
     result = make("preflight", env, log.parent / "venv")
     assert result.returncode == 0, result.stderr
-    assert "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials" in result.stdout + result.stderr
+    skipped = "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials"
+    assert skipped in result.stdout + result.stderr
     assert "Error" not in result.stderr
 
 

@@ -174,7 +174,9 @@ def test_a_stack_without_a_region_is_refused_not_guessed(tmp_path):
     assert result.returncode == 1
     assert result.stderr == (
         "python -m components preflight: error: Pulumi.dev.yaml sets no aws:region, so "
-        "preflight cannot tell which region's quotas to check: pulumi config set aws:region <region>\n")
+        "preflight cannot tell which region's quotas to check: "
+        "pulumi config set aws:region <region>\n"
+    )
 
 
 def test_a_missing_project_dir_names_the_stack_file_preflight_needs(tmp_path):
