@@ -14,7 +14,7 @@ from .conventions import DEFAULT_PLUGIN_CONFIG_KEY
 from .device_plugin import DEFAULT_VERSION
 from .errors import ConfigError
 from .node_group import CONFIG_KEYS, GpuNodeGroupArgs
-from .plugin_config import PluginConfig, mps, time_slicing, unshared
+from .plugin_config import MPS_MAX_REPLICAS, PluginConfig, mps, time_slicing, unshared
 from .sharing import DEFAULT_REPLICAS
 from .stack import DEMO_NODE_GROUP, GpuSharingArgs
 from .validation import EKS_CLUSTER_NAME
@@ -25,7 +25,8 @@ NAMESPACE = "eks-gpu-sharing"
 #: Every key the demo stack reads: (description, default as written in stack YAML).
 KEYS: dict[str, tuple[str, Any]] = {
     "kubernetesVersion": (
-        "Kubernetes minor version in EKS standard support (unset: the newest EKS lists)",
+        "Kubernetes minor version in EKS standard support (unset: the newest EKS lists at "
+        "create, kept after; set it to upgrade)",
         None,
     ),
     "supportType": (
@@ -111,6 +112,11 @@ def _sharing(where: str, sharing: Any) -> PluginConfig:
     if strategy == "mps":
         if "renameByDefault" in sharing:
             raise ConfigError(f"{where}.sharing.renameByDefault is for time-slicing only here")
+        if replicas > MPS_MAX_REPLICAS:  # plugin_config's rule, named by the key set here
+            raise ConfigError(
+                f"{where}.sharing.replicas must be <= {MPS_MAX_REPLICAS} with MPS (the most "
+                f"clients an MPS server takes), got {replicas}"
+            )
         return mps(replicas)
     rename = sharing.get("renameByDefault", False)
     if not isinstance(rename, bool):

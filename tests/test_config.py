@@ -197,3 +197,17 @@ def test_an_ipv6_public_access_cidr_is_refused_on_an_ipv4_cluster(cidr):
     with pytest.raises(ConfigError, match=r"^publicAccessCidrs\[1\] .* is IPv6; the cluster"):
         args_from_config(config(publicAccessCidrs=f'["198.51.100.0/24", "{cidr}"]'), "dev",
                          today=TODAY)
+
+
+def test_too_many_mps_clients_in_a_group_name_the_key_set():
+    """The plugin's MPS limit (48 clients, plugin_config.MPS_MAX_REPLICAS), said of the key
+    the user wrote, not of the internal configs[...] path."""
+    import json
+
+    groups = [{"name": "m", "sharing": {"strategy": "mps", "replicas": 49}}]
+    with pytest.raises(ConfigError) as error:
+        args_from_config(config(nodeGroups=json.dumps(groups), verificationPods="1"), "dev")
+    assert str(error.value) == (
+        "eks-gpu-sharing:nodeGroups[0].sharing.replicas must be <= 48 with MPS (the most "
+        "clients an MPS server takes), got 49"
+    )
