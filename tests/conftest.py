@@ -6,6 +6,7 @@ machine that has PyTorch but not the Pulumi SDK.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,14 @@ def run_program(program: Callable[[], Any], config: dict[str, str] | None = None
     return planner.record(program, "test", config or {"aws:region": "us-west-2"})
 
 
-@pytest.fixture(scope="session")
+def plan_scope(fixture_name: str, config: pytest.Config) -> str:
+    """Plans are built once per session, but once per test while mutmut records which tests
+    run which code (``make mutate``): a plan shared by many tests would tie the code that
+    built it to the first of them only, and its mutants would go untried by the others."""
+    return "function" if os.environ.get("MUTANT_UNDER_TEST") == "stats" else "session"
+
+
+@pytest.fixture(scope=plan_scope)
 def demo_plan() -> Plan:
     return run_stack("dev")
 

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from components import ConfigError, GpuCluster, GpuClusterArgs
+from components.tools import mocks
 from components.tools.plan import config_error
 from tests.conftest import run_program
 from tests.test_plan import plan_cli
@@ -53,11 +54,16 @@ def test_given_network_and_key_are_used_and_no_key_is_created():
     assert plan.by_type("aws:kms/key:Key") == []
 
 
-def test_region_without_enough_gpu_azs_is_explained():
+@pytest.mark.parametrize(
+    ("region", "subnets"),
+    [("ap-south-2", 0), (mocks.ONE_AZ_REGION, 1)],  # no g4dn; g4dn in one AZ (synthetic)
+)
+def test_region_without_enough_gpu_azs_is_explained(region, subnets):
     with pytest.raises(Exception) as error:
-        run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
-                    {"aws:region": "ap-south-2"})
-    assert "EKS needs two AZs" in str(config_error(error.value))
+        run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)), {"aws:region": region})
+    message = str(config_error(error.value))
+    assert f"the default VPC has {subnets} default subnet(s)" in message
+    assert "EKS needs two AZs" in message
 
 
 def test_plan_reports_it_without_a_traceback():

@@ -10,10 +10,10 @@ import yaml
 
 from components import ConfigError, args_from_config, conventions
 from components.tools.plan import kubernetes_objects
-from tests.conftest import run_stack
+from tests.conftest import plan_scope, run_stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=plan_scope)
 def multi_plan():
     return run_stack("multi")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import ConfigError, VerificationWorkload, VerificationWorkloadArgs
+from components import ConfigError, VerificationWorkload, VerificationWorkloadArgs, verification
 from components.tools.plan import kubernetes_objects
 from components.verification import PROBE_PROGRAM
 from tests.conftest import run_program
@@ -92,9 +92,11 @@ def test_bad_args_are_rejected(kwargs, message):
     assert message in str(error.value)
 
 
-def test_a_new_probe_program_rolls_the_pods():
-    from components.sharing import config_hash
-
-    template = deployment(build())["spec"]["template"]["metadata"]
-    assert template["annotations"]["eks-gpu-sharing/program-hash"] == config_hash(
-        {"gpu_probe.py": PROBE_PROGRAM.read_text()})
+def test_a_new_probe_program_and_only_that_rolls_the_pods(monkeypatch, tmp_path):
+    """Pods read the program once, at start: a new one must change the pod template."""
+    template = deployment(build())["spec"]["template"]
+    assert deployment(build())["spec"]["template"] == template
+    edited = tmp_path / PROBE_PROGRAM.name
+    edited.write_text(PROBE_PROGRAM.read_text() + "\n# edited\n")
+    monkeypatch.setattr(verification, "PROBE_PROGRAM", edited)
+    assert deployment(build())["spec"]["template"] != template

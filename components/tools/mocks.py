@@ -1,7 +1,9 @@
 """Pulumi mocks that answer like AWS and Kubernetes would, for the offline plan and tests.
 
-What AWS would say comes from :mod:`components.catalog` (instance GPUs, AZ offerings) and
-from how the services name things (ARNs, IDs, auto-names with a random suffix).
+What AWS would say comes from :mod:`components.catalog` (instance GPUs), from
+:data:`G4DN_AZS` (AZ offerings), both checked against EC2's recorded answers in the tests,
+from how EC2 numbers launch-template versions, and from how the services name things (ARNs,
+IDs, auto-names with a random suffix).
 ``pulumi_eks.Cluster`` is a remote component under mocks: its children are not expanded,
 so we answer the outputs our program reads from it.
 """
@@ -20,14 +22,26 @@ from .. import catalog
 ACCOUNT = "123456789012"
 DEFAULT_VPC = "vpc-0d3fa0c7e5b2a1f00"
 
-#: AZs our mock says offer g4dn, per region. An assumption standing in for EC2's
-#: DescribeInstanceTypeOfferings, which `pulumi up` asks for real; the program relies only
-#: on there being two or more.
+#: AZs that offer g4dn, per region: EC2's DescribeInstanceTypeOfferings, which `pulumi up`
+#: asks for real. The real regions match moto's recorded offerings (tests/test_mocks.py checks
+#: them); no real region offers g4dn in exactly one AZ, so ONE_AZ_REGION is synthetic, there
+#: to show what a user gets in such a region.
+ONE_AZ_REGION = "synthetic-one-az-1"
 G4DN_AZS: dict[str, tuple[str, ...]] = {
     "us-west-2": ("us-west-2a", "us-west-2b", "us-west-2c"),
     "us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"),
     "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
+    "ap-south-2": (),
+    ONE_AZ_REGION: (f"{ONE_AZ_REGION}a",),
 }
+
+#: Launch-template inputs that are not template data: changing them makes no new version.
+#: pulumi-aws's update (hashicorp/terraform-provider-aws,
+#: internal/service/ec2/ec2_launch_template.go, resourceLaunchTemplateUpdate) calls
+#: CreateLaunchTemplateVersion only when one of its `updateKeys` (every data field, the
+#: description and tag_specifications) changed; tags, default_version and
+#: update_default_version are not among them.
+NOT_TEMPLATE_DATA = frozenset({"tags", "tagsAll", "defaultVersion", "updateDefaultVersion"})
 
 
 def _suffix(*parts: str, length: int = 7) -> str:
@@ -78,6 +92,9 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
 
     def __init__(self, region: str = "us-west-2") -> None:
         self.region = region
+        #: Launch templates by resource name: their data and versions so far. One mocks
+        #: object used for two program runs sees the second as an update of the first.
+        self.launch_templates: dict[str, list[dict[str, Any]]] = {}
 
     def _arn(self, service: str, resource: str, region: bool = True) -> str:
         return f"arn:aws:{service}:{self.region if region else ''}:{ACCOUNT}:{resource}"
@@ -114,11 +131,12 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             return f"{inputs['role']}-{rid}", inputs
         if typ == "aws:ec2/launchTemplate:LaunchTemplate":
             lt = f"lt-{_suffix(name, length=17)}"
+            latest = self._template_version(name, inputs)
             return lt, {
                 **inputs,
                 "arn": self._arn("ec2", f"launch-template/{lt}"),
-                "latestVersion": 1,
-                "defaultVersion": 1,
+                "latestVersion": latest,
+                "defaultVersion": latest if inputs.get("updateDefaultVersion") else 1,
             }
         if typ == "aws:eks/nodeGroup:NodeGroup":
             group = inputs.get("nodeGroupName") or rid
@@ -138,6 +156,14 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 "metadata": metadata,
             }
         return rid, inputs
+
+    def _template_version(self, name: str, inputs: dict[str, Any]) -> int:
+        """As EC2: a new template is version 1; changed template data is latestVersion + 1."""
+        data = {k: v for k, v in inputs.items() if k not in NOT_TEMPLATE_DATA}
+        versions = self.launch_templates.setdefault(name, [])
+        if not versions or versions[-1] != data:
+            versions.append(data)
+        return len(versions)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
         return self._answer(args.token, dict(args.args)), []

@@ -148,11 +148,18 @@ def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[st
 
 
 def record(
-    program: Callable[[], Any], stack: str, config: dict[str, str], project: str = PROJECT
+    program: Callable[[], Any],
+    stack: str,
+    config: dict[str, str],
+    project: str = PROJECT,
+    mocks: AwsLikeMocks | None = None,
 ) -> Plan:
-    """Run ``program`` as a Pulumi program under the mocks; record what it registers."""
+    """Run ``program`` as a Pulumi program under the mocks; record what it registers.
+
+    Pass the ``mocks`` of an earlier run to see this run as an update of that one.
+    """
     plan = Plan(stack=stack, config=config)
-    mocks = AwsLikeMocks(region=config.get("aws:region", "us-west-2"))
+    mocks = mocks or AwsLikeMocks(region=config.get("aws:region", "us-west-2"))
     monitor = _RecordingMonitor(mocks, plan)
     logger = logging.getLogger("eks-gpu-sharing.plan")
     logger.propagate = False
