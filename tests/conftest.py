@@ -40,6 +40,12 @@ def plan_scope(fixture_name: str, config: pytest.Config) -> str:
     return "function" if os.environ.get("MUTANT_UNDER_TEST") == "stats" else "session"
 
 
+def examples(wanted: int) -> int:
+    """Hypothesis examples per test: fewer under mutmut, which runs a test once per mutant
+    (and there, the same examples each time: tests/test_config_fuzz.py)."""
+    return max(wanted // 5, 8) if os.environ.get("MUTANT_UNDER_TEST") else wanted
+
+
 @pytest.fixture(scope=plan_scope)
 def demo_plan() -> Plan:
     return run_stack("dev")
