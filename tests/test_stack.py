@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from components import conventions
+from components.tools.plan import kubernetes_objects
 from tests.conftest import by_name
 
 COMPONENT_TYPES = {
@@ -125,3 +126,26 @@ def test_renamed_shared_resource_flows_to_the_pods_and_slices():
     limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu.shared"] == "1" and "nvidia.com/gpu" not in limits
     assert plan.outputs["slices"] == 4
+
+
+def test_the_plugin_version_and_probe_mode_reach_the_pods():
+    from tests.conftest import run_stack
+
+    plan = run_stack("dev", ["devicePluginVersion=v0.19.3", "verificationMode=measure"])
+    objects = {o["kind"]: o for o in kubernetes_objects(plan)}
+    plugin = objects["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]
+    assert plugin["image"].endswith(":v0.19.3")
+    probe = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e.get("value") for e in probe["env"]}["PROBE_MODE"] == "measure"
+
+
+def test_no_verification_pods_means_no_workload():
+    from components import GpuSharing, GpuSharingArgs
+    from tests.conftest import run_program
+
+    holder = {}
+    plan = run_program(
+        lambda: holder.setdefault("gpu", GpuSharing("g", GpuSharingArgs(verification_pods=0)))
+    )
+    assert holder["gpu"].verification is None
+    assert not plan.by_type("eks-gpu-sharing:index:VerificationWorkload")

@@ -105,9 +105,11 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
     def RegisterResourceOutputs(self, request):  # noqa: N802
+        outputs = _plain(rpc.deserialize_properties(request.outputs, keep_internal=False))
         if request.urn == self.stack_urn:
-            outputs = rpc.deserialize_properties(request.outputs, keep_internal=False)
-            self.plan.outputs = _plain(outputs)
+            self.plan.outputs = outputs
+        else:  # a component's register_outputs
+            next(r for r in self.plan.resources if r["urn"] == request.urn)["outputs"] = outputs
         return super().RegisterResourceOutputs(request)
 
 
