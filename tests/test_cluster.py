@@ -123,3 +123,19 @@ def test_authentication_mode_can_keep_the_aws_auth_configmap():
     assert plan.one("eks:index:Cluster")["inputs"]["authenticationMode"] == "API_AND_CONFIG_MAP"
     with pytest.raises(ConfigError, match="authentication_mode 'CONFIG_MAP'"):
         GpuClusterArgs(today=TODAY, authentication_mode="CONFIG_MAP").validate()
+
+
+def test_the_default_network_is_looked_up_through_the_clusters_aws_provider():
+    """An explicit AWS provider (another region or account) must answer the lookups too:
+    here it is a region without g4dn, while the stack's default region has it."""
+    import pulumi
+    import pulumi_aws as aws
+
+    def program():
+        provider = aws.Provider("elsewhere", region="ap-south-2")
+        GpuCluster("c", GpuClusterArgs(today=TODAY),
+                   opts=pulumi.ResourceOptions(providers={"aws": provider}))
+
+    with pytest.raises(Exception) as error:
+        run_program(program)
+    assert "the default VPC has 0 default subnet(s)" in str(config_error(error.value))

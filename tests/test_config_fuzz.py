@@ -226,6 +226,16 @@ def test_valid_node_groups_are_accepted_exactly_when_the_pods_fit_and_they_build
         assert inputs["instanceTypes"] == [group.get("instanceType", "g4dn.xlarge")]
     deployments = [o for o in objects if o["kind"] == "Deployment"]
     assert [d["spec"]["replicas"] for d in deployments] == ([wanted] if wanted else [])
+    for deployment in deployments:
+        limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+        assert limits[resource_asked(groups[0]["sharing"])] == "1"
+
+
+def resource_asked(sharing: dict[str, Any]) -> str:
+    """renameByDefault advertises ``<resource>.shared`` (NVIDIA/k8s-device-plugin,
+    api/config/v1/replicas.go, DefaultSharedRename); only time-slicing sets it here."""
+    renamed = sharing.get("renameByDefault") and sharing["replicas"] > 1
+    return "nvidia.com/gpu.shared" if renamed else "nvidia.com/gpu"
 
 
 @settings(max_examples=examples(300), deadline=None, database=None)

@@ -36,3 +36,15 @@ def test_the_one_az_region_is_synthetic_and_no_real_region_is_like_it(ec2):
     assert mocks.ONE_AZ_REGION not in ec2["regions"]
     assert set(REAL_REGIONS) <= ec2["regions"]
     assert len(mocks.G4DN_AZS[mocks.ONE_AZ_REGION]) == 1
+
+
+def test_the_offerings_are_asked_per_availability_zone():
+    """Without a location type EC2 answers for the Region as a whole (botocore's ec2 model,
+    DescribeInstanceTypeOfferings), which has no subnets of its own."""
+    answer = mocks.AwsLikeMocks()._answer(
+        "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
+        {"filters": [{"name": "instance-type", "values": ["g4dn.xlarge"]}]},
+        "us-west-2",
+    )
+    assert answer["locations"] == ["us-west-2"]
+    assert answer["locationTypes"] == ["region"]

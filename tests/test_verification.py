@@ -79,17 +79,33 @@ def test_renamed_resource_measure_mode_and_config_key():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"pods": 0}, "verificationPods must be between 1 and 1000"),
-        ({"mode": "fast"}, "verificationMode 'fast'"),
-        ({"resource_name": "gpu"}, "resource_name"),
-        ({"namespace": "UPPER"}, "namespace"),
-        ({"ready_timeout_seconds": 5}, "ready_timeout_seconds"),
+        ({"pods": 0}, "verificationPods must be between 1 and 1000, got 0"),
+        ({"mode": "fast"}, "verificationMode 'fast'; use one of nvidia-smi, measure"),
+        (
+            {"resource_name": "gpu"},
+            "resource_name 'gpu' is not an extended resource name like nvidia.com/gpu",
+        ),
+        ({"namespace": "UPPER"}, "namespace 'UPPER' is not a valid namespace name"),
+        ({"ready_timeout_seconds": 29}, "ready_timeout_seconds must be >= 30, got 29"),
     ],
 )
 def test_bad_args_are_rejected(kwargs, message):
     with pytest.raises(ConfigError) as error:
         VerificationWorkloadArgs(provider=None, **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
+
+
+def test_the_edges_of_what_is_accepted():
+    VerificationWorkloadArgs(
+        provider=None, resource_name="example.com/Shared_GPU.x-1", ready_timeout_seconds=30
+    ).validate()
+
+
+def test_a_missing_probe_program_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(verification, "PROBE_PROGRAM", tmp_path / "gone.py")
+    with pytest.raises(ConfigError) as error:
+        VerificationWorkloadArgs(provider=None).validate()
+    assert str(error.value) == f"the probe program is missing: {tmp_path / 'gone.py'}"
 
 
 def test_a_new_probe_program_and_only_that_rolls_the_pods(monkeypatch, tmp_path):

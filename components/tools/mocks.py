@@ -95,17 +95,21 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
         #: Launch templates by resource name: their data and versions so far. One mocks
         #: object used for two program runs sees the second as an update of the first.
         self.launch_templates: dict[str, list[dict[str, Any]]] = {}
+        #: Region of each explicit AWS provider, by ID: a call through one goes to its region.
+        self.provider_regions: dict[str, str] = {}
 
-    def _arn(self, service: str, resource: str, region: bool = True) -> str:
-        return f"arn:aws:{service}:{self.region if region else ''}:{ACCOUNT}:{resource}"
+    def _region_of(self, provider: str | None) -> str:
+        """The region a request goes to: its provider's ("<urn>::<id>"), else the default."""
+        return self.provider_regions.get((provider or "").rpartition("::")[2], self.region)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
         name, typ = args.name, args.typ
+        region = self._region_of(args.provider)
         rid = f"{name}-{_suffix(typ, name)}"
         if typ == "eks:index:Cluster":
             cluster_name = inputs.get("name") or rid
-            config = kubeconfig(cluster_name, self.region)
+            config = kubeconfig(cluster_name, region)
             return rid, {
                 **inputs,
                 "kubeconfig": config,
@@ -113,18 +117,21 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 "clusterSecurityGroupId": f"sg-{_suffix(name, 'cluster', length=17)}",
                 "nodeSecurityGroupId": f"sg-{_suffix(name, 'node', length=17)}",
             }
+        if typ == "pulumi:providers:aws":
+            self.provider_regions[rid] = inputs.get("region") or region
+            return rid, inputs
         if typ == "aws:kms/key:Key":
             key_id = (
                 f"{_suffix(name, length=8)}-{_suffix(name, 'k', length=4)}-4d2e-9f1a-"
                 f"{_suffix(name, 'id', length=12)}"
             )
-            return key_id, {**inputs, "keyId": key_id, "arn": self._arn("kms", f"key/{key_id}")}
+            return key_id, {**inputs, "keyId": key_id, "arn": _arn("kms", region, f"key/{key_id}")}
         if typ == "aws:iam/role:Role":
             role = inputs.get("name") or rid
             return role, {
                 **inputs,
                 "name": role,
-                "arn": self._arn("iam", f"role/{role}", False),
+                "arn": _arn("iam", "", f"role/{role}"),
                 "uniqueId": f"AROA{_suffix(role, length=17).upper()}",
             }
         if typ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
@@ -134,7 +141,7 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             latest = self._template_version(name, inputs)
             return lt, {
                 **inputs,
-                "arn": self._arn("ec2", f"launch-template/{lt}"),
+                "arn": _arn("ec2", region, f"launch-template/{lt}"),
                 "latestVersion": latest,
                 "defaultVersion": latest if inputs.get("updateDefaultVersion") else 1,
             }
@@ -143,7 +150,7 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             return f"{inputs['clusterName']}:{group}", {
                 **inputs,
                 "nodeGroupName": group,
-                "arn": self._arn("eks", f"nodegroup/{inputs['clusterName']}/{group}/mock"),
+                "arn": _arn("eks", region, f"nodegroup/{inputs['clusterName']}/{group}/mock"),
                 "status": "ACTIVE",
             }
         if typ.startswith("kubernetes:"):
@@ -166,29 +173,37 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
         return len(versions)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
-        return self._answer(args.token, dict(args.args)), []
+        return self._answer(args.token, dict(args.args), self._region_of(args.provider)), []
 
-    def _answer(self, token: str, a: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, token: str, a: dict[str, Any], region: str) -> dict[str, Any]:
         if token == "aws:ec2/getVpc:getVpc":
             return {
                 "id": DEFAULT_VPC,
                 "cidrBlock": "172.31.0.0/16",
                 "default": True,
-                "arn": self._arn("ec2", f"vpc/{DEFAULT_VPC}"),
+                "arn": _arn("ec2", region, f"vpc/{DEFAULT_VPC}"),
             }
         if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
             types = _filter(a, "instance-type")
             offered = all(t in catalog.G4DN for t in types)
-            azs = list(G4DN_AZS.get(self.region, ())) if offered else []
+            azs = list(G4DN_AZS.get(region, ())) if offered else []
+            # Without a location type EC2 lists the offerings in the Region (botocore's ec2
+            # model, DescribeInstanceTypeOfferings: "If no location is specified, the
+            # default is to list the instance types that are offered in the current Region").
+            location_type = a.get("locationType") or "region"
+            if location_type == "region":
+                azs = [region] if azs else []
+            elif location_type != "availability-zone":
+                raise NotImplementedError(f"the offline mocks have no {location_type} offerings")
             return {
-                "id": self.region,
+                "id": region,
                 "locations": azs,
-                "locationTypes": ["availability-zone"] * len(azs),
+                "locationTypes": [location_type] * len(azs),
                 "instanceTypes": [types[0]] * len(azs),
             }
         if token == "aws:ec2/getSubnets:getSubnets":
             return {
-                "id": self.region,
+                "id": region,
                 "ids": [
                     f"subnet-{_suffix(_filter(a, 'vpc-id')[0], az, length=17)}"
                     for az in _filter(a, "availability-zone")
@@ -216,6 +231,10 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 "memorySize": known.memory_mib if known else 4096,
             }
         raise NotImplementedError(f"the offline mocks have no answer for {token}")
+
+
+def _arn(service: str, region: str, resource: str) -> str:
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource}"
 
 
 def _filter(args: dict, name: str) -> list[str]:
