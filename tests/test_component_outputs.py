@@ -10,7 +10,7 @@ from components.tools.plan import kubernetes_objects
 
 
 def outputs(plan, typ: str) -> dict[str, Any]:
-    return plan.one(f"eks-gpu-sharing:index:{typ}")["outputs"]
+    return plan.component_outputs[plan.one(f"eks-gpu-sharing:index:{typ}")["urn"]]
 
 
 def test_the_top_component_passes_on_what_its_parts_built(demo_plan):

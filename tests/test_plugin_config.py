@@ -661,3 +661,16 @@ def test_mps_with_mixed_mig_says_what_to_use_instead() -> None:
     assert str(error.value).endswith(
         "to start); use migStrategy none or single, or time-slicing"
     )
+
+
+def test_both_sharing_modes_is_refused_saying_which_the_plugin_would_use() -> None:
+    both = {"version": "v1", "sharing": {"timeSlicing": {"resources": [GPU5]}, "mps": {}}}
+    both["sharing"]["mps"] = both["sharing"]["timeSlicing"]
+    with pytest.raises(ConfigError) as error:
+        PluginConfig.from_dict(both)
+    assert str(error.value).endswith("(the plugin would use mps and ignore timeSlicing); keep one")
+
+
+def test_an_mps_section_is_read_under_its_own_name() -> None:
+    with pytest.raises(ConfigError, match=r"^config\.sharing\.mps\.resources must be a list"):
+        PluginConfig.from_dict({"version": "v1", "sharing": {"mps": {"resources": None}}})

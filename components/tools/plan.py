@@ -44,6 +44,8 @@ class Plan:
     resources: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: What each component passed to ``register_outputs``, by URN.
+    component_outputs: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,7 +111,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.urn == self.stack_urn:
             self.plan.outputs = outputs
         else:  # a component's register_outputs
-            next(r for r in self.plan.resources if r["urn"] == request.urn)["outputs"] = outputs
+            self.plan.component_outputs[request.urn] = outputs
         return super().RegisterResourceOutputs(request)
 
 
