@@ -8,7 +8,7 @@ import pytest
 
 from components import ConfigError, GpuCluster, GpuClusterArgs
 from components.tools import mocks
-from components.tools.plan import config_error
+from components.tools.plan import Plan, config_error
 from tests.conftest import run_program
 from tests.test_plan import plan_cli
 
@@ -125,17 +125,83 @@ def test_authentication_mode_can_keep_the_aws_auth_configmap():
         GpuClusterArgs(today=TODAY, authentication_mode="CONFIG_MAP").validate()
 
 
-def test_the_default_network_is_looked_up_through_the_clusters_aws_provider():
-    """An explicit AWS provider (another region or account) must answer the lookups too:
-    here it is a region without g4dn, while the stack's default region has it."""
+def through_provider(region: str) -> Plan:
+    """A cluster whose AWS provider is in ``region``, while the stack's default is us-west-2."""
     import pulumi
     import pulumi_aws as aws
 
     def program():
-        provider = aws.Provider("elsewhere", region="ap-south-2")
+        provider = aws.Provider("elsewhere", region=region)
         GpuCluster("c", GpuClusterArgs(today=TODAY),
                    opts=pulumi.ResourceOptions(providers={"aws": provider}))
 
+    return run_program(program)
+
+
+def test_the_default_network_is_looked_up_through_the_clusters_aws_provider():
+    """An explicit AWS provider (another region or account) must answer every lookup."""
+    inputs = through_provider("eu-west-1").one("eks:index:Cluster")["inputs"]
+    assert inputs["vpcId"] == mocks.default_vpc("eu-west-1")
+    assert len(inputs["subnetIds"]) == len(mocks.G4DN_AZS["eu-west-1"])
     with pytest.raises(Exception) as error:
-        run_program(program)
+        through_provider("ap-south-2")
     assert "the default VPC has 0 default subnet(s)" in str(config_error(error.value))
+
+
+def test_two_azs_are_enough():
+    """us-west-1 offers g4dn in two AZs (moto's recorded offerings): EKS takes that."""
+    plan = run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
+                       {"aws:region": "us-west-1"})
+    assert len(plan.one("eks:index:Cluster")["inputs"]["subnetIds"]) == 2
+
+
+def test_settings_that_are_ours_not_the_defaults():
+    plan = build(tags={"team": "ml"})
+    eks = plan.one("eks:index:Cluster")["inputs"]
+    assert eks["createOidcProvider"] is False  # no IRSA: no IAM OIDC provider to leave behind
+    key = plan.one("aws:kms/key:Key")["inputs"]
+    assert key["deletionWindowInDays"] == 7
+    assert key["description"] == "Envelope encryption of Kubernetes secrets in EKS c"
+    provider = plan.one("pulumi:providers:kubernetes")["inputs"]
+    assert provider["enableServerSideApply"] == "true"
+    for typ in ("eks:index:Cluster", "aws:kms/key:Key", "aws:cloudwatch/logGroup:LogGroup"):
+        assert plan.one(typ)["inputs"]["tags"] == {"team": "ml"}, typ
+
+
+def test_the_kubeconfig_output_is_the_clusters_and_secret():
+    import json
+
+    import pulumi
+
+    def program():
+        cluster = GpuCluster("c", GpuClusterArgs(today=TODAY))
+        pulumi.export("secret", cluster.kubeconfig)
+        pulumi.export("plain", pulumi.Output.unsecret(cluster.kubeconfig))
+
+    outputs = run_program(program).outputs
+    assert outputs["secret"] == "[secret]"
+    assert json.loads(outputs["plain"]) == mocks.kubeconfig("c", "us-west-2")
+
+
+def test_what_the_cluster_waits_for_its_children_wait_for():
+    import pulumi
+    import pulumi_aws as aws
+
+    def program():
+        first = aws.s3.Bucket("first")
+        GpuCluster("c", GpuClusterArgs(today=TODAY),
+                   opts=pulumi.ResourceOptions(depends_on=[first]))
+
+    plan = run_program(program)
+    first = plan.one("aws:s3/bucket:Bucket")["urn"]
+    for typ in ("eks:index:Cluster", "aws:kms/key:Key", "pulumi:providers:kubernetes"):
+        assert first in plan.one(typ)["dependencies"], typ
+
+
+def test_the_open_endpoint_warning_says_what_to_do():
+    (warning,) = build().warnings
+    assert warning == (
+        "publicAccessCidrs includes 0.0.0.0/0: the cluster's API endpoint is reachable from the "
+        "whole internet. Set eks-gpu-sharing:publicAccessCidrs to your own address (e.g. "
+        '["203.0.113.7/32"]).'
+    )

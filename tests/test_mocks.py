@@ -48,3 +48,31 @@ def test_the_offerings_are_asked_per_availability_zone():
     )
     assert answer["locations"] == ["us-west-2"]
     assert answer["locationTypes"] == ["region"]
+
+
+def test_the_subnet_filters_the_mocks_answer_are_ec2s():
+    """DescribeSubnets filter names, from botocore's ec2 model."""
+    import re
+
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    docs = model.operation_model("DescribeSubnets").input_shape.members["Filters"].documentation
+    names = set(re.findall(r"<li> <p> <code>([^<]+)</code>", docs))
+    assert names >= mocks.SUBNET_FILTERS
+
+
+def test_only_default_subnets_of_the_regions_default_vpc_exist():
+    def subnets(**filters: list[str]) -> list[str]:
+        answer = mocks.AwsLikeMocks()._answer(
+            "aws:ec2/getSubnets:getSubnets",
+            {"filters": [{"name": k.replace("_", "-"), "values": v} for k, v in filters.items()]},
+            "us-west-2",
+        )
+        return answer["ids"]
+
+    vpc = mocks.default_vpc("us-west-2")
+    assert len(subnets(vpc_id=[vpc], availability_zone=["us-west-2a", "us-west-2b"])) == 2
+    assert subnets(vpc_id=[vpc], default_for_az=["false"], availability_zone=["us-west-2a"]) == []
+    assert subnets(vpc_id=[mocks.default_vpc("eu-west-1")], availability_zone=["us-west-2a"]) == []
+    assert subnets(availability_zone=["eu-west-1a"]) == []

@@ -135,3 +135,43 @@ def test_bad_security_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
         GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], **kwargs).validate()
     assert message in str(error.value)
+
+
+def test_the_role_is_one_ec2_can_assume_and_everything_is_tagged():
+    plan = build(tags={"team": "ml"})
+    role = plan.one("aws:iam/role:Role")["inputs"]
+    assert json.loads(role["assumeRolePolicy"]) == {
+        "Version": "2012-10-17",  # the IAM policy language version; anything else is refused
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    for typ in ("aws:iam/role:Role", "aws:ec2/launchTemplate:LaunchTemplate",
+                "aws:eks/nodeGroup:NodeGroup"):
+        assert plan.one(typ)["inputs"]["tags"] == {"team": "ml"}, typ
+
+
+def test_the_template_says_what_it_enforces_and_its_volume_goes_with_the_node():
+    template = build().one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert template["description"] == "GPU nodes: IMDSv2 only, encrypted gp3 volume, no SSH key"
+    (disk,) = template["blockDeviceMappings"]
+    assert disk["ebs"] == {
+        "volumeSize": 50, "volumeType": "gp3", "encrypted": "true", "deleteOnTermination": "true"}
+
+
+def test_warnings_say_what_is_at_stake():
+    assert build(imds_hop_limit=2, ssh_key_name="ops").warnings == [
+        "imds_hop_limit 2: pods can reach the instance metadata and use the node role's "
+        "credentials",
+        "ssh_key_name 'ops': the GPU nodes accept SSH with that key",
+    ]
+    assert build(ami_type="BOTTLEROCKET_x86_64_NVIDIA").warnings == [
+        "gpuAmiType BOTTLEROCKET_x86_64_NVIDIA: Bottlerocket runs NVIDIA's device plugin on the "
+        "host, beside the one this stack deploys; its sharing is set through Bottlerocket "
+        "settings (kubelet-device-plugins.nvidia), which this stack does not manage. "
+        "AL2023_x86_64_NVIDIA is the tested path."
+    ]

@@ -20,7 +20,8 @@ import pulumi
 from .. import catalog
 
 ACCOUNT = "123456789012"
-DEFAULT_VPC = "vpc-0d3fa0c7e5b2a1f00"
+#: DescribeSubnets filters the mocks answer (names from botocore's ec2 model).
+SUBNET_FILTERS = frozenset({"vpc-id", "default-for-az", "availability-zone"})
 
 #: AZs that offer g4dn, per region: EC2's DescribeInstanceTypeOfferings, which `pulumi up`
 #: asks for real. The real regions match moto's recorded offerings (tests/test_mocks.py checks
@@ -30,6 +31,7 @@ ONE_AZ_REGION = "synthetic-one-az-1"
 G4DN_AZS: dict[str, tuple[str, ...]] = {
     "us-west-2": ("us-west-2a", "us-west-2b", "us-west-2c"),
     "us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"),
+    "us-west-1": ("us-west-1a", "us-west-1b"),
     "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
     "ap-south-2": (),
     ONE_AZ_REGION: (f"{ONE_AZ_REGION}a",),
@@ -46,6 +48,11 @@ NOT_TEMPLATE_DATA = frozenset({"tags", "tagsAll", "defaultVersion", "updateDefau
 
 def _suffix(*parts: str, length: int = 7) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def default_vpc(region: str) -> str:
+    """The ID of the region's default VPC: each region has its own."""
+    return f"vpc-{_suffix(region, 'default-vpc', length=17)}"
 
 
 def kubeconfig(cluster_name: str, region: str) -> dict[str, Any]:
@@ -177,11 +184,14 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
 
     def _answer(self, token: str, a: dict[str, Any], region: str) -> dict[str, Any]:
         if token == "aws:ec2/getVpc:getVpc":
+            if not a.get("default"):
+                raise NotImplementedError("the offline mocks know only the default VPC")
+            vpc = default_vpc(region)
             return {
-                "id": DEFAULT_VPC,
+                "id": vpc,
                 "cidrBlock": "172.31.0.0/16",
                 "default": True,
-                "arn": _arn("ec2", region, f"vpc/{DEFAULT_VPC}"),
+                "arn": _arn("ec2", region, f"vpc/{vpc}"),
             }
         if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
             types = _filter(a, "instance-type")
@@ -202,13 +212,19 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 "instanceTypes": [types[0]] * len(azs),
             }
         if token == "aws:ec2/getSubnets:getSubnets":
-            return {
-                "id": region,
-                "ids": [
-                    f"subnet-{_suffix(_filter(a, 'vpc-id')[0], az, length=17)}"
-                    for az in _filter(a, "availability-zone")
-                ],
-            }
+            # The region's default VPC has one default subnet per AZ, and nothing else.
+            names = {f["name"] for f in a.get("filters") or []}
+            if not names <= SUBNET_FILTERS:
+                raise NotImplementedError(f"the offline mocks have no subnet filters {names}")
+            vpc = default_vpc(region)
+            azs = [
+                az
+                for az in _filter(a, "availability-zone")
+                if az[:-1] == region
+                and _filter(a, "vpc-id") in ([], [vpc])
+                and _filter(a, "default-for-az") in ([], ["true"])
+            ]
+            return {"id": region, "ids": [f"subnet-{_suffix(vpc, az, length=17)}" for az in azs]}
         if token == "aws:ec2/getInstanceType:getInstanceType":
             known = catalog.G4DN.get(a["instanceType"])
             gpus = (
