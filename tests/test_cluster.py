@@ -11,7 +11,7 @@ from components import ConfigError, GpuCluster, GpuClusterArgs
 from components.cluster import DISABLE_LOGGING
 from components.config import args_from_config
 from components.tools import mocks
-from components.tools.plan import config_error
+from components.tools.plan import Plan, config_error
 from tests.conftest import run_program
 from tests.test_plan import plan_cli
 
@@ -57,12 +57,16 @@ def test_given_network_and_key_are_used_and_no_key_is_created():
     assert plan.by_type("aws:kms/key:Key") == []
 
 
-def test_region_without_enough_gpu_azs_is_explained(monkeypatch):
-    monkeypatch.setitem(mocks.G4DN_AZS, "xx-one-1", ("xx-one-1a",))
+@pytest.mark.parametrize(
+    ("region", "subnets"),
+    [("ap-south-2", 0), (mocks.ONE_AZ_REGION, 1)],  # no g4dn; g4dn in one AZ (synthetic)
+)
+def test_region_without_enough_gpu_azs_is_explained(region, subnets):
     with pytest.raises(Exception) as error:
-        run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
-                    {"aws:region": "xx-one-1"})
-    assert "EKS needs two AZs" in str(config_error(error.value))
+        run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)), {"aws:region": region})
+    message = str(config_error(error.value))
+    assert f"the default VPC has {subnets} default subnet(s)" in message
+    assert "EKS needs two AZs" in message
 
 
 def test_unknown_region_says_what_the_offline_plan_knows_without_a_traceback():
@@ -223,7 +227,7 @@ def test_the_mocks_claim_no_offering_in_a_region_they_do_not_know():
     token = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
     filters = {"filters": [{"name": "instance-type", "values": ["g4dn.xlarge"]}]}
     with pytest.raises(ConfigError, match="the offline plan knows only the regions"):
-        mocks.AwsLikeMocks("ap-south-2")._answer(token, filters)
+        mocks.AwsLikeMocks()._answer(token, filters, "ap-southeast-7")
 
 
 def run_disable_logging(tmp_path, statuses: list[str], update_fails: bool = False):
@@ -301,3 +305,85 @@ def test_the_aws_cli_accepts_the_logging_off_request(tmp_path):
              "AWS_SECRET_ACCESS_KEY": "x", "AWS_MAX_ATTEMPTS": "1"},
     )
     assert "Could not connect to the endpoint URL" in result.stderr, result.stderr
+
+
+def through_provider(region: str) -> Plan:
+    """A cluster whose AWS provider is in ``region``, while the stack's default is us-west-2."""
+    import pulumi
+    import pulumi_aws as aws
+
+    def program():
+        provider = aws.Provider("elsewhere", region=region)
+        GpuCluster("c", GpuClusterArgs(today=TODAY),
+                   opts=pulumi.ResourceOptions(providers={"aws": provider}))
+
+    return run_program(program)
+
+
+def test_the_default_network_is_looked_up_through_the_clusters_aws_provider():
+    """An explicit AWS provider (another region or account) must answer every lookup."""
+    inputs = through_provider("eu-west-1").one("eks:index:Cluster")["inputs"]
+    assert inputs["vpcId"] == mocks.default_vpc("eu-west-1")
+    assert len(inputs["subnetIds"]) == len(mocks.G4DN_AZS["eu-west-1"])
+    with pytest.raises(Exception) as error:
+        through_provider("ap-south-2")
+    assert "the default VPC has 0 default subnet(s)" in str(config_error(error.value))
+
+
+def test_two_azs_are_enough():
+    """us-west-1 offers g4dn in two AZs (moto's recorded offerings): EKS takes that."""
+    plan = run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
+                       {"aws:region": "us-west-1"})
+    assert len(plan.one("eks:index:Cluster")["inputs"]["subnetIds"]) == 2
+
+
+def test_settings_that_are_ours_not_the_defaults():
+    plan = build(tags={"team": "ml"})
+    eks = plan.one("eks:index:Cluster")["inputs"]
+    assert eks["createOidcProvider"] is False  # no IRSA: no IAM OIDC provider to leave behind
+    key = plan.one("aws:kms/key:Key")["inputs"]
+    assert key["deletionWindowInDays"] == 7
+    assert key["description"] == "Envelope encryption of Kubernetes secrets in EKS c"
+    provider = plan.one("pulumi:providers:kubernetes")["inputs"]
+    assert provider["enableServerSideApply"] == "true"
+    for typ in ("eks:index:Cluster", "aws:kms/key:Key", "aws:cloudwatch/logGroup:LogGroup"):
+        assert plan.one(typ)["inputs"]["tags"] == {"team": "ml"}, typ
+
+
+def test_the_kubeconfig_output_is_the_clusters_and_secret():
+    import json
+
+    import pulumi
+
+    def program():
+        cluster = GpuCluster("c", GpuClusterArgs(today=TODAY))
+        pulumi.export("secret", cluster.kubeconfig)
+        pulumi.export("plain", pulumi.Output.unsecret(cluster.kubeconfig))
+
+    outputs = run_program(program).outputs
+    assert outputs["secret"] == "[secret]"
+    assert json.loads(outputs["plain"]) == mocks.kubeconfig("c", "us-west-2")
+
+
+def test_what_the_cluster_waits_for_its_children_wait_for():
+    import pulumi
+    import pulumi_aws as aws
+
+    def program():
+        first = aws.s3.Bucket("first")
+        GpuCluster("c", GpuClusterArgs(today=TODAY),
+                   opts=pulumi.ResourceOptions(depends_on=[first]))
+
+    plan = run_program(program)
+    first = plan.one("aws:s3/bucket:Bucket")["urn"]
+    for typ in ("eks:index:Cluster", "aws:kms/key:Key", "pulumi:providers:kubernetes"):
+        assert first in plan.one(typ)["dependencies"], typ
+
+
+def test_the_open_endpoint_warning_says_what_to_do():
+    (warning,) = build().warnings
+    assert warning == (
+        "publicAccessCidrs includes 0.0.0.0/0: the cluster's API endpoint is reachable from the "
+        "whole internet. Set eks-gpu-sharing:publicAccessCidrs to your own address (e.g. "
+        '["203.0.113.7/32"]).'
+    )

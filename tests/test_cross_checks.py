@@ -6,6 +6,7 @@ import yaml
 
 from components import conventions
 from components.tools.plan import kubernetes_objects
+from tests.conftest import run_stack
 
 
 def objects(plan, kind):
@@ -97,14 +98,17 @@ def test_pods_fit_in_the_slices_one_node_advertises(demo_plan):
     assert deployment["spec"]["replicas"] <= demo_plan.outputs["gpuSlicesPerNode"]
 
 
-def test_config_hash_matches_the_configmap_data(demo_plan):
-    from components.sharing import config_hash
+def test_a_sharing_change_and_only_that_rolls_the_plugin_pods(demo_plan):
+    """The plugin reads its config once, at start: a changed ConfigMap must change the pod
+    template (so the DaemonSet rolls), and an unchanged one must leave it as it is."""
 
-    (config_map,) = [c for c in objects(demo_plan, "ConfigMap")
-                     if c["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
-    (daemonset,) = objects(demo_plan, "DaemonSet")
-    annotations = daemonset["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["eks-gpu-sharing/config-hash"] == config_hash(config_map["data"])
+    def plugin_pods(plan):
+        (daemonset,) = objects(plan, "DaemonSet")
+        return daemonset["spec"]["template"]
+
+    assert plugin_pods(run_stack("dev")) == plugin_pods(demo_plan)
+    changed = run_stack("dev", ["timeSlicingReplicas=4", "verificationPods=4"])
+    assert plugin_pods(changed) != plugin_pods(demo_plan)
 
 
 def test_images_are_pinned(demo_plan):
