@@ -91,19 +91,56 @@ def test_support_types_are_eks_upgrade_policy_values(demo_plan):
     assert policy == {"supportType": "STANDARD"}
 
 
-def test_mocked_cluster_versions_answer_like_describe_cluster_versions():
-    """The offline plan's stand-in for DescribeClusterVersions uses its fields and enums."""
+def cluster_versions(**filters: object) -> list[dict]:
     from components.tools.mocks import AwsLikeMocks
 
+    token = "aws:eks/getClusterVersions:getClusterVersions"
+    return AwsLikeMocks()._answer(token, filters, "us-west-2")["clusterVersions"]
+
+
+def test_mocked_cluster_versions_answer_like_describe_cluster_versions():
+    """The offline plan's stand-in for DescribeClusterVersions uses its fields and enums, and
+    those of pulumi-aws's result type (GetClusterVersionsClusterVersionResult)."""
+    import inspect
+
+    from pulumi_aws.eks.outputs import GetClusterVersionsClusterVersionResult as Result
+
     info = shape("eks", "ClusterVersionInformation").members
-    answer = AwsLikeMocks()._answer(
-        "aws:eks/getClusterVersions:getClusterVersions", {}, "us-west-2"
-    )
-    assert answer["clusterVersions"], "the catalog knows no version in standard support"
-    for version in answer["clusterVersions"]:
-        assert set(version) <= set(info)
+    pulumi_fields = {
+        "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
+        for name in inspect.signature(Result.__init__).parameters
+    }
+    answer = cluster_versions(versionStatus="STANDARD_SUPPORT")
+    assert answer, "the catalog knows no version in standard support"
+    for version in answer:
+        assert set(version) <= set(info) & pulumi_fields
         assert version["versionStatus"] in enum("eks", "VersionStatus")
     assert "versionStatus" in shape("eks", "DescribeClusterVersionsRequest").members
+
+
+def test_mocked_cluster_versions_give_the_dates_of_the_eks_calendar():
+    """1.34 in awsdocs/amazon-eks-user-guide latest/ug/versioning/kubernetes-versions.adoc:
+    released October 2, 2025, standard support to December 2, 2026, extended to December
+    2, 2027."""
+    (v134,) = cluster_versions(versionStatus="STANDARD_SUPPORT", clusterVersionsOnlies=["1.34"])
+    assert (v134["releaseDate"], v134["endOfStandardSupportDate"]) == ("2025-10-02", "2026-12-02")
+    assert v134["endOfExtendedSupportDate"] == "2027-12-02"
+
+
+def test_mocked_cluster_versions_filter_or_refuse():
+    assert cluster_versions(versionStatus="STANDARD_SUPPORT", clusterType="eks") == (
+        cluster_versions(versionStatus="STANDARD_SUPPORT")
+    )
+    assert cluster_versions(versionStatus="STANDARD_SUPPORT", clusterType="other") == []
+    for refused in (
+        {},
+        {"versionStatus": "EXTENDED_SUPPORT"},
+        {"versionStatus": "UNSUPPORTED"},
+        {"versionStatus": "STANDARD_SUPPORT", "includeAll": True},
+        {"versionStatus": "STANDARD_SUPPORT", "defaultOnly": True},
+    ):
+        with pytest.raises(NotImplementedError, match="only the versions in standard support"):
+            cluster_versions(**refused)
 
 
 def test_g_instance_quota_codes_are_service_quotas_ids():

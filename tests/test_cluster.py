@@ -70,27 +70,36 @@ def test_region_without_enough_gpu_azs_is_explained(region, subnets):
 
 
 def test_unknown_region_says_what_the_offline_plan_knows_without_a_traceback():
-    """Not "the VPC lacks subnets": the mocks know nothing of ap-south-2 in your account."""
-    result = plan_cli("--config", "aws:region=ap-south-2")
+    """Not "the VPC lacks subnets": the mocks know nothing of ca-west-1 in your account."""
+    result = plan_cli("--config", "aws:region=ca-west-1")
     assert result.returncode == 1
     assert result.stderr.startswith(
-        "error: the offline plan knows only the regions eu-west-1, us-east-1, us-west-2, "
-        "not aws:region 'ap-south-2'")
+        "error: the offline plan knows only the regions ap-south-2, eu-west-1, "
+        "synthetic-one-az-1, us-east-1, us-west-1, us-west-2, not aws:region 'ca-west-1'")
     assert "Traceback" not in result.stderr
 
 
-def test_default_subnets_skip_azs_eks_refuses():
+def default_subnets(region: str) -> set[str]:
+    plan = run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
+                       {"aws:region": region})
+    return set(plan.one("eks:index:Cluster")["inputs"]["subnetIds"])
+
+
+def subnets_in(region: str, *azs: str) -> set[str]:
+    return {f"subnet-{mocks._suffix(mocks.default_vpc(region), az, length=17)}" for az in azs}
+
+
+def test_default_subnets_skip_azs_eks_refuses(monkeypatch):
     """us-east-1's use1-az3 (awsdocs/amazon-eks-user-guide latest/ug/networking/
-    network-reqs.adoc); the mock account names it us-east-1c, which offers g4dn."""
-    assert mocks.ZONE_IDS["us-east-1"]["us-east-1c"] == "use1-az3"
+    network-reqs.adoc). It offers no g4dn (moto's offerings by zone ID), so in the mock
+    account, as in any, every g4dn AZ is usable; this test's account names it us-east-1c
+    and, counterfactually, offers g4dn there, to show that EKS's refusal is honoured."""
+    assert default_subnets("us-east-1") == subnets_in("us-east-1", *mocks.G4DN_AZS["us-east-1"])
+    swapped = {"us-east-1c": "use1-az3", "us-east-1e": "use1-az2"}
+    monkeypatch.setitem(mocks.ZONE_IDS, "us-east-1", mocks.ZONE_IDS["us-east-1"] | swapped)
     assert "us-east-1c" in mocks.G4DN_AZS["us-east-1"]
-    holder = {}
-    plan = run_program(lambda: holder.setdefault("c", GpuCluster("c", GpuClusterArgs(today=TODAY))),
-                       {"aws:region": "us-east-1"})
-    subnets = plan.one("eks:index:Cluster")["inputs"]["subnetIds"]
-    expected = {f"subnet-{mocks._suffix(mocks.DEFAULT_VPC, az, length=17)}"
-                for az in ("us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f")}
-    assert set(subnets) == expected
+    assert default_subnets("us-east-1") == subnets_in(
+        "us-east-1", "us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f")
 
 
 @pytest.mark.parametrize(
@@ -385,5 +394,5 @@ def test_the_open_endpoint_warning_says_what_to_do():
     assert warning == (
         "publicAccessCidrs includes 0.0.0.0/0: the cluster's API endpoint is reachable from the "
         "whole internet. Set eks-gpu-sharing:publicAccessCidrs to your own address (e.g. "
-        '["203.0.113.7/32"]).'
+        '["<your address>/32"]).'
     )

@@ -3,6 +3,8 @@ as EC2 numbers them (tests/test_node_group.py)."""
 
 from __future__ import annotations
 
+import re
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -26,6 +28,29 @@ def ec2() -> dict:
             )["InstanceTypeOfferings"]
             azs[region] = sorted(o["Location"] for o in offerings)
     return {"regions": {r["RegionName"] for r in regions}, "g4dn_azs": azs}
+
+
+@pytest.fixture(scope="module")
+def ec2_zones() -> dict[str, dict]:
+    """Per real region: the AZ names and zone IDs of the account moto recorded
+    (DescribeAvailabilityZones), and the zone IDs that offer g4dn.xlarge
+    (instance_type_offerings/availability-zone-id/<region>.json)."""
+    with mock_aws():
+        zones, g4dn_ids = {}, {}
+        for region in REAL_REGIONS:
+            ec2 = boto3.client("ec2", region_name=region)
+            zones[region] = {
+                z["ZoneName"]: z["ZoneId"]
+                for z in ec2.describe_availability_zones()["AvailabilityZones"]
+            }
+            g4dn_ids[region] = sorted(
+                o["Location"]
+                for o in ec2.describe_instance_type_offerings(
+                    LocationType="availability-zone-id",
+                    Filters=[{"Name": "instance-type", "Values": ["g4dn.xlarge"]}],
+                )["InstanceTypeOfferings"]
+            )
+    return {"zones": zones, "g4dn_ids": g4dn_ids}
 
 
 def test_the_mocks_offer_g4dn_where_ec2_does(ec2):
@@ -76,3 +101,26 @@ def test_only_default_subnets_of_the_regions_default_vpc_exist():
     assert subnets(vpc_id=[vpc], default_for_az=["false"], availability_zone=["us-west-2a"]) == []
     assert subnets(vpc_id=[mocks.default_vpc("eu-west-1")], availability_zone=["us-west-2a"]) == []
     assert subnets(availability_zone=["eu-west-1a"]) == []
+
+
+def test_zone_ids_and_g4dn_azs_describe_the_same_regions_and_azs():
+    """Every region the mocks offer g4dn in has its AZs' zone IDs, in EC2's format
+    (<region code>-az<n>), and each AZ that offers g4dn is one of them."""
+    assert set(mocks.ZONE_IDS) == set(mocks.G4DN_AZS)
+    for region, zones in mocks.ZONE_IDS.items():
+        assert set(mocks.G4DN_AZS[region]) <= set(zones), region
+        assert all(az.startswith(region) for az in zones), region
+        assert all(re.fullmatch(r"[a-z]+[0-9]-az[0-9]+", i) for i in zones.values()), region
+        assert len(set(zones.values())) == len(zones), region
+
+
+def test_the_mock_account_has_the_azs_ec2_recorded(ec2_zones):
+    assert {r: mocks.ZONE_IDS[r] for r in REAL_REGIONS} == ec2_zones["zones"]
+
+
+def test_g4dn_is_offered_in_the_same_physical_azs(ec2_zones):
+    """Offerings belong to zone IDs (the same AZ in every account): the mocks' g4dn AZs,
+    through the mock account's names, are the zone IDs EC2 lists."""
+    assert {
+        r: sorted(mocks.ZONE_IDS[r][az] for az in mocks.G4DN_AZS[r]) for r in REAL_REGIONS
+    } == ec2_zones["g4dn_ids"]

@@ -171,7 +171,8 @@ def test_warnings_say_what_is_at_stake():
     ]
     assert build(ami_type="BOTTLEROCKET_x86_64_NVIDIA").warnings == [
         "gpuAmiType BOTTLEROCKET_x86_64_NVIDIA: Bottlerocket runs NVIDIA's device plugin on the "
-        "host, beside the one this stack deploys; its sharing is set through Bottlerocket "
-        "settings (kubelet-device-plugins.nvidia), which this stack does not manage. "
-        "AL2023_x86_64_NVIDIA is the tested path."
+        "host, so this stack keeps its own plugin and MPS daemon off these nodes and its "
+        "sharing config ('default') does not reach them: the host plugin advertises each GPU "
+        "once, as nvidia.com/gpu (Bottlerocket's default: no time-slicing, no MPS). Use "
+        "AL2023_x86_64_NVIDIA to share the GPUs."
     ]

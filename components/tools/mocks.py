@@ -11,6 +11,7 @@ so we answer the outputs our program reads from it.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 from typing import Any
@@ -34,24 +35,40 @@ G4DN_AZS: dict[str, tuple[str, ...]] = {
     "us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"),
     "us-west-1": ("us-west-1a", "us-west-1b"),
     "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
-    "ap-south-2": (),
+    "ap-south-2": (),  # three AZs, none with g4dn
     ONE_AZ_REGION: (f"{ONE_AZ_REGION}a",),
 }
 
-#: How the mock account names its AZs' IDs, per region. Names map to IDs differently in
-#: each AWS account, so this is the mock account's own mapping; it puts a g4dn AZ on
-#: use1-az3, which EKS refuses for clusters.
+#: The AZs of the mock account, per region: name -> zone ID, for every region in G4DN_AZS.
+#: Names map to IDs differently in each AWS account; the mock account maps them as the
+#: account moto recorded did (DescribeAvailabilityZones, and the zone IDs of its
+#: instance_type_offerings/availability-zone-id/<region>.json), so the AZs that offer g4dn
+#: by name above are the ones that offer it by ID (tests/test_mocks.py checks both). No AZ
+#: EKS refuses for clusters (cluster.EKS_UNSUPPORTED_AZ_IDS) offers g4dn: us-east-1e is
+#: use1-az3, with none. The synthetic region's IDs are made up in the real format.
 ZONE_IDS: dict[str, dict[str, str]] = {
-    "us-west-2": {"us-west-2a": "usw2-az2", "us-west-2b": "usw2-az1", "us-west-2c": "usw2-az3"},
+    "us-west-2": {
+        "us-west-2a": "usw2-az2",
+        "us-west-2b": "usw2-az1",
+        "us-west-2c": "usw2-az3",
+        "us-west-2d": "usw2-az4",
+    },
     "us-east-1": {
         "us-east-1a": "use1-az6",
         "us-east-1b": "use1-az1",
-        "us-east-1c": "use1-az3",
+        "us-east-1c": "use1-az2",
         "us-east-1d": "use1-az4",
-        "us-east-1e": "use1-az2",
+        "us-east-1e": "use1-az3",
         "us-east-1f": "use1-az5",
     },
+    "us-west-1": {"us-west-1a": "usw1-az3", "us-west-1b": "usw1-az1"},
     "eu-west-1": {"eu-west-1a": "euw1-az3", "eu-west-1b": "euw1-az1", "eu-west-1c": "euw1-az2"},
+    "ap-south-2": {"ap-south-2a": "aps2-az1", "ap-south-2b": "aps2-az2", "ap-south-2c": "aps2-az3"},
+    ONE_AZ_REGION: {
+        f"{ONE_AZ_REGION}a": "syn1-az1",
+        f"{ONE_AZ_REGION}b": "syn1-az2",
+        f"{ONE_AZ_REGION}c": "syn1-az3",
+    },
 }
 
 #: Launch-template inputs that are not template data: changing them makes no new version.
@@ -208,27 +225,28 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
     def _zones(self, region: str) -> dict[str, Any]:
         """getAvailabilityZones: the region's AZ names and the mock account's zone IDs."""
         self._known_region(region)
-        names = sorted(ZONE_IDS.get(region, dict.fromkeys(G4DN_AZS[region], "")))
-        ids = [
-            ZONE_IDS.get(region, {}).get(az) or f"{region}-az{i + 1}"
-            for i, az in enumerate(names)
-        ]
+        names = sorted(ZONE_IDS[region])
+        ids = [ZONE_IDS[region][az] for az in names]
         return {"id": region, "names": names, "zoneIds": ids, "groupNames": [region]}
 
     @staticmethod
-    def _cluster_versions() -> dict[str, Any]:
-        """DescribeClusterVersions (STANDARD_SUPPORT) as EKS answered on the calendar's
-        "as of" day: the offline plan knows no later answer."""
+    def _cluster_versions(a: dict[str, Any]) -> dict[str, Any]:
+        """DescribeClusterVersions as EKS answered on the calendar's "as of" day: the offline
+        plan knows no later answer, and only the versions in standard support, so it refuses
+        to answer for others rather than leave them out."""
+        status, cluster_type = a.get("versionStatus"), a.get("clusterType")
+        if status != "STANDARD_SUPPORT" or a.get("defaultOnly") or a.get("includeAll"):
+            raise NotImplementedError(
+                "the offline mocks know only the versions in standard support "
+                f"(versionStatus STANDARD_SUPPORT), not {a}"
+            )
+        only = a.get("clusterVersionsOnlies")
         versions = [
-            {
-                "clusterType": "eks",
-                "clusterVersion": version,
-                "endOfStandardSupportDate": catalog.EKS_STANDARD_SUPPORT_ENDS[version].isoformat(),
-                "versionStatus": "STANDARD_SUPPORT",
-            }
+            _cluster_version(version)
             for version in catalog.versions_in_standard_support(catalog.CALENDAR_AS_OF)
+            if cluster_type in (None, "eks") and (not only or version in only)
         ]
-        return {"id": "eks", "clusterVersions": versions, "versionStatus": "STANDARD_SUPPORT"}
+        return {"id": "eks", "clusterVersions": versions, **a}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
         return self._answer(args.token, dict(args.args), self._region_of(args.provider)), []
@@ -239,7 +257,7 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return self._zones(region)
         if token == "aws:eks/getClusterVersions:getClusterVersions":
-            return self._cluster_versions()
+            return self._cluster_versions(a)
         if token == "aws:ec2/getVpc:getVpc":
             if not a.get("default"):
                 raise NotImplementedError("the offline mocks know only the default VPC")
@@ -278,7 +296,7 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             azs = [
                 az
                 for az in _filter(a, "availability-zone")
-                if az[:-1] == region
+                if az in ZONE_IDS.get(region, {})
                 and _filter(a, "vpc-id") in ([], [vpc])
                 and _filter(a, "default-for-az") in ([], ["true"])
             ]
@@ -305,6 +323,28 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 "memorySize": known.memory_mib if known else 4096,
             }
         raise NotImplementedError(f"the offline mocks have no answer for {token}")
+
+
+def _cluster_version(version: str) -> dict[str, Any]:
+    """One ClusterVersionInformation (botocore's eks model) with the fields of pulumi-aws's
+    GetClusterVersionsClusterVersionResult that the catalog gives: EKS releases a version
+    14 months before its standard support ends, and extended support ends 12 months after
+    (awsdocs/amazon-eks-user-guide, latest/ug/versioning/kubernetes-versions.adoc). The
+    default version, platform version and patch version are EKS's to say: left out."""
+    ends = catalog.EKS_STANDARD_SUPPORT_ENDS[version]
+    return {
+        "clusterType": "eks",
+        "clusterVersion": version,
+        "releaseDate": _months_after(ends, -14).isoformat(),
+        "endOfStandardSupportDate": ends.isoformat(),
+        "endOfExtendedSupportDate": _months_after(ends, 12).isoformat(),
+        "versionStatus": "STANDARD_SUPPORT",
+    }
+
+
+def _months_after(day: dt.date, months: int) -> dt.date:
+    month = day.year * 12 + day.month - 1 + months
+    return day.replace(year=month // 12, month=month % 12 + 1)
 
 
 def _arn(service: str, region: str, resource: str) -> str:
