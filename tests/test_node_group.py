@@ -46,6 +46,7 @@ def test_launch_template_requires_imdsv2_and_encrypts_the_volume():
     assert disk["deviceName"] == "/dev/xvda"
     assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3"
     assert "keyName" not in template
+    assert "tagSpecifications" not in template  # no tags given, none to copy onto instances
     group = plan.one("aws:eks/nodeGroup:NodeGroup")
     assert group["inputs"]["launchTemplate"]["version"] == "1"
 
