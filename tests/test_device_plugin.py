@@ -95,8 +95,6 @@ def test_bad_args_are_rejected(kwargs, message):
 
 
 def test_a_bad_namespace_is_named_with_what_is_allowed():
-    from components import ConfigError, NvidiaDevicePluginArgs
-
     with pytest.raises(ConfigError) as error:
         NvidiaDevicePluginArgs(provider=None, namespace="UPPER").validate()
     assert str(error.value) == "namespace 'UPPER' is not a valid namespace name"
