@@ -394,3 +394,13 @@ def test_plan_cli_reports_bad_config_without_a_traceback(key, value):
     assert result.returncode in (0, 1), output
     if result.returncode == 1:
         assert result.stderr.startswith("error: "), output
+
+
+def test_an_unknown_group_field_lists_the_fields():
+    groups = [{"name": "a", "sharing": {"strategy": "none"}, "size": 2}]
+    with pytest.raises(ConfigError) as error:
+        args_from_config(config_of(groups, 1), "fuzz", today=TODAY)
+    assert str(error.value).endswith(
+        "nodeGroups[0] has unknown fields ['size']; use name, sharing, instanceType, amiType, "
+        "capacityType, desired, min, max"
+    )

@@ -176,3 +176,21 @@ def test_warnings_say_what_is_at_stake():
         "settings (kubelet-device-plugins.nvidia), which this stack does not manage. "
         "AL2023_x86_64_NVIDIA is the tested path."
     ]
+
+
+def test_tags_are_copied_onto_the_instances_and_volumes_the_template_launches():
+    import botocore.session
+
+    template = build(tags={"team": "ml"}).one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert template["tagSpecifications"] == [
+        {"resourceType": "instance", "tags": {"team": "ml"}},
+        {"resourceType": "volume", "tags": {"team": "ml"}},
+    ]
+    kinds = botocore.session.get_session().get_service_model("ec2").shape_for("ResourceType").enum
+    assert {"instance", "volume"} <= set(kinds)
+
+
+def test_a_group_without_its_cluster_says_what_it_needs():
+    with pytest.raises(ConfigError) as error:
+        GpuNodeGroupArgs().validate()
+    assert str(error.value) == "GpuNodeGroupArgs needs cluster_name and subnet_ids"
