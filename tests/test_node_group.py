@@ -194,3 +194,18 @@ def test_a_group_without_its_cluster_says_what_it_needs():
     with pytest.raises(ConfigError) as error:
         GpuNodeGroupArgs().validate()
     assert str(error.value) == "GpuNodeGroupArgs needs cluster_name and subnet_ids"
+
+
+def test_the_instance_type_is_looked_up_through_the_groups_aws_provider():
+    import pulumi
+    import pulumi_aws as aws
+
+    mocks = AwsLikeMocks()
+
+    def program():
+        provider = aws.Provider("elsewhere", region="eu-west-1")
+        args = GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"])
+        GpuNodeGroup("g", args, opts=pulumi.ResourceOptions(providers={"aws": provider}))
+
+    planner.record(program, "test", {}, mocks=mocks)
+    assert mocks.calls == [("aws:ec2/getInstanceType:getInstanceType", "eu-west-1")]
