@@ -64,9 +64,11 @@ def test_given_network_and_key_are_used_and_no_key_is_created():
 def test_region_without_enough_gpu_azs_is_explained(region, subnets):
     with pytest.raises(Exception) as error:
         run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)), {"aws:region": region})
-    message = str(config_error(error.value))
-    assert f"the default VPC has {subnets} default subnet(s)" in message
-    assert "EKS needs two AZs" in message
+    assert str(config_error(error.value)) == (
+        f"the default VPC has {subnets} default subnet(s) in AZs that offer g4dn.xlarge and "
+        "that EKS accepts; EKS needs two AZs. Give subnet_ids, or pick another gpuInstanceType "
+        "or region"
+    )
 
 
 def test_unknown_region_says_what_the_offline_plan_knows_without_a_traceback():

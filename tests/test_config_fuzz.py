@@ -250,15 +250,36 @@ def resource_asked(sharing: dict[str, Any]) -> str:
     return "nvidia.com/gpu.shared" if renamed else "nvidia.com/gpu"
 
 
-@settings(max_examples=examples(300), deadline=None, database=None)
-@given(valid_groups, st.data())
-def test_one_broken_field_is_refused_naming_it(groups, data):
+@pytest.mark.parametrize(("field", "value", "named"), BREAKS)
+@settings(max_examples=examples(10), deadline=None, database=None)
+@given(groups=valid_groups, data=st.data())
+def test_one_broken_field_is_refused_naming_it(field, value, named, groups, data):
     i = data.draw(st.integers(0, len(groups) - 1), label="group")
-    field, value, named = data.draw(st.sampled_from(BREAKS), label="break")
     groups[i] = {**groups[i], field: value}
     with pytest.raises(ConfigError) as error:
         args_from_config(config_of(groups, 1), "fuzz", today=TODAY)
     assert names_the_key(str(error.value), i, named), str(error.value)
+
+
+def test_one_time_sliced_replica_is_a_whole_gpu():
+    groups = [{"name": "a", "sharing": {"strategy": "time-slicing", "replicas": 1}}]
+    args = args_from_config(config_of(groups, 1), "fuzz", today=TODAY)
+    assert args.plugin_configs["a"].strategy == "none"
+
+
+def test_a_bad_strategy_lists_the_strategies():
+    groups = [{"name": "a", "sharing": {"strategy": "MPS", "replicas": 2}}]
+    with pytest.raises(ConfigError) as error:
+        args_from_config(config_of(groups, 1), "fuzz", today=TODAY)
+    assert str(error.value).endswith(".sharing.strategy 'MPS'; use one of time-slicing, mps, none")
+
+
+def test_rename_needs_two_replicas_and_says_so():
+    sharing = {"strategy": "time-slicing", "replicas": 1, "renameByDefault": True}
+    groups = [{"name": "a", "sharing": sharing}]
+    with pytest.raises(ConfigError) as error:
+        args_from_config(config_of(groups, 1), "fuzz", today=TODAY)
+    assert str(error.value).endswith("nodeGroups[0].sharing: renameByDefault needs replicas >= 2")
 
 
 def test_a_name_used_twice_is_refused_naming_the_second():
@@ -405,3 +426,13 @@ def test_plan_cli_reports_bad_config_without_a_traceback(key, value):
     assert result.returncode in (0, 1), output
     if result.returncode == 1:
         assert result.stderr.startswith("error: "), output
+
+
+def test_an_unknown_group_field_lists_the_fields():
+    groups = [{"name": "a", "sharing": {"strategy": "none"}, "size": 2}]
+    with pytest.raises(ConfigError) as error:
+        args_from_config(config_of(groups, 1), "fuzz", today=TODAY)
+    assert str(error.value).endswith(
+        "nodeGroups[0] has unknown fields ['size']; use name, sharing, instanceType, amiType, "
+        "capacityType, desired, min, max"
+    )

@@ -46,6 +46,7 @@ def test_launch_template_requires_imdsv2_and_encrypts_the_volume():
     assert disk["deviceName"] == "/dev/xvda"
     assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3"
     assert "keyName" not in template
+    assert "tagSpecifications" not in template  # no tags given, none to copy onto instances
     group = plan.one("aws:eks/nodeGroup:NodeGroup")
     assert group["inputs"]["launchTemplate"]["version"] == "1"
 
@@ -176,3 +177,36 @@ def test_warnings_say_what_is_at_stake():
         "once, as nvidia.com/gpu (Bottlerocket's default: no time-slicing, no MPS). Use "
         "AL2023_x86_64_NVIDIA to share the GPUs."
     ]
+
+
+def test_tags_are_copied_onto_the_instances_and_volumes_the_template_launches():
+    import botocore.session
+
+    template = build(tags={"team": "ml"}).one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert template["tagSpecifications"] == [
+        {"resourceType": "instance", "tags": {"team": "ml"}},
+        {"resourceType": "volume", "tags": {"team": "ml"}},
+    ]
+    kinds = botocore.session.get_session().get_service_model("ec2").shape_for("ResourceType").enum
+    assert {"instance", "volume"} <= set(kinds)
+
+
+def test_a_group_without_its_cluster_says_what_it_needs():
+    with pytest.raises(ConfigError) as error:
+        GpuNodeGroupArgs().validate()
+    assert str(error.value) == "GpuNodeGroupArgs needs cluster_name and subnet_ids"
+
+
+def test_the_instance_type_is_looked_up_through_the_groups_aws_provider():
+    import pulumi
+    import pulumi_aws as aws
+
+    mocks = AwsLikeMocks()
+
+    def program():
+        provider = aws.Provider("elsewhere", region="eu-west-1")
+        args = GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"])
+        GpuNodeGroup("g", args, opts=pulumi.ResourceOptions(providers={"aws": provider}))
+
+    planner.record(program, "test", {}, mocks=mocks)
+    assert mocks.calls == [("aws:ec2/getInstanceType:getInstanceType", "eu-west-1")]

@@ -674,3 +674,16 @@ def test_both_sharing_modes_is_refused_saying_which_the_plugin_would_use() -> No
 def test_an_mps_section_is_read_under_its_own_name() -> None:
     with pytest.raises(ConfigError, match=r"^config\.sharing\.mps\.resources must be a list"):
         PluginConfig.from_dict({"version": "v1", "sharing": {"mps": {"resources": None}}})
+
+
+def test_a_resource_writes_the_rename_it_was_given() -> None:
+    resource = ReplicatedResource(name="nvidia.com/gpu", replicas=2, rename="gpu-shared")
+    assert resource.to_dict()["rename"] == "gpu-shared"
+
+
+def test_the_configmap_files_read_like_upstream_examples_version_first() -> None:
+    from components.sharing import render_data
+
+    (text,) = render_data({"default": time_slicing(4)}).values()
+    assert list(yaml.safe_load(text)) == ["version", "sharing"]
+    assert text.startswith("version: v1\n")

@@ -196,6 +196,7 @@ def test_the_plugin_version_and_probe_mode_reach_the_pods():
     objects = {o["kind"]: o for o in kubernetes_objects(plan)}
     plugin = objects["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]
     assert plugin["image"].endswith(":v0.19.3")
+    assert objects["DaemonSet"]["metadata"]["labels"]["app.kubernetes.io/version"] == "v0.19.3"
     probe = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert {e["name"]: e.get("value") for e in probe["env"]}["PROBE_MODE"] == "measure"
 

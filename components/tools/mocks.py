@@ -138,6 +138,8 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
         self.launch_templates: dict[str, list[dict[str, Any]]] = {}
         #: Region of each explicit AWS provider, by ID: a call through one goes to its region.
         self.provider_regions: dict[str, str] = {}
+        #: Each data-source call, with the region that answered it.
+        self.calls: list[tuple[str, str]] = []
 
     def _region_of(self, provider: str | None) -> str:
         """The region a request goes to: its provider's ("<urn>::<id>"), else the default."""
@@ -249,7 +251,9 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
         return {"id": "eks", "clusterVersions": versions, **a}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
-        return self._answer(args.token, dict(args.args), self._region_of(args.provider)), []
+        region = self._region_of(args.provider)
+        self.calls.append((args.token, region))
+        return self._answer(args.token, dict(args.args), region), []
 
     def _answer(self, token: str, a: dict[str, Any], region: str) -> dict[str, Any]:
         if token == "aws:index/getRegion:getRegion":
