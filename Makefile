@@ -23,7 +23,7 @@ STATE := if [ -n "$${PULUMI_CONFIG_PASSPHRASE+set}" ] || [ -z "$${PULUMI_CONFIG_
 NEEDS_PULUMI = command -v pulumi >/dev/null || { \
 	  echo "make $@ needs the Pulumi CLI: https://www.pulumi.com/docs/iac/download-install/" >&2; exit 2; };
 
-.PHONY: up plan preflight verify destroy test lint
+.PHONY: up plan preflight verify destroy test lint mutate
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -60,3 +60,13 @@ lint: $(VENV)/.installed
 
 test: $(VENV)/.installed lint
 	$(PY) -m pytest
+
+# Mutation testing of the library (docs/testing.md): slow, not part of `make test` or CI.
+# Results are kept in mutants/ (delete it to start over); the counts end up in
+# mutants/mutmut-cicd-stats.json and the survivors are listed. MUTATE_JOBS workers (default 1).
+MUTATE_JOBS ?= 1
+mutate: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,mutate]'
+	nice -n 10 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS)
+	$(VENV)/bin/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json
+	$(VENV)/bin/mutmut results

@@ -7,6 +7,7 @@ machine that has PyTorch but not the Pulumi SDK.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,20 @@ def run_program(program: Callable[[], Any], config: dict[str, str] | None = None
     return planner.record(program, "test", config or {"aws:region": "us-west-2"})
 
 
-@pytest.fixture(scope="session")
+def plan_scope(fixture_name: str, config: pytest.Config) -> str:
+    """Plans are built once per session, but once per test while mutmut records which tests
+    run which code (``make mutate``): a plan shared by many tests would tie the code that
+    built it to the first of them only, and its mutants would go untried by the others."""
+    return "function" if os.environ.get("MUTANT_UNDER_TEST") == "stats" else "session"
+
+
+def examples(wanted: int) -> int:
+    """Hypothesis examples per test: fewer under mutmut, which runs a test once per mutant
+    (and there, the same examples each time: tests/test_config_fuzz.py)."""
+    return max(wanted // 5, 8) if os.environ.get("MUTANT_UNDER_TEST") else wanted
+
+
+@pytest.fixture(scope=plan_scope)
 def demo_plan() -> Plan:
     return run_stack("dev")
 

@@ -1,11 +1,16 @@
-"""Every EKS/EC2 value we send, checked against botocore's service models (the AWS APIs)."""
+"""Every EKS/EC2 value we send, checked against botocore's service models (the AWS APIs),
+and the catalog's EC2 facts checked against EC2's answers as moto records them."""
 
 from __future__ import annotations
 
+import re
+
+import boto3
 import botocore.session
 import pytest
+from moto import mock_aws
 
-from components import catalog
+from components import ConfigError, GpuNodeGroupArgs, catalog
 
 SESSION = botocore.session.get_session()
 
@@ -67,9 +72,6 @@ def test_launch_template_fits_ec2(demo_plan):
     metadata = inputs["metadataOptions"]
     assert metadata["httpTokens"] in enum("ec2", "LaunchTemplateHttpTokensState")
     assert metadata["httpEndpoint"] in enum("ec2", "LaunchTemplateInstanceMetadataEndpointState")
-    hop_limit = shape("ec2", "LaunchTemplateInstanceMetadataOptionsRequest").members[
-        "HttpPutResponseHopLimit"]
-    assert hop_limit.type_name == "integer"
     for mapping in inputs["blockDeviceMappings"]:
         assert mapping["ebs"]["volumeType"] in enum("ec2", "VolumeType")
 
@@ -89,17 +91,56 @@ def test_support_types_are_eks_upgrade_policy_values(demo_plan):
     assert policy == {"supportType": "STANDARD"}
 
 
-def test_mocked_cluster_versions_answer_like_describe_cluster_versions():
-    """The offline plan's stand-in for DescribeClusterVersions uses its fields and enums."""
+def cluster_versions(**filters: object) -> list[dict]:
     from components.tools.mocks import AwsLikeMocks
 
+    token = "aws:eks/getClusterVersions:getClusterVersions"
+    return AwsLikeMocks()._answer(token, filters, "us-west-2")["clusterVersions"]
+
+
+def test_mocked_cluster_versions_answer_like_describe_cluster_versions():
+    """The offline plan's stand-in for DescribeClusterVersions uses its fields and enums, and
+    those of pulumi-aws's result type (GetClusterVersionsClusterVersionResult)."""
+    import inspect
+
+    from pulumi_aws.eks.outputs import GetClusterVersionsClusterVersionResult as Result
+
     info = shape("eks", "ClusterVersionInformation").members
-    answer = AwsLikeMocks()._answer("aws:eks/getClusterVersions:getClusterVersions", {})
-    assert answer["clusterVersions"], "the catalog knows no version in standard support"
-    for version in answer["clusterVersions"]:
-        assert set(version) <= set(info)
+    pulumi_fields = {
+        "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
+        for name in inspect.signature(Result.__init__).parameters
+    }
+    answer = cluster_versions(versionStatus="STANDARD_SUPPORT")
+    assert answer, "the catalog knows no version in standard support"
+    for version in answer:
+        assert set(version) <= set(info) & pulumi_fields
         assert version["versionStatus"] in enum("eks", "VersionStatus")
     assert "versionStatus" in shape("eks", "DescribeClusterVersionsRequest").members
+
+
+def test_mocked_cluster_versions_give_the_dates_of_the_eks_calendar():
+    """1.34 in awsdocs/amazon-eks-user-guide latest/ug/versioning/kubernetes-versions.adoc:
+    released October 2, 2025, standard support to December 2, 2026, extended to December
+    2, 2027."""
+    (v134,) = cluster_versions(versionStatus="STANDARD_SUPPORT", clusterVersionsOnlies=["1.34"])
+    assert (v134["releaseDate"], v134["endOfStandardSupportDate"]) == ("2025-10-02", "2026-12-02")
+    assert v134["endOfExtendedSupportDate"] == "2027-12-02"
+
+
+def test_mocked_cluster_versions_filter_or_refuse():
+    assert cluster_versions(versionStatus="STANDARD_SUPPORT", clusterType="eks") == (
+        cluster_versions(versionStatus="STANDARD_SUPPORT")
+    )
+    assert cluster_versions(versionStatus="STANDARD_SUPPORT", clusterType="other") == []
+    for refused in (
+        {},
+        {"versionStatus": "EXTENDED_SUPPORT"},
+        {"versionStatus": "UNSUPPORTED"},
+        {"versionStatus": "STANDARD_SUPPORT", "includeAll": True},
+        {"versionStatus": "STANDARD_SUPPORT", "defaultOnly": True},
+    ):
+        with pytest.raises(NotImplementedError, match="only the versions in standard support"):
+            cluster_versions(**refused)
 
 
 def test_g_instance_quota_codes_are_service_quotas_ids():
@@ -111,3 +152,58 @@ def test_g_instance_quota_codes_are_service_quotas_ids():
     pattern = shape("service-quotas", "QuotaCode").metadata["pattern"]
     for code, _name in G_QUOTAS.values():
         assert re.fullmatch(pattern, code), code
+
+
+def hop_limit_range() -> tuple[int, int]:
+    """The range EC2 documents for the hop limit; the model has no min/max traits for it."""
+    member = shape("ec2", "LaunchTemplateInstanceMetadataOptionsRequest").members[
+        "HttpPutResponseHopLimit"]
+    assert member.type_name == "integer"
+    low, high = re.search(r"Integers from (\d+) to (\d+)", member.documentation).groups()
+    return int(low), int(high)
+
+
+def test_hop_limit_we_send_and_allow_is_what_ec2_takes(demo_plan):
+    low, high = hop_limit_range()
+    metadata = demo_plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]["metadataOptions"]
+    assert low <= metadata["httpPutResponseHopLimit"] <= high
+    def args(hop_limit: int) -> GpuNodeGroupArgs:
+        return GpuNodeGroupArgs(cluster_name="c", subnet_ids=["a", "b"], imds_hop_limit=hop_limit)
+
+    for accepted in (low, high):
+        args(accepted).validate()
+    for refused in (low - 1, high + 1):
+        with pytest.raises(ConfigError, match="imds_hop_limit"):
+            args(refused).validate()
+
+
+# --- Catalog facts vs EC2's own answers (moto's recorded DescribeInstanceTypes data) -------
+# An independent source: moto ships EC2's DescribeInstanceTypes and
+# DescribeInstanceTypeOfferings answers, recorded from AWS (getmoto/moto,
+# moto/ec2/resources/instance_types.json, instance_type_offerings/), queried here through
+# boto3 as a program would ask EC2.
+
+
+@pytest.fixture(scope="module")
+def ec2_g4dn() -> dict[str, dict]:
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name="us-west-2")
+        pages = ec2.get_paginator("describe_instance_types").paginate(
+            Filters=[{"Name": "instance-type", "Values": ["g4dn.*"]}]
+        )
+        return {t["InstanceType"]: t for page in pages for t in page["InstanceTypes"]}
+
+
+def test_catalog_lists_every_g4dn_size_ec2_has(ec2_g4dn):
+    assert sorted(catalog.G4DN) == sorted(ec2_g4dn)
+
+
+@pytest.mark.parametrize("name", sorted(catalog.G4DN))
+def test_catalog_gpus_vcpus_and_memory_are_ec2s(name, ec2_g4dn):
+    ours, theirs = catalog.G4DN[name], ec2_g4dn[name]
+    (gpu,) = theirs["GpuInfo"]["Gpus"]
+    assert (gpu["Manufacturer"], gpu["Name"]) == ("NVIDIA", ours.gpu_model)
+    assert gpu["Count"] == ours.gpus
+    assert gpu["MemoryInfo"]["SizeInMiB"] == ours.gpu_memory_mib
+    assert theirs["VCpuInfo"]["DefaultVCpus"] == ours.vcpus
+    assert theirs["MemoryInfo"]["SizeInMiB"] == ours.memory_mib

@@ -14,7 +14,7 @@ from components import ConfigError, GpuCluster, GpuClusterArgs
 from components.cluster import DISABLE_LOGGING
 from components.config import args_from_config
 from components.tools import mocks
-from components.tools.plan import config_error
+from components.tools.plan import Plan, config_error
 from tests.conftest import run_program
 from tests.test_plan import plan_cli
 
@@ -60,36 +60,52 @@ def test_given_network_and_key_are_used_and_no_key_is_created():
     assert plan.by_type("aws:kms/key:Key") == []
 
 
-def test_region_without_enough_gpu_azs_is_explained(monkeypatch):
-    monkeypatch.setitem(mocks.G4DN_AZS, "xx-one-1", ("xx-one-1a",))
+@pytest.mark.parametrize(
+    ("region", "subnets"),
+    [("ap-south-2", 0), (mocks.ONE_AZ_REGION, 1)],  # no g4dn; g4dn in one AZ (synthetic)
+)
+def test_region_without_enough_gpu_azs_is_explained(region, subnets):
     with pytest.raises(Exception) as error:
-        run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
-                    {"aws:region": "xx-one-1"})
-    assert "EKS needs two AZs" in str(config_error(error.value))
+        run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)), {"aws:region": region})
+    assert str(config_error(error.value)) == (
+        f"the default VPC has {subnets} default subnet(s) in AZs that offer g4dn.xlarge and "
+        "that EKS accepts; EKS needs two AZs. Give subnet_ids, or pick another gpuInstanceType "
+        "or region"
+    )
 
 
 def test_unknown_region_says_what_the_offline_plan_knows_without_a_traceback():
-    """Not "the VPC lacks subnets": the mocks know nothing of ap-south-2 in your account."""
-    result = plan_cli("--config", "aws:region=ap-south-2")
+    """Not "the VPC lacks subnets": the mocks know nothing of ca-west-1 in your account."""
+    result = plan_cli("--config", "aws:region=ca-west-1")
     assert result.returncode == 1
     assert result.stderr.startswith(
-        "python -m components plan: error: the offline plan knows only the regions eu-west-1, "
-        "us-east-1, us-west-2, not aws:region 'ap-south-2'")
+        "python -m components plan: error: the offline plan knows only the regions "
+        "ap-south-2, eu-west-1, synthetic-one-az-1, us-east-1, us-west-1, us-west-2, not "
+        "aws:region 'ca-west-1'")
     assert "Traceback" not in result.stderr
 
 
-def test_default_subnets_skip_azs_eks_refuses():
+def default_subnets(region: str) -> set[str]:
+    plan = run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
+                       {"aws:region": region})
+    return set(plan.one("eks:index:Cluster")["inputs"]["subnetIds"])
+
+
+def subnets_in(region: str, *azs: str) -> set[str]:
+    return {f"subnet-{mocks._suffix(mocks.default_vpc(region), az, length=17)}" for az in azs}
+
+
+def test_default_subnets_skip_azs_eks_refuses(monkeypatch):
     """us-east-1's use1-az3 (awsdocs/amazon-eks-user-guide latest/ug/networking/
-    network-reqs.adoc); the mock account names it us-east-1c, which offers g4dn."""
-    assert mocks.ZONE_IDS["us-east-1"]["us-east-1c"] == "use1-az3"
+    network-reqs.adoc). It offers no g4dn (moto's offerings by zone ID), so in the mock
+    account, as in any, every g4dn AZ is usable; this test's account names it us-east-1c
+    and, counterfactually, offers g4dn there, to show that EKS's refusal is honoured."""
+    assert default_subnets("us-east-1") == subnets_in("us-east-1", *mocks.G4DN_AZS["us-east-1"])
+    swapped = {"us-east-1c": "use1-az3", "us-east-1e": "use1-az2"}
+    monkeypatch.setitem(mocks.ZONE_IDS, "us-east-1", mocks.ZONE_IDS["us-east-1"] | swapped)
     assert "us-east-1c" in mocks.G4DN_AZS["us-east-1"]
-    holder = {}
-    plan = run_program(lambda: holder.setdefault("c", GpuCluster("c", GpuClusterArgs(today=TODAY))),
-                       {"aws:region": "us-east-1"})
-    subnets = plan.one("eks:index:Cluster")["inputs"]["subnetIds"]
-    expected = {f"subnet-{mocks._suffix(mocks.DEFAULT_VPC, az, length=17)}"
-                for az in ("us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f")}
-    assert set(subnets) == expected
+    assert default_subnets("us-east-1") == subnets_in(
+        "us-east-1", "us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f")
 
 
 @pytest.mark.parametrize(
@@ -226,7 +242,7 @@ def test_the_mocks_claim_no_offering_in_a_region_they_do_not_know():
     token = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
     filters = {"filters": [{"name": "instance-type", "values": ["g4dn.xlarge"]}]}
     with pytest.raises(ConfigError, match="the offline plan knows only the regions"):
-        mocks.AwsLikeMocks("ap-south-2")._answer(token, filters)
+        mocks.AwsLikeMocks()._answer(token, filters, "ap-southeast-7")
 
 
 def run_disable_logging(tmp_path, statuses: list[str], refusal: str = "", profile: str = ""):
@@ -413,3 +429,85 @@ def test_public_cidrs_reach_eks_in_cidr_notation():
     plan = build(public_access_cidrs=["10.0.0.0/255.0.0.0", "100.20.30.40"])
     assert plan.one("eks:index:Cluster")["inputs"]["publicAccessCidrs"] == [
         "10.0.0.0/8", "100.20.30.40/32"]
+
+
+def through_provider(region: str) -> Plan:
+    """A cluster whose AWS provider is in ``region``, while the stack's default is us-west-2."""
+    import pulumi
+    import pulumi_aws as aws
+
+    def program():
+        provider = aws.Provider("elsewhere", region=region)
+        GpuCluster("c", GpuClusterArgs(today=TODAY),
+                   opts=pulumi.ResourceOptions(providers={"aws": provider}))
+
+    return run_program(program)
+
+
+def test_the_default_network_is_looked_up_through_the_clusters_aws_provider():
+    """An explicit AWS provider (another region or account) must answer every lookup."""
+    inputs = through_provider("eu-west-1").one("eks:index:Cluster")["inputs"]
+    assert inputs["vpcId"] == mocks.default_vpc("eu-west-1")
+    assert len(inputs["subnetIds"]) == len(mocks.G4DN_AZS["eu-west-1"])
+    with pytest.raises(Exception) as error:
+        through_provider("ap-south-2")
+    assert "the default VPC has 0 default subnet(s)" in str(config_error(error.value))
+
+
+def test_two_azs_are_enough():
+    """us-west-1 offers g4dn in two AZs (moto's recorded offerings): EKS takes that."""
+    plan = run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
+                       {"aws:region": "us-west-1"})
+    assert len(plan.one("eks:index:Cluster")["inputs"]["subnetIds"]) == 2
+
+
+def test_settings_that_are_ours_not_the_defaults():
+    plan = build(tags={"team": "ml"})
+    eks = plan.one("eks:index:Cluster")["inputs"]
+    assert eks["createOidcProvider"] is False  # no IRSA: no IAM OIDC provider to leave behind
+    key = plan.one("aws:kms/key:Key")["inputs"]
+    assert key["deletionWindowInDays"] == 7
+    assert key["description"] == "Envelope encryption of Kubernetes secrets in EKS c"
+    provider = plan.one("pulumi:providers:kubernetes")["inputs"]
+    assert provider["enableServerSideApply"] == "true"
+    for typ in ("eks:index:Cluster", "aws:kms/key:Key", "aws:cloudwatch/logGroup:LogGroup"):
+        assert plan.one(typ)["inputs"]["tags"] == {"team": "ml"}, typ
+
+
+def test_the_kubeconfig_output_is_the_clusters_and_secret():
+    import json
+
+    import pulumi
+
+    def program():
+        cluster = GpuCluster("c", GpuClusterArgs(today=TODAY))
+        pulumi.export("secret", cluster.kubeconfig)
+        pulumi.export("plain", pulumi.Output.unsecret(cluster.kubeconfig))
+
+    outputs = run_program(program).outputs
+    assert outputs["secret"] == "[secret]"
+    assert json.loads(outputs["plain"]) == mocks.kubeconfig("c", "us-west-2")
+
+
+def test_what_the_cluster_waits_for_its_children_wait_for():
+    import pulumi
+    import pulumi_aws as aws
+
+    def program():
+        first = aws.s3.Bucket("first")
+        GpuCluster("c", GpuClusterArgs(today=TODAY),
+                   opts=pulumi.ResourceOptions(depends_on=[first]))
+
+    plan = run_program(program)
+    first = plan.one("aws:s3/bucket:Bucket")["urn"]
+    for typ in ("eks:index:Cluster", "aws:kms/key:Key", "pulumi:providers:kubernetes"):
+        assert first in plan.one(typ)["dependencies"], typ
+
+
+def test_the_open_endpoint_warning_says_what_to_do():
+    (warning,) = build().warnings
+    assert warning == (
+        "publicAccessCidrs includes 0.0.0.0/0: the cluster's API endpoint is reachable from the "
+        "whole internet. Set eks-gpu-sharing:publicAccessCidrs to your own address (e.g. "
+        '["<your address>/32"]).'
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -91,6 +92,22 @@ def test_one_replica_means_whole_gpus():
     with pytest.raises(ConfigError, match="verificationPods 2 is more than the 1 GPU slices"):
         args_from_config(config(timeSlicingReplicas="1", verificationPods="2"), "dev",
                          today=TODAY)
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_two_or_more_replicas_time_slice(replicas):
+    """Only replicas 1 means whole GPUs; 2 is the smallest time-slicing the plugin takes."""
+    pods = str(replicas)
+    single = args_from_config(
+        config(timeSlicingReplicas=str(replicas), verificationPods=pods), "dev", today=TODAY)
+    groups = args_from_config(
+        config(verificationPods=pods, nodeGroups=json.dumps(
+            [{"name": "ts", "sharing": {"strategy": "time-slicing", "replicas": replicas}}])),
+        "dev", today=TODAY,
+    )
+    for plugin_config in (single.plugin_configs["default"], groups.plugin_configs["ts"]):
+        assert plugin_config.strategy == "time-slicing"
+        assert plugin_config.units_per_gpu() == replicas
 
 
 def test_more_pods_are_allowed_when_more_nodes_run():

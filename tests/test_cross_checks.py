@@ -6,6 +6,7 @@ import yaml
 
 from components import conventions
 from components.tools.plan import kubernetes_objects
+from tests.conftest import run_stack
 
 
 def objects(plan, kind):
@@ -97,14 +98,17 @@ def test_pods_fit_in_the_slices_one_node_advertises(demo_plan):
     assert deployment["spec"]["replicas"] <= demo_plan.outputs["gpuSlicesPerNode"]
 
 
-def test_config_hash_matches_the_configmap_data(demo_plan):
-    from components.sharing import config_hash
+def test_a_sharing_change_and_only_that_rolls_the_plugin_pods(demo_plan):
+    """The plugin reads its config once, at start: a changed ConfigMap must change the pod
+    template (so the DaemonSet rolls), and an unchanged one must leave it as it is."""
 
-    (config_map,) = [c for c in objects(demo_plan, "ConfigMap")
-                     if c["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
-    (daemonset,) = objects(demo_plan, "DaemonSet")
-    annotations = daemonset["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["eks-gpu-sharing/config-hash"] == config_hash(config_map["data"])
+    def plugin_pods(plan):
+        (daemonset,) = objects(plan, "DaemonSet")
+        return daemonset["spec"]["template"]
+
+    assert plugin_pods(run_stack("dev")) == plugin_pods(demo_plan)
+    changed = run_stack("dev", ["timeSlicingReplicas=4", "verificationPods=4"])
+    assert plugin_pods(changed) != plugin_pods(demo_plan)
 
 
 def test_images_are_pinned(demo_plan):
@@ -116,3 +120,28 @@ def test_images_are_pinned(demo_plan):
     (daemonset,) = objects(demo_plan, "DaemonSet")
     assert {c["image"] for c in pod_spec(daemonset)["containers"]} == {
         "nvcr.io/nvidia/k8s-device-plugin:v0.20.0"}
+
+
+def test_the_plugin_pods_run_as_the_account_the_role_is_bound_to(demo_plan):
+    """The config-manager reads its node's labels through the API: its pods need the service
+    account, in their namespace, with a token, bound to the role that allows it."""
+    (daemonset,) = objects(demo_plan, "DaemonSet")
+    namespace = daemonset["metadata"]["namespace"]
+    account_name = pod_spec(daemonset)["serviceAccountName"]
+    (account,) = [a for a in objects(demo_plan, "ServiceAccount")
+                  if a["metadata"]["name"] == account_name]
+    assert account["metadata"]["namespace"] == namespace
+    assert account["automountServiceAccountToken"] is True
+    (binding,) = objects(demo_plan, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account_name, "namespace": namespace}]
+    (role,) = objects(demo_plan, "ClusterRole")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+
+
+def test_the_sharing_config_waits_for_what_the_plugin_waits_for(demo_plan):
+    """The plugin is created after the GPU nodes; so is its ConfigMap, the plugin's child."""
+    node_group = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["urn"]
+    (config_map,) = [r for r in demo_plan.by_type("kubernetes:core/v1:ConfigMap")
+                     if r["inputs"]["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
+    assert node_group in config_map["dependencies"]

@@ -185,3 +185,9 @@ def test_both_daemonsets_stay_off_nodes_whose_host_runs_a_device_plugin():
         assert terms == {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": conventions.AMI_TYPE_NODE_LABEL, "operator": "NotIn",
              "values": list(conventions.HOST_DEVICE_PLUGIN_AMI_TYPES)}]}]}
+
+
+def test_a_bad_namespace_is_named_with_what_is_allowed():
+    with pytest.raises(ConfigError) as error:
+        NvidiaDevicePluginArgs(provider=None, namespace="UPPER").validate()
+    assert str(error.value) == "namespace 'UPPER' is not a valid namespace name"

@@ -14,7 +14,7 @@ import yaml
 import components
 from components.tools import mocks
 from components.tools import plan as planner
-from tests.conftest import ROOT
+from tests.conftest import ROOT, plan_scope
 
 EXAMPLES = ROOT / "examples"
 PYTHON_EXAMPLES = ("existing-cluster", "add-node-group")
@@ -43,12 +43,12 @@ def add_node_group_config() -> dict[str, str]:
     return planner.stack_config(EXAMPLES / "add-node-group", "dev", [])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=plan_scope)
 def existing() -> planner.Plan:
     return run_example("existing-cluster", existing_cluster_config())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=plan_scope)
 def added() -> planner.Plan:
     return run_example("add-node-group", add_node_group_config())
 

@@ -10,10 +10,10 @@ import yaml
 
 from components import ConfigError, args_from_config, conventions
 from components.tools.plan import kubernetes_objects
-from tests.conftest import run_stack
+from tests.conftest import plan_scope, run_stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=plan_scope)
 def multi_plan():
     return run_stack("multi")
 
@@ -39,7 +39,8 @@ def test_each_group_is_labelled_with_its_config_key(multi_plan):
     assert set(labels) == {"timesliced", "mps", "exclusive"}
     for group, group_labels in labels.items():
         assert group_labels[conventions.PLUGIN_CONFIG_NODE_LABEL] == group
-        assert (conventions.MPS_CAPABLE_NODE_LABEL in group_labels) == (group == "mps")
+        mps_capable = group_labels.get(conventions.MPS_CAPABLE_NODE_LABEL)
+        assert mps_capable == ("true" if group == "mps" else None)
 
 
 def test_mps_control_daemon_runs_only_where_mps_is_configured(multi_plan):

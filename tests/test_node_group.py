@@ -7,12 +7,21 @@ import json
 import pytest
 
 from components import ConfigError, GpuNodeGroup, GpuNodeGroupArgs, catalog, conventions
+from components.tools import plan as planner
+from components.tools.mocks import AwsLikeMocks
 from tests.conftest import run_program
 
 
 def build(**kwargs):
     args = GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["subnet-a", "subnet-b"], **kwargs)
     return run_program(lambda: GpuNodeGroup("g", args))
+
+
+def update(mocks: AwsLikeMocks, **kwargs) -> dict:
+    """One more `pulumi up` of the group against the same (mocked) account."""
+    args = GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["subnet-a", "subnet-b"], **kwargs)
+    plan = planner.record(lambda: GpuNodeGroup("g", args), "test", {}, mocks=mocks)
+    return plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["launchTemplate"]
 
 
 def test_node_group_defaults():
@@ -37,6 +46,7 @@ def test_launch_template_requires_imdsv2_and_encrypts_the_volume():
     assert disk["deviceName"] == "/dev/xvda"
     assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3"
     assert "keyName" not in template
+    assert "tagSpecifications" not in template  # no tags given, none to copy onto instances
     group = plan.one("aws:eks/nodeGroup:NodeGroup")
     assert group["inputs"]["launchTemplate"]["version"] == "1"
 
@@ -64,7 +74,22 @@ def test_spot_bottlerocket_and_a_bigger_group():
     assert any("Bottlerocket runs NVIDIA's device plugin" in w for w in plan.warnings)
 
 
-def test_gpus_per_node_comes_from_the_instance_type():
+def test_a_template_change_gives_the_group_a_new_template_version():
+    """EKS rolls the nodes onto a new launch-template version: the group must follow the
+    latest one. The mocks number versions as EC2 does (components/tools/mocks.py)."""
+    mocks = AwsLikeMocks()
+    first = update(mocks)
+    assert first["version"] == "1"
+    assert update(mocks) == first  # nothing changed: no new version, no roll
+    changed = update(mocks, disk_size_gib=100)
+    assert changed == {"id": first["id"], "version": "2"}
+    assert update(mocks, disk_size_gib=100, tags={"team": "ml"})["version"] == "3"  # tag specs
+    assert update(mocks, imds_hop_limit=2)["version"] == "4"
+
+
+def test_gpus_per_node_is_what_ec2_reports_for_the_instance_type():
+    """Counted from the mocked DescribeInstanceTypes answer, whose GPU counts
+    tests/test_aws_models.py checks against EC2's recorded data."""
     holder = {}
 
     def program():
@@ -111,3 +136,77 @@ def test_bad_security_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
         GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], **kwargs).validate()
     assert message in str(error.value)
+
+
+def test_the_role_is_one_ec2_can_assume_and_everything_is_tagged():
+    plan = build(tags={"team": "ml"})
+    role = plan.one("aws:iam/role:Role")["inputs"]
+    assert json.loads(role["assumeRolePolicy"]) == {
+        "Version": "2012-10-17",  # the IAM policy language version; anything else is refused
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    for typ in ("aws:iam/role:Role", "aws:ec2/launchTemplate:LaunchTemplate",
+                "aws:eks/nodeGroup:NodeGroup"):
+        assert plan.one(typ)["inputs"]["tags"] == {"team": "ml"}, typ
+
+
+def test_the_template_says_what_it_enforces_and_its_volume_goes_with_the_node():
+    template = build().one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert template["description"] == "GPU nodes: IMDSv2 only, encrypted gp3 volume, no SSH key"
+    (disk,) = template["blockDeviceMappings"]
+    assert disk["ebs"] == {
+        "volumeSize": 50, "volumeType": "gp3", "encrypted": "true", "deleteOnTermination": "true"}
+
+
+def test_warnings_say_what_is_at_stake():
+    assert build(imds_hop_limit=2, ssh_key_name="ops").warnings == [
+        "imds_hop_limit 2: pods can reach the instance metadata and use the node role's "
+        "credentials",
+        "ssh_key_name 'ops': the GPU nodes accept SSH with that key",
+    ]
+    assert build(ami_type="BOTTLEROCKET_x86_64_NVIDIA").warnings == [
+        "gpuAmiType BOTTLEROCKET_x86_64_NVIDIA: Bottlerocket runs NVIDIA's device plugin on the "
+        "host, so this stack keeps its own plugin and MPS daemon off these nodes and its "
+        "sharing config ('default') does not reach them: the host plugin advertises each GPU "
+        "once, as nvidia.com/gpu (Bottlerocket's default: no time-slicing, no MPS). Use "
+        "AL2023_x86_64_NVIDIA to share the GPUs."
+    ]
+
+
+def test_tags_are_copied_onto_the_instances_and_volumes_the_template_launches():
+    import botocore.session
+
+    template = build(tags={"team": "ml"}).one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert template["tagSpecifications"] == [
+        {"resourceType": "instance", "tags": {"team": "ml"}},
+        {"resourceType": "volume", "tags": {"team": "ml"}},
+    ]
+    kinds = botocore.session.get_session().get_service_model("ec2").shape_for("ResourceType").enum
+    assert {"instance", "volume"} <= set(kinds)
+
+
+def test_a_group_without_its_cluster_says_what_it_needs():
+    with pytest.raises(ConfigError) as error:
+        GpuNodeGroupArgs().validate()
+    assert str(error.value) == "GpuNodeGroupArgs needs cluster_name and subnet_ids"
+
+
+def test_the_instance_type_is_looked_up_through_the_groups_aws_provider():
+    import pulumi
+    import pulumi_aws as aws
+
+    mocks = AwsLikeMocks()
+
+    def program():
+        provider = aws.Provider("elsewhere", region="eu-west-1")
+        args = GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"])
+        GpuNodeGroup("g", args, opts=pulumi.ResourceOptions(providers={"aws": provider}))
+
+    planner.record(program, "test", {}, mocks=mocks)
+    assert mocks.calls == [("aws:ec2/getInstanceType:getInstanceType", "eu-west-1")]

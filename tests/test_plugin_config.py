@@ -283,6 +283,11 @@ def test_a_config_error_is_a_value_error() -> None:
         f"GPU-{{{UUID}}}",
         f"MIG-{UUID}",
         f"MIG-GPU-{UUID}/10/0",
+        # Bounds of Go's strconv.ParseUint(s, 10, 64) and google/uuid.Parse's forms.
+        2**64 - 1,
+        str(2**64 - 1),
+        "128",
+        f"GPU-{UUID.replace('-', '').upper()}",
     ],
 )
 def test_device_references_the_plugin_parses(ref: int | str) -> None:
@@ -313,6 +318,11 @@ def test_device_references_the_plugin_parses(ref: int | str) -> None:
         f"NVLINK-{UUID}",
         None,
         True,
+        str(2**64),
+        f"0:{2**64}",
+        f"MIG-GPU-{UUID}/x/0",
+        f"GPU-urn:uuix:{UUID}",
+        f"GPU-{UUID[:-1]}\u00e9",
     ],
 )
 def test_device_references_the_plugin_refuses(ref: Any) -> None:
@@ -622,3 +632,58 @@ def test_advertised_units_refuses_a_config_the_plugin_would_refuse() -> None:
     bad = {"version": "v1", "sharing": {"timeSlicing": {"resources": [{"replicas": 4}]}}}
     with pytest.raises(ConfigError, match=r"config\.sharing\.timeSlicing\.resources\[0\]\.name"):
         advertised_units(bad)
+
+
+def test_unknown_keys_are_listed_with_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError) as error:
+        PluginConfig.from_dict({"version": "v1", "sharng": {}, "flag": {}})
+    assert str(error.value) == (
+        "config has unknown key(s) 'sharng', 'flag'; allowed: version, flags, sharing"
+    )
+
+
+def test_plugin_flags_are_read_only_under_plugin() -> None:
+    message = r"config.flags has unknown key\(s\) 'plugin.deviceIDStrategy'"
+    with pytest.raises(ConfigError, match=message):
+        PluginConfig.from_dict({"version": "v1", "flags": {"plugin.deviceIDStrategy": "uuid"}})
+
+
+def test_a_list_of_strategies_is_read_as_the_tuple_python_builds() -> None:
+    read = PluginConfig.from_dict(
+        with_flags(shared(GPU5), plugin={"deviceListStrategy": ["envvar", "cdi-cri"]})
+    )
+    assert read.flags == Flags(device_list_strategy=("envvar", "cdi-cri"))
+
+
+def test_mps_with_mixed_mig_says_what_to_use_instead() -> None:
+    with pytest.raises(ConfigError) as error:
+        PluginConfig(flags=Flags(mig_strategy="mixed"), sharing=mps(4).sharing).validate()
+    assert str(error.value).endswith(
+        "to start); use migStrategy none or single, or time-slicing"
+    )
+
+
+def test_both_sharing_modes_is_refused_saying_which_the_plugin_would_use() -> None:
+    both = {"version": "v1", "sharing": {"timeSlicing": {"resources": [GPU5]}, "mps": {}}}
+    both["sharing"]["mps"] = both["sharing"]["timeSlicing"]
+    with pytest.raises(ConfigError) as error:
+        PluginConfig.from_dict(both)
+    assert str(error.value).endswith("(the plugin would use mps and ignore timeSlicing); keep one")
+
+
+def test_an_mps_section_is_read_under_its_own_name() -> None:
+    with pytest.raises(ConfigError, match=r"^config\.sharing\.mps\.resources must be a list"):
+        PluginConfig.from_dict({"version": "v1", "sharing": {"mps": {"resources": None}}})
+
+
+def test_a_resource_writes_the_rename_it_was_given() -> None:
+    resource = ReplicatedResource(name="nvidia.com/gpu", replicas=2, rename="gpu-shared")
+    assert resource.to_dict()["rename"] == "gpu-shared"
+
+
+def test_the_configmap_files_read_like_upstream_examples_version_first() -> None:
+    from components.sharing import render_data
+
+    (text,) = render_data({"default": time_slicing(4)}).values()
+    assert list(yaml.safe_load(text)) == ["version", "sharing"]
+    assert text.startswith("version: v1\n")

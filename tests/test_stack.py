@@ -7,6 +7,7 @@ import functools
 import pytest
 
 from components import ConfigError, conventions
+from components.tools.plan import kubernetes_objects
 from tests.conftest import by_name
 
 COMPONENT_TYPES = {
@@ -186,3 +187,27 @@ def test_one_node_at_a_time_is_updated():
     assert len(groups) == 3
     for group in groups:
         assert group["inputs"]["updateConfig"] == {"maxUnavailable": 1}, group["name"]
+
+
+def test_the_plugin_version_and_probe_mode_reach_the_pods():
+    from tests.conftest import run_stack
+
+    plan = run_stack("dev", ["devicePluginVersion=v0.19.3", "verificationMode=measure"])
+    objects = {o["kind"]: o for o in kubernetes_objects(plan)}
+    plugin = objects["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]
+    assert plugin["image"].endswith(":v0.19.3")
+    assert objects["DaemonSet"]["metadata"]["labels"]["app.kubernetes.io/version"] == "v0.19.3"
+    probe = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e.get("value") for e in probe["env"]}["PROBE_MODE"] == "measure"
+
+
+def test_no_verification_pods_means_no_workload():
+    from components import GpuSharing, GpuSharingArgs
+    from tests.conftest import run_program
+
+    holder = {}
+    plan = run_program(
+        lambda: holder.setdefault("gpu", GpuSharing("g", GpuSharingArgs(verification_pods=0)))
+    )
+    assert holder["gpu"].verification is None
+    assert not plan.by_type("eks-gpu-sharing:index:VerificationWorkload")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import ConfigError, VerificationWorkload, VerificationWorkloadArgs
+from components import ConfigError, VerificationWorkload, VerificationWorkloadArgs, verification
 from components.tools.plan import kubernetes_objects
 from components.verification import PROBE_PROGRAM
 from tests.conftest import run_program
@@ -79,22 +79,40 @@ def test_renamed_resource_measure_mode_and_config_key():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"pods": 0}, "verificationPods must be between 1 and 1000"),
-        ({"mode": "fast"}, "verificationMode 'fast'"),
-        ({"resource_name": "gpu"}, "resource_name"),
-        ({"namespace": "UPPER"}, "namespace"),
-        ({"ready_timeout_seconds": 5}, "ready_timeout_seconds"),
+        ({"pods": 0}, "verificationPods must be between 1 and 1000, got 0"),
+        ({"mode": "fast"}, "verificationMode 'fast'; use one of nvidia-smi, measure"),
+        (
+            {"resource_name": "gpu"},
+            "resource_name 'gpu' is not an extended resource name like nvidia.com/gpu",
+        ),
+        ({"namespace": "UPPER"}, "namespace 'UPPER' is not a valid namespace name"),
+        ({"ready_timeout_seconds": 29}, "ready_timeout_seconds must be >= 30, got 29"),
     ],
 )
 def test_bad_args_are_rejected(kwargs, message):
     with pytest.raises(ConfigError) as error:
         VerificationWorkloadArgs(provider=None, **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
 
 
-def test_a_new_probe_program_rolls_the_pods():
-    from components.sharing import config_hash
+def test_the_edges_of_what_is_accepted():
+    VerificationWorkloadArgs(
+        provider=None, resource_name="example.com/Shared_GPU.x-1", ready_timeout_seconds=30
+    ).validate()
 
-    template = deployment(build())["spec"]["template"]["metadata"]
-    assert template["annotations"]["eks-gpu-sharing/program-hash"] == config_hash(
-        {"gpu_probe.py": PROBE_PROGRAM.read_text()})
+
+def test_a_missing_probe_program_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(verification, "PROBE_PROGRAM", tmp_path / "gone.py")
+    with pytest.raises(ConfigError) as error:
+        VerificationWorkloadArgs(provider=None).validate()
+    assert str(error.value) == f"the probe program is missing: {tmp_path / 'gone.py'}"
+
+
+def test_a_new_probe_program_and_only_that_rolls_the_pods(monkeypatch, tmp_path):
+    """Pods read the program once, at start: a new one must change the pod template."""
+    template = deployment(build())["spec"]["template"]
+    assert deployment(build())["spec"]["template"] == template
+    edited = tmp_path / PROBE_PROGRAM.name
+    edited.write_text(PROBE_PROGRAM.read_text() + "\n# edited\n")
+    monkeypatch.setattr(verification, "PROBE_PROGRAM", edited)
+    assert deployment(build())["spec"]["template"] != template

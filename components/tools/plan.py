@@ -68,6 +68,8 @@ class Plan:
     resources: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: What each component passed to ``register_outputs``, by URN.
+    component_outputs: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,9 +131,11 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
     def RegisterResourceOutputs(self, request):  # noqa: N802
+        outputs = _plain(rpc.deserialize_properties(request.outputs, keep_internal=False))
         if request.urn == self.stack_urn:
-            outputs = rpc.deserialize_properties(request.outputs, keep_internal=False)
-            self.plan.outputs = _plain(outputs)
+            self.plan.outputs = outputs
+        else:  # a component's register_outputs
+            self.plan.component_outputs[request.urn] = outputs
         return super().RegisterResourceOutputs(request)
 
 
@@ -216,11 +220,18 @@ def stack_config(project_dir: Path, stack: str, overrides: list[str]) -> dict[st
 
 
 def record(
-    program: Callable[[], Any], stack: str, config: dict[str, str], project: str = PROJECT
+    program: Callable[[], Any],
+    stack: str,
+    config: dict[str, str],
+    project: str = PROJECT,
+    mocks: AwsLikeMocks | None = None,
 ) -> Plan:
-    """Run ``program`` as a Pulumi program under the mocks; record what it registers."""
+    """Run ``program`` as a Pulumi program under the mocks; record what it registers.
+
+    Pass the ``mocks`` of an earlier run to see this run as an update of that one.
+    """
     plan = Plan(stack=stack, config=config)
-    mocks = AwsLikeMocks(region=config.get("aws:region", DEFAULT_REGION))
+    mocks = mocks or AwsLikeMocks(region=config.get("aws:region", DEFAULT_REGION))
     monitor = _RecordingMonitor(mocks, plan)
     logger = logging.getLogger("eks-gpu-sharing.plan")
     logger.propagate = False
