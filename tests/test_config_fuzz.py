@@ -59,19 +59,6 @@ PLAUSIBLE: dict[str, list[str]] = {
     "devicePluginVersion": ["v0.17.0", "v0.20.0", "v0.19.3", "v0.16.2", "latest", "0.20.0"],
     "publicAccessCidrs": ['["203.0.113.7/32"]', '["10.0.0.0/33"]', "[]", '"0.0.0.0/0"', '["::/0"]'],
 }
-#: The single-group key a nodeGroups field's message named before messages named
-#: ``nodeGroups[i].<field>``; either is accepted until every message names the latter.
-SINGLE_GROUP_NAME = {
-    "instanceType": "gpuInstanceType",
-    "amiType": "gpuAmiType",
-    "capacityType": "gpuCapacityType",
-    "min": "gpuNodeMin",
-    "max": "gpuNodeMax",
-    "desired": "gpuNodeDesired",
-    "name": "plugin_config_key",
-}
-
-
 @functools.cache
 def ec2_gpus() -> dict[str, int]:
     """GPUs per g4dn size as EC2 answers DescribeInstanceTypes (moto's recorded data)."""
@@ -184,11 +171,8 @@ BREAKS: list[tuple[str, Any, str]] = [
 
 
 def names_the_key(message: str, i: int, named: str) -> bool:
-    """The message names what the user set: ``nodeGroups[i]`` or one of its fields (or, for
-    now, that field's single-group key)."""
-    key = f"nodeGroups[{i}].{named}" if named else f"nodeGroups[{i}]"
-    single = SINGLE_GROUP_NAME.get(named)
-    return key in message or (single is not None and single in message)
+    """The message names what the user set: ``nodeGroups[i]`` or one of its fields."""
+    return (f"nodeGroups[{i}].{named}" if named else f"nodeGroups[{i}]") in message
 
 
 def config_of(groups: list[dict[str, Any]], pods: int | None) -> dict[str, str]:
