@@ -420,3 +420,12 @@ def test_an_unknown_group_field_lists_the_fields():
         "nodeGroups[0] has unknown fields ['size']; use name, sharing, instanceType, amiType, "
         "capacityType, desired, min, max"
     )
+
+
+def test_an_unknown_key_of_ours_is_refused_listing_the_keys():
+    for key in ("gpuNodeMaxx", "gpuNodeMax:x"):  # a second colon stays part of our key
+        with pytest.raises(ConfigError) as error:
+            args_from_config({f"{NAMESPACE}:{key}": "2"}, "fuzz", today=TODAY)
+        message = str(error.value)
+        assert message.startswith(f"unknown config key '{NAMESPACE}:{key}'")
+        assert message.endswith(f"the keys are {', '.join(sorted(KEYS))}")
