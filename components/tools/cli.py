@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+from ..errors import ConfigError
+
 #: Every command's messages start ``python -m components <command>: ``, as argparse's do.
 PROG = "python -m components"
 
@@ -29,6 +31,12 @@ class UsageError(Exception):
 def error(command: str, message: object) -> None:
     """The one line a failed command leaves on stderr."""
     print(f"{PROG} {command}: error: {message}", file=sys.stderr)
+
+
+def refused(command: str, err: UsageError | ConfigError) -> int:
+    """Say why ``command`` stops; its exit code: 2 for bad usage, 1 for config it refuses."""
+    error(command, err)
+    return 2 if isinstance(err, UsageError) else 1
 
 
 def warning(command: str, message: object) -> None:

@@ -40,6 +40,7 @@ from .cli import (
     error,
     manifest_folder,
     path_arg,
+    refused,
     remove_folders,
     replace_manifests,
     warning,
@@ -448,12 +449,8 @@ def _plan(args: argparse.Namespace, made: list[Path]) -> int:
                 f"--project-dir {args.project_dir} has no __main__.py (the stack program)"
             )
         config = stack_config(args.project_dir, args.stack, args.config)
-    except UsageError as err:
-        error("plan", err)
-        return 2
-    except ConfigError as err:
-        error("plan", err)
-        return 1
+    except (UsageError, ConfigError) as err:
+        return refused("plan", err)
     try:
         plan = run(args.project_dir, args.stack, config)
     except Exception as e:

@@ -21,7 +21,7 @@ from .. import catalog
 from ..config import args_from_config
 from ..errors import ConfigError
 from ..stack import GpuSharingArgs
-from .cli import Parser, UsageError, error
+from .cli import Parser, UsageError, error, refused
 from .plan import stack_config
 
 SKIPPED = 3
@@ -161,12 +161,8 @@ def main(argv: list[str]) -> int:
     try:
         config = stack_config(options.project_dir, options.stack, [])
         args = args_from_config(config, options.stack)
-    except UsageError as e:
-        error("preflight", e)
-        return 2
-    except ConfigError as e:
-        error("preflight", e)
-        return 1
+    except (UsageError, ConfigError) as e:
+        return refused("preflight", e)
     if "aws:region" not in config:
         # Not a guess: the quotas are per region, and pulumi-aws may pick its region from
         # the environment of whoever runs `up`.
