@@ -37,14 +37,19 @@ def stubbed(answers: dict[str, float]):
     return client, stub
 
 
+def checked(args, client=None, why_not: str = "") -> tuple[int, str]:
+    """preflight.run in us-west-2 with ``client`` (or none, because ``why_not``)."""
+    out = io.StringIO()
+    code = preflight.run(args, "us-west-2", lambda region, profile: (client, why_not), out)
+    return code, out.getvalue()
+
+
 def test_quota_below_the_stack_is_named_up_front():
     client, stub = stubbed({"L-DB2E81BA": 0.0})
-    out = io.StringIO()
-    code = preflight.run(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), "us-west-2",
-                         lambda region, profile: (client, ""), out)
+    code, output = checked(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), client)
     stub.assert_no_pending_responses()
     assert code == 1
-    assert out.getvalue() == (
+    assert output == (
         'error: the quota "Running On-Demand G and VT instances" (L-DB2E81BA) is 0 vCPUs; the '
         "ON_DEMAND node groups can use 4 at their max size: ask for more in Service Quotas "
         "first (the node group would wait and fail)\n")
@@ -56,28 +61,24 @@ def test_spot_and_on_demand_are_asked_separately_and_pass_when_they_fit():
     args = stack_args("multi")
     assert preflight.vcpus_needed(args) == {"ON_DEMAND": 4 + 2 * 8, "SPOT": 4}
     client, stub = stubbed({"L-DB2E81BA": 20.0, "L-3819A6DF": 4.0})
-    out = io.StringIO()
-    assert preflight.run(args, "us-west-2", lambda region, profile: (client, ""), out) == 0
+    code, output = checked(args, client)
     stub.assert_no_pending_responses()
-    assert out.getvalue().startswith("ok:")
+    assert code == 0
+    assert output.startswith("ok:")
 
 
 def test_without_credentials_the_aws_checks_are_skipped_and_said_why():
-    out = io.StringIO()
-    code = preflight.run(stack_args(), "us-west-2",
-                         lambda region, profile: (None, "no AWS credentials"), out)
+    code, output = checked(stack_args(), why_not="no AWS credentials")
     assert code == preflight.SKIPPED == 3
-    assert out.getvalue() == (
+    assert output == (
         "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials\n")
 
 
 @pytest.mark.parametrize("cidr", ["203.0.113.0/24", "198.51.100.7/32", "192.0.2.0/25"])
 def test_documentation_ranges_are_refused_for_a_real_up(cidr):
-    out = io.StringIO()
-    code = preflight.run(stack_args(publicAccessCidrs=f'["{cidr}"]'), "us-west-2",
-                         lambda region, profile: (None, "x"), out)
+    code, output = checked(stack_args(publicAccessCidrs=f'["{cidr}"]'), why_not="x")
     assert code == 1
-    assert out.getvalue().startswith(f"error: publicAccessCidrs {cidr} is a documentation range")
+    assert output.startswith(f"error: publicAccessCidrs {cidr} is a documentation range")
 
 
 @pytest.mark.parametrize("stack", ["dev", "multi"])
@@ -111,10 +112,9 @@ def test_a_refused_api_call_is_one_line_and_skips_the_aws_checks():
     stub.add_client_error("get_service_quota", "AccessDeniedException",
                           "User is not authorized to perform servicequotas:GetServiceQuota")
     stub.activate()
-    out = io.StringIO()
-    code = preflight.run(stack_args(), "us-west-2", lambda region, profile: (client, ""), out)
+    code, output = checked(stack_args(), client)
     assert code == preflight.SKIPPED
-    assert out.getvalue() == (
+    assert output == (
         "skipped: the quota checks in us-west-2 (aws:region): An error occurred "
         "(AccessDeniedException) when calling the GetServiceQuota operation: User is not "
         "authorized to perform servicequotas:GetServiceQuota\n")
@@ -128,11 +128,9 @@ def test_no_network_is_one_line_too_and_a_config_error_still_fails(tmp_path):
     client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
                           aws_secret_access_key="x", endpoint_url="http://127.0.0.1:9",
                           config=Config(retries={"max_attempts": 0}, connect_timeout=5))
-    out = io.StringIO()
-    code = preflight.run(stack_args(publicAccessCidrs='["203.0.113.0/24"]'), "us-west-2",
-                         lambda region, profile: (client, ""), out)
+    code, output = checked(stack_args(publicAccessCidrs='["203.0.113.0/24"]'), client)
     assert code == 1
-    lines = out.getvalue().splitlines()
+    lines = output.splitlines()
     assert [line.split(":")[0] for line in lines] == ["error", "skipped"]
     assert 'Could not connect to the endpoint URL: "http://127.0.0.1:9/"' in lines[1]
 
@@ -150,12 +148,10 @@ def test_without_an_applied_value_the_aws_default_quota_is_used():
                       {"Quota": {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA", "Value": 8.0}},
                       ask)
     stub.activate()
-    out = io.StringIO()
-    code = preflight.run(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), "us-west-2",
-                         lambda region, profile: (client, ""), out)
+    code, output = checked(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), client)
     stub.assert_no_pending_responses()
     assert code == 0
-    assert out.getvalue() == (
+    assert output == (
         'ok: in us-west-2 (aws:region), the quota "Running On-Demand G and VT instances" '
         "(L-DB2E81BA, 8 vCPUs) is at least the 4 the stack's ON_DEMAND nodes need at max size "
         "(G instances already running count against it too)\n")
