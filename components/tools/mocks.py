@@ -22,6 +22,8 @@ from .. import catalog
 from ..errors import ConfigError
 
 ACCOUNT = "123456789012"
+#: The region the mocks answer for when the stack sets no aws:region.
+DEFAULT_REGION = "us-west-2"
 #: DescribeSubnets filters the mocks answer (names from botocore's ec2 model).
 SUBNET_FILTERS = frozenset({"vpc-id", "default-for-az", "availability-zone"})
 
@@ -131,7 +133,7 @@ def kubeconfig(cluster_name: str, region: str) -> dict[str, Any]:
 class AwsLikeMocks(pulumi.runtime.Mocks):
     """Answers resource registrations and data-source calls as the clouds would."""
 
-    def __init__(self, region: str = "us-west-2") -> None:
+    def __init__(self, region: str = DEFAULT_REGION) -> None:
         self.region = region
         #: Launch templates by resource name: their data and versions so far. One mocks
         #: object used for two program runs sees the second as an update of the first.

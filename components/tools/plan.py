@@ -47,12 +47,10 @@ from .cli import (
     writable,
     write_text,
 )
-from .mocks import AwsLikeMocks
+from .mocks import DEFAULT_REGION, AwsLikeMocks
 
 PROJECT = "eks-gpu-sharing"
 SECRET = "[secret]"
-#: The region the offline plan assumes when the stack sets no aws:region.
-DEFAULT_REGION = "us-west-2"
 #: RFC 1918 ranges: never the source address of a client on the internet, so a public
 #: endpoint open only to them is open to no one (a NAT gateway's public address is).
 PRIVATE_RANGES = tuple(
