@@ -53,6 +53,9 @@ class GpuSharingArgs:
     verification_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
     #: ``"nvidia-smi"`` or ``"measure"``. Default ``"nvidia-smi"``.
     verification_mode: str = "nvidia-smi"
+    #: Image of the verification pods, pinned; a PyTorch image in measure mode. Default
+    #: ``None``: the mode's image (``verification.PROBE_IMAGES``).
+    verification_image: str | None = None
 
     def sharing_of(self, group: str) -> PluginConfig:
         """The config that group's GPUs are really advertised by.
@@ -96,7 +99,9 @@ class GpuSharingArgs:
         validate_version(self.device_plugin_version)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
         if self.verification_pods:
-            validate_probe(self.verification_pods, self.verification_mode)
+            validate_probe(
+                self.verification_pods, self.verification_mode, self.verification_image
+            )
             validation.one_of(
                 "verification_config_key",
                 self.verification_config_key,
@@ -182,9 +187,9 @@ class GpuSharing(pulumi.ComponentResource):
                 provider=self.cluster.provider,
                 configs=args.plugin_configs,
                 version=args.device_plugin_version,
+                node_groups=list(self.node_groups.values()),
             ),
-            # Its DaemonSet is awaited until the plugin runs on the GPU nodes.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
+            opts=child,
         )
         self.verification = None
         if args.verification_pods:
@@ -197,8 +202,10 @@ class GpuSharing(pulumi.ComponentResource):
                     resource_name=config.resource_name(),
                     plugin_config_key=args.verification_config_key,
                     mode=args.verification_mode,
+                    image=args.verification_image,
+                    device_plugin=self.device_plugin,
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.device_plugin]),
+                opts=child,
             )
         self.register_outputs(
             {
