@@ -16,6 +16,9 @@ from .sharing import SharingConfig, SharingConfigArgs, demo_configs
 #: The device plugin release we pin and test against (nvcr.io/nvidia/k8s-device-plugin).
 DEFAULT_VERSION = "v0.20.0"
 IMAGE_REPOSITORY = "nvcr.io/nvidia/k8s-device-plugin"
+#: Compressed size of that image for linux/amd64, GB: an estimate (NGC lists no size we can
+#: read offline); the node's volume and ``plan``'s pull time use it.
+IMAGE_COMPRESSED_GB = 0.2
 #: Releases whose config file and config-manager match what we render (MPS since v0.15).
 SUPPORTED_VERSION = r"v0\.(1[7-9]|2[0-9])\.[0-9]+"
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from . import conventions, validation
+from . import catalog, conventions, validation
 from .cluster import GpuCluster, GpuClusterArgs
 from .device_plugin import (
     DEFAULT_VERSION,
+    IMAGE_COMPRESSED_GB,
     NvidiaDevicePlugin,
     NvidiaDevicePluginArgs,
     validate_version,
@@ -22,7 +23,12 @@ from .errors import ConfigError
 from .node_group import GpuNodeGroup, GpuNodeGroupArgs
 from .plugin_config import PluginConfig, unshared
 from .sharing import demo_configs, validate_configs
-from .verification import VerificationWorkload, VerificationWorkloadArgs, validate_probe
+from .verification import (
+    VerificationWorkload,
+    VerificationWorkloadArgs,
+    probe_image_gb,
+    validate_probe,
+)
 
 DEMO_NODE_GROUP = "gpu"
 
@@ -137,6 +143,18 @@ def _running_nodes(group: GpuNodeGroupArgs) -> int:
     return group.desired_size
 
 
+def _volume_gib(args: GpuSharingArgs, group: str) -> int | None:
+    """The group's own size, else, on AL2023, room for the images its nodes run: the device
+    plugin's and, where the verification pods run, the probe's."""
+    group_args = args.node_groups[group]
+    if group_args.disk_size_gib is not None or not group_args.ami_type.startswith("AL2023_"):
+        return group_args.disk_size_gib
+    images = [IMAGE_COMPRESSED_GB]
+    if args.verification_pods and group_args.plugin_config_key == args.verification_config_key:
+        images.append(probe_image_gb(args.verification_mode, args.verification_image))
+    return catalog.al2023_root_volume_gib(images)
+
+
 def _sharing_labels(group: GpuNodeGroupArgs, config: PluginConfig) -> dict[str, str]:
     """The group's labels, plus the one that brings the MPS control daemon when it uses MPS."""
     if config.strategy != "mps":
@@ -170,6 +188,7 @@ class GpuSharing(pulumi.ComponentResource):
                     cluster_name=self.cluster.cluster_name,
                     subnet_ids=self.cluster.subnet_ids,
                     labels=_sharing_labels(a, args.sharing_of(group)),
+                    disk_size_gib=_volume_gib(args, group),
                 ),
                 opts=child,
             )

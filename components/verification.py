@@ -109,6 +109,13 @@ class VerificationWorkloadArgs:
         return self.image or PROBE_IMAGES[self.mode].reference
 
 
+def probe_image_gb(mode: str, image: str | None) -> float:
+    """Compressed size of the probe's image: the table's, or for another image, whose size
+    is unknown here, the largest in the table."""
+    known = {probe.reference: probe.compressed_gb for probe in PROBE_IMAGES.values()}
+    return known.get(image or PROBE_IMAGES[mode].reference, max(known.values()))
+
+
 def validate_probe(pods: int, mode: str, image: str | None) -> None:
     validation.integer("verificationPods", pods, 1, 1000)
     validation.one_of("verificationMode", mode, PROBE_MODES)
