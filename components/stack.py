@@ -24,6 +24,7 @@ from .node_group import GpuNodeGroup, GpuNodeGroupArgs
 from .plugin_config import PluginConfig, unshared
 from .sharing import demo_configs, validate_configs
 from .verification import (
+    PROBE_IMAGES,
     VerificationWorkload,
     VerificationWorkloadArgs,
     probe_image_gb,
@@ -105,9 +106,7 @@ class GpuSharingArgs:
         validate_version(self.device_plugin_version)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
         if self.verification_pods:
-            validate_probe(
-                self.verification_pods, self.verification_mode, self.verification_image
-            )
+            validate_probe(self.verification_pods, self.verification_mode, self.verification_image)
             validation.one_of(
                 "verification_config_key",
                 self.verification_config_key,
@@ -151,7 +150,8 @@ def _volume_gib(args: GpuSharingArgs, group: str) -> int | None:
         return group_args.disk_size_gib
     images = [IMAGE_COMPRESSED_GB]
     if args.verification_pods and group_args.plugin_config_key == args.verification_config_key:
-        images.append(probe_image_gb(args.verification_mode, args.verification_image))
+        probe = args.verification_image or PROBE_IMAGES[args.verification_mode].reference
+        images.append(probe_image_gb(probe))
     return catalog.al2023_root_volume_gib(images)
 
 

@@ -103,17 +103,16 @@ class VerificationWorkloadArgs:
         if not PROBE_PROGRAM.is_file():
             raise ConfigError(f"the probe program is missing: {PROBE_PROGRAM}")
 
-
     @property
     def image_reference(self) -> str:
         return self.image or PROBE_IMAGES[self.mode].reference
 
 
-def probe_image_gb(mode: str, image: str | None) -> float:
-    """Compressed size of the probe's image: the table's, or for another image, whose size
-    is unknown here, the largest in the table."""
+def probe_image_gb(image: str) -> float:
+    """Compressed size of a probe image: the table's, or for another image, whose size is
+    unknown here, the largest in the table."""
     known = {probe.reference: probe.compressed_gb for probe in PROBE_IMAGES.values()}
-    return known.get(image or PROBE_IMAGES[mode].reference, max(known.values()))
+    return known.get(image, max(known.values()))
 
 
 def validate_probe(pods: int, mode: str, image: str | None) -> None:

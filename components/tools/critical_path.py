@@ -53,10 +53,9 @@ class Step:
 
 def image_gb(image: str) -> float:
     """Compressed size of an image we ship; another's is unknown: the largest we know."""
-    known = {probe.reference: probe.compressed_gb for probe in verification.PROBE_IMAGES.values()}
     if image.startswith(f"{device_plugin.IMAGE_REPOSITORY}:"):
         return device_plugin.IMAGE_COMPRESSED_GB
-    return known.get(image, max(known.values()))
+    return verification.probe_image_gb(image)
 
 
 def _pod_seconds(inputs: dict[str, Any]) -> int:

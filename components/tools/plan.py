@@ -33,7 +33,6 @@ from .. import catalog
 from ..config import NAMESPACE
 from ..errors import ConfigError
 from . import cost, stack_file
-from .critical_path import critical_path, minutes
 from .cli import (
     MANIFEST_MARK,
     Parser,
@@ -48,6 +47,7 @@ from .cli import (
     writable,
     write_text,
 )
+from .critical_path import critical_path, minutes
 from .mocks import DEFAULT_REGION, AwsLikeMocks
 
 PROJECT = "eks-gpu-sharing"
@@ -376,7 +376,7 @@ def print_critical_path(plan: Plan, out: Any = sys.stdout) -> None:
     total = sum(step.seconds for step in steps)
     print(
         f"\nCritical path of `pulumi up`: {minutes(total)}, the longest chain of waits "
-        "(typical times, README.md \"Time to ready\"):",
+        '(typical times, README.md "Time to ready"):',
         file=out,
     )
     width = max((len(f"{step.type} {step.name}") for step in steps), default=0)
