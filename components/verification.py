@@ -28,9 +28,8 @@ class ProbeImage:
     """An official image the probe runs in, pinned to an exact tag."""
 
     reference: str
-    #: Compressed (pulled) size for linux/amd64, GB; ``source`` says where it was read.
+    #: Compressed (pulled) size for linux/amd64, GB.
     compressed_gb: float
-    source: str
 
 
 #: The image each probe mode runs in. ``nvidia-smi`` needs only Python's standard library:
@@ -38,16 +37,10 @@ class ProbeImage:
 #: (NVIDIA_DRIVER_CAPABILITIES=utility), and those are glibc binaries, so a Debian image, not
 #: Alpine. ``measure`` imports torch with CUDA.
 PROBE_IMAGES: dict[str, ProbeImage] = {
-    "nvidia-smi": ProbeImage(
-        "python:3.14.7-slim-trixie",
-        0.043,
-        "docker-library/repo-info repos/python/remote/3.14.7-slim-trixie.md: 43.4 MB",
-    ),
-    "measure": ProbeImage(
-        "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
-        3.3,
-        "estimate: a CUDA 12.4 runtime with cuDNN 9 and torch, about 3.3 GB",
-    ),
+    # 43.4 MB: docker-library/repo-info, repos/python/remote/3.14.7-slim-trixie.md.
+    "nvidia-smi": ProbeImage("python:3.14.7-slim-trixie", 0.043),
+    # An estimate: CUDA 12.4 runtime libraries, cuDNN 9 and torch, about 3.3 GB.
+    "measure": ProbeImage("pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime", 3.3),
 }
 #: Measure mode needs torch with CUDA, which only an image can tell; the rule we can check
 #: offline is the name: its repository's last part names PyTorch (pytorch/pytorch,
