@@ -10,6 +10,8 @@ the On-Demand price list for us-west-2 (USD per hour).
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -84,6 +86,28 @@ CONTAINER_VOLUME_DEVICE: dict[str, str] = {
     "AL2023_x86_64_NVIDIA": "/dev/xvda",
     "BOTTLEROCKET_x86_64_NVIDIA": "/dev/xvdb",
 }
+
+#: Every AL2023 EKS AMI, the NVIDIA one too, maps a 20 GiB root volume (awslabs/amazon-eks-ami
+#: templates/al2023/template.json, ``ami_block_device_mappings``): the OS, kubelet,
+#: containerd and the driver fit in it; a launch template may give the volume more, never
+#: less than the AMI's snapshot.
+AL2023_AMI_VOLUME_GIB = 20
+#: containerd keeps an image twice: its compressed layers and their unpacked snapshot,
+#: typically 2 to 3 times larger (an estimate), so 4 times the compressed size in all.
+IMAGE_DISK_PER_COMPRESSED = 4
+#: The kubelet deletes unused images once the disk is this full (imageGCHighThresholdPercent,
+#: default 85: kubernetes/kubelet config/v1beta1 types.go); what the node runs must fit below.
+IMAGE_GC_HIGH_THRESHOLD = 0.85
+GIB_PER_GB = 1e9 / 2**30
+
+
+def al2023_root_volume_gib(images_compressed_gb: Iterable[float]) -> int:
+    """Root volume (GiB) of an AL2023 NVIDIA node that runs images of these compressed sizes:
+    the AMI's own volume plus the images as containerd stores them, below the kubelet's
+    image garbage-collection threshold."""
+    images_gib = IMAGE_DISK_PER_COMPRESSED * sum(images_compressed_gb) * GIB_PER_GB
+    return math.ceil((AL2023_AMI_VOLUME_GIB + images_gib) / IMAGE_GC_HIGH_THRESHOLD)
+
 
 #: Managed policies a worker node's role needs, and no more.
 WORKER_NODE_POLICIES: tuple[str, ...] = (

@@ -45,6 +45,11 @@ KEYS: dict[str, tuple[str, Any]] = {
     ),
     "verificationPods": ("pods that each take one GPU slice (0: none)", 5),
     "verificationMode": (f"probe mode: {' or '.join(PROBE_MODES)}", "nvidia-smi"),
+    "verificationImage": (
+        "image of the verification pods, pinned (a PyTorch image in measure mode; unset: the "
+        "mode's own)",
+        None,
+    ),
     "devicePluginVersion": ("nvcr.io/nvidia/k8s-device-plugin release", DEFAULT_VERSION),
     "publicAccessCidrs": ("CIDR blocks allowed to reach the public API endpoint", ["0.0.0.0/0"]),
     "nodeGroups": (
@@ -271,6 +276,7 @@ def args_from_config(
         device_plugin_version=text("devicePluginVersion"),
         verification_pods=integer("verificationPods"),
         verification_mode=text("verificationMode"),
+        verification_image=text("verificationImage") if "verificationImage" in ours else None,
     )
     args.validate()
     return args

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -16,6 +16,9 @@ from .sharing import SharingConfig, SharingConfigArgs, demo_configs
 #: The device plugin release we pin and test against (nvcr.io/nvidia/k8s-device-plugin).
 DEFAULT_VERSION = "v0.20.0"
 IMAGE_REPOSITORY = "nvcr.io/nvidia/k8s-device-plugin"
+#: Compressed size of that image for linux/amd64, GB: an estimate (NGC lists no size we can
+#: read offline); the node's volume and ``plan``'s pull time use it.
+IMAGE_COMPRESSED_GB = 0.2
 #: Releases whose config file and config-manager match what we render (MPS since v0.15).
 SUPPORTED_VERSION = r"v0\.(1[7-9]|2[0-9])\.[0-9]+"
 
@@ -38,6 +41,10 @@ class NvidiaDevicePluginArgs:
     version: str = DEFAULT_VERSION
     #: Namespace created for the plugin. Default ``"nvidia-device-plugin"``.
     namespace: str = conventions.DEVICE_PLUGIN_NAMESPACE
+    #: GPU node groups the DaemonSets are created after, so ``pulumi up`` awaits them until
+    #: the plugin runs on those nodes (a DaemonSet with no node to run on is ready at once).
+    #: The namespace, RBAC and ConfigMap need only the API server. Default none.
+    node_groups: Sequence[pulumi.Resource] = ()
 
     def validate(self) -> None:
         validate_version(self.version)
@@ -118,7 +125,10 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
             opts=child,
         )
         after = pulumi.ResourceOptions.merge(
-            child, pulumi.ResourceOptions(depends_on=[sa, role_binding, cluster_role, self.sharing])
+            child,
+            pulumi.ResourceOptions(
+                depends_on=[sa, role_binding, cluster_role, self.sharing, *args.node_groups]
+            ),
         )
         daemonset = _daemonset(objects["DaemonSet"], args, self.sharing)
         daemonset["metadata"]["namespace"] = self.namespace

@@ -1,7 +1,9 @@
 """The program each verification pod runs: report the GPU it sees, one JSON line an interval.
 
-It runs inside ``pytorch/pytorch`` from a ConfigMap, so it uses the standard library only
-(``torch`` is imported lazily, in ``measure`` mode) and nothing from ``components``.
+It runs from a ConfigMap in the mode's image (components/verification.py, PROBE_IMAGES):
+the default mode in a plain Python image, so it imports the standard library only and
+nothing from ``components``; ``torch`` is imported in ``measure`` mode alone, which runs in
+a PyTorch image. ``nvidia-smi`` comes from the host, mounted by the NVIDIA container toolkit.
 
 Environment (invalid values exit 2 with a message naming the variable):
 

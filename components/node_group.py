@@ -23,6 +23,9 @@ CONFIG_KEYS = {
     "max_size": "gpuNodeMax",
 }
 
+#: The volume of a group whose images nobody sized (GPU images are large).
+DEFAULT_DISK_SIZE_GIB = 50
+
 
 @dataclass(frozen=True, kw_only=True)
 class GpuNodeGroupArgs:
@@ -45,8 +48,10 @@ class GpuNodeGroupArgs:
     min_size: int = 1
     #: Most nodes. Default 1.
     max_size: int = 1
-    #: Size of the encrypted gp3 volume that holds images (GPU images are large). Default 50.
-    disk_size_gib: int = 50
+    #: Size of the encrypted gp3 volume that holds images, GiB. Default ``None``: 50, or, in
+    #: an AL2023 group of ``GpuSharing``, room for the images it runs
+    #: (``catalog.al2023_root_volume_gib``).
+    disk_size_gib: int | None = None
     #: IMDSv2 response hop limit. Default 1: containers (one hop further) cannot reach the
     #: instance metadata, so pods cannot borrow the node role. 2 lets them (warned about).
     imds_hop_limit: int = 1
@@ -107,7 +112,8 @@ class GpuNodeGroupArgs:
                 f"{key('min_size')} <= {key('desired_size')} <= {key('max_size')} must hold, "
                 f"got {self.min_size} <= {self.desired_size} <= {self.max_size}"
             )
-        validation.integer("disk_size_gib", self.disk_size_gib, 20, 16384)
+        if self.disk_size_gib is not None:
+            validation.integer("disk_size_gib", self.disk_size_gib, 20, 16384)
         validation.integer("imds_hop_limit", self.imds_hop_limit, 1, 64)
         if self.ssh_key_name is not None:
             validation.matches(
@@ -200,7 +206,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 {
                     "device_name": catalog.CONTAINER_VOLUME_DEVICE[args.ami_type],
                     "ebs": {
-                        "volume_size": args.disk_size_gib,
+                        "volume_size": args.disk_size_gib or DEFAULT_DISK_SIZE_GIB,
                         "volume_type": "gp3",
                         "encrypted": "true",
                         "delete_on_termination": "true",

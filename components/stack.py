@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from . import conventions, validation
+from . import catalog, conventions, validation
 from .cluster import GpuCluster, GpuClusterArgs
 from .device_plugin import (
     DEFAULT_VERSION,
+    IMAGE_COMPRESSED_GB,
     NvidiaDevicePlugin,
     NvidiaDevicePluginArgs,
     validate_version,
@@ -22,7 +23,13 @@ from .errors import ConfigError
 from .node_group import GpuNodeGroup, GpuNodeGroupArgs
 from .plugin_config import PluginConfig, unshared
 from .sharing import demo_configs, validate_configs
-from .verification import VerificationWorkload, VerificationWorkloadArgs, validate_probe
+from .verification import (
+    PROBE_IMAGES,
+    VerificationWorkload,
+    VerificationWorkloadArgs,
+    probe_image_gb,
+    validate_probe,
+)
 
 DEMO_NODE_GROUP = "gpu"
 
@@ -53,6 +60,9 @@ class GpuSharingArgs:
     verification_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
     #: ``"nvidia-smi"`` or ``"measure"``. Default ``"nvidia-smi"``.
     verification_mode: str = "nvidia-smi"
+    #: Image of the verification pods, pinned; a PyTorch image in measure mode. Default
+    #: ``None``: the mode's image (``verification.PROBE_IMAGES``).
+    verification_image: str | None = None
 
     def sharing_of(self, group: str) -> PluginConfig:
         """The config that group's GPUs are really advertised by.
@@ -96,7 +106,7 @@ class GpuSharingArgs:
         validate_version(self.device_plugin_version)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
         if self.verification_pods:
-            validate_probe(self.verification_pods, self.verification_mode)
+            validate_probe(self.verification_pods, self.verification_mode, self.verification_image)
             validation.one_of(
                 "verification_config_key",
                 self.verification_config_key,
@@ -132,6 +142,19 @@ def _running_nodes(group: GpuNodeGroupArgs) -> int:
     return group.desired_size
 
 
+def _volume_gib(args: GpuSharingArgs, group: str) -> int | None:
+    """The group's own size, else, on AL2023, room for the images its nodes run: the device
+    plugin's and, where the verification pods run, the probe's."""
+    group_args = args.node_groups[group]
+    if group_args.disk_size_gib is not None or not group_args.ami_type.startswith("AL2023_"):
+        return group_args.disk_size_gib
+    images = [IMAGE_COMPRESSED_GB]
+    if args.verification_pods and group_args.plugin_config_key == args.verification_config_key:
+        probe = args.verification_image or PROBE_IMAGES[args.verification_mode].reference
+        images.append(probe_image_gb(probe))
+    return catalog.al2023_root_volume_gib(images)
+
+
 def _sharing_labels(group: GpuNodeGroupArgs, config: PluginConfig) -> dict[str, str]:
     """The group's labels, plus the one that brings the MPS control daemon when it uses MPS."""
     if config.strategy != "mps":
@@ -165,6 +188,7 @@ class GpuSharing(pulumi.ComponentResource):
                     cluster_name=self.cluster.cluster_name,
                     subnet_ids=self.cluster.subnet_ids,
                     labels=_sharing_labels(a, args.sharing_of(group)),
+                    disk_size_gib=_volume_gib(args, group),
                 ),
                 opts=child,
             )
@@ -182,9 +206,9 @@ class GpuSharing(pulumi.ComponentResource):
                 provider=self.cluster.provider,
                 configs=args.plugin_configs,
                 version=args.device_plugin_version,
+                node_groups=list(self.node_groups.values()),
             ),
-            # Its DaemonSet is awaited until the plugin runs on the GPU nodes.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
+            opts=child,
         )
         self.verification = None
         if args.verification_pods:
@@ -197,8 +221,10 @@ class GpuSharing(pulumi.ComponentResource):
                     resource_name=config.resource_name(),
                     plugin_config_key=args.verification_config_key,
                     mode=args.verification_mode,
+                    image=args.verification_image,
+                    device_plugin=self.device_plugin,
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.device_plugin]),
+                opts=child,
             )
         self.register_outputs(
             {

@@ -108,3 +108,30 @@ def node_labels(field: str, values: Any) -> None:
                 f"{field}[{key!r}] {value!r} is not a node label value: 1 to 63 letters, "
                 "digits, -, _ and . between alphanumerics"
             )
+
+
+#: An image reference as container runtimes parse it: ``[domain[:port]/]path[:tag][@digest]``
+#: (distribution/reference regexp.go, ``referencePat``; a tag is ASCII word characters,
+#: ``.`` and ``-``, at most 128).
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+IMAGE_REFERENCE = (
+    rf"(?P<repository>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?"
+)
+
+
+def pinned_image(field: str, value: Any) -> re.Match[str]:
+    """An image reference with a release tag or a digest: no tag means ``latest``, which moves."""
+    found = re.fullmatch(IMAGE_REFERENCE, value) if isinstance(value, str) else None
+    if found is None:
+        raise ConfigError(
+            f"{field} {value!r} is not an image reference ([registry/]repository:tag or @digest)"
+        )
+    if not found["digest"] and found["tag"] in (None, "latest"):
+        raise ConfigError(
+            f"{field} {value!r} is not pinned; name a release tag (not latest) or a digest"
+        )
+    return found

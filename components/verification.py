@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,34 @@ from .sharing import config_hash
 #: shows each pod's share of the GPU.
 PROBE_MODES: tuple[str, ...] = ("nvidia-smi", "measure")
 PROBE_PROGRAM = Path(__file__).resolve().parent / "gpu_probe.py"
-#: How long ``pulumi up`` waits for the pods (the image is a few GB).
+#: How long ``pulumi up`` waits for the pods, from when the device plugin is ready: room to
+#: pull the measure image (a few GB) and start five pods.
 READY_TIMEOUT_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class ProbeImage:
+    """An official image the probe runs in, pinned to an exact tag."""
+
+    reference: str
+    #: Compressed (pulled) size for linux/amd64, GB.
+    compressed_gb: float
+
+
+#: The image each probe mode runs in. ``nvidia-smi`` needs only Python's standard library:
+#: the NVIDIA container toolkit mounts the host's ``nvidia-smi`` and NVML into the container
+#: (NVIDIA_DRIVER_CAPABILITIES=utility), and those are glibc binaries, so a Debian image, not
+#: Alpine. ``measure`` imports torch with CUDA.
+PROBE_IMAGES: dict[str, ProbeImage] = {
+    # 43.4 MB: docker-library/repo-info, repos/python/remote/3.14.7-slim-trixie.md.
+    "nvidia-smi": ProbeImage("python:3.14.7-slim-trixie", 0.043),
+    # An estimate: CUDA 12.4 runtime libraries, cuDNN 9 and torch, about 3.3 GB.
+    "measure": ProbeImage("pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime", 3.3),
+}
+#: Measure mode needs torch with CUDA, which only an image can tell; the rule we can check
+#: offline is the name: its repository's last part names PyTorch (pytorch/pytorch,
+#: nvcr.io/nvidia/pytorch, AWS's .../pytorch-training, a mirror's .../pytorch).
+MEASURE_IMAGE_REPOSITORY = r"(?:.*/)?[^/]*pytorch[^/]*"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,13 +66,20 @@ class VerificationWorkloadArgs:
     #: ``"nvidia-smi"`` (report only) or ``"measure"`` (also run a matmul loop and report
     #: its TFLOP/s). Default ``"nvidia-smi"``.
     mode: str = "nvidia-smi"
+    #: Image the pods run, pinned (a tag other than latest, or a digest); in measure mode a
+    #: PyTorch image. Default ``None``: the mode's image in ``PROBE_IMAGES``.
+    image: str | None = None
     #: Namespace created for the pods. Default ``"gpu-sharing-verification"``.
     namespace: str = conventions.VERIFICATION_NAMESPACE
     #: Seconds ``pulumi up`` waits for every pod to be Ready before failing. Default 900.
     ready_timeout_seconds: int = READY_TIMEOUT_SECONDS
+    #: The device plugin (an ``NvidiaDevicePlugin``) whose DaemonSets the Deployment is
+    #: created after, so ``ready_timeout_seconds`` counts from when the GPU nodes advertise
+    #: slices; the namespace and ConfigMap need only the API server. Default ``None``.
+    device_plugin: pulumi.Resource | None = None
 
     def validate(self) -> None:
-        validate_probe(self.pods, self.mode)
+        validate_probe(self.pods, self.mode, self.image)
         validation.matches(
             "resource_name",
             self.resource_name,
@@ -62,18 +96,38 @@ class VerificationWorkloadArgs:
         if not PROBE_PROGRAM.is_file():
             raise ConfigError(f"the probe program is missing: {PROBE_PROGRAM}")
 
+    @property
+    def image_reference(self) -> str:
+        return self.image or PROBE_IMAGES[self.mode].reference
 
-def validate_probe(pods: int, mode: str) -> None:
+
+def probe_image_gb(image: str) -> float:
+    """Compressed size of a probe image: the table's, or for another image, whose size is
+    unknown here, the largest in the table."""
+    known = {probe.reference: probe.compressed_gb for probe in PROBE_IMAGES.values()}
+    return known.get(image, max(known.values()))
+
+
+def validate_probe(pods: int, mode: str, image: str | None) -> None:
     validation.integer("verificationPods", pods, 1, 1000)
     validation.one_of("verificationMode", mode, PROBE_MODES)
+    if image is None:
+        return
+    repository = validation.pinned_image("verificationImage", image)["repository"]
+    if mode == "measure" and not re.fullmatch(MEASURE_IMAGE_REPOSITORY, repository):
+        raise ConfigError(
+            f"verificationImage {image!r} cannot run verificationMode measure, which imports "
+            "torch with CUDA: use a PyTorch image (its repository's name contains pytorch), "
+            f"e.g. {PROBE_IMAGES['measure'].reference}"
+        )
 
 
 class VerificationWorkload(pulumi.ComponentResource):
     """A Deployment of N probe pods in their own namespace.
 
     ``pulumi up`` waits until all N are Ready, so it fails, naming the pods left Pending
-    for lack of ``resource_name``, when the nodes advertise fewer slices than N. Create it
-    with ``depends_on`` the device plugin and node groups.
+    for lack of ``resource_name``, when the nodes advertise fewer slices than N. Give it
+    ``device_plugin`` so that wait starts once the plugin runs on the GPU nodes.
     """
 
     namespace: pulumi.Output[str]
@@ -112,10 +166,15 @@ class VerificationWorkload(pulumi.ComponentResource):
             metadata=deployment["metadata"],
             spec=deployment["spec"],
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[config_map])
+                child,
+                pulumi.ResourceOptions(depends_on=[config_map, *_if_any(args.device_plugin)]),
             ),
         )
         self.register_outputs({"namespace": self.namespace})
+
+
+def _if_any(resource: pulumi.Resource | None) -> list[pulumi.Resource]:
+    return [] if resource is None else [resource]
 
 
 def _deployment(deployment: dict, args: VerificationWorkloadArgs) -> dict:
@@ -129,6 +188,7 @@ def _deployment(deployment: dict, args: VerificationWorkloadArgs) -> dict:
     pod = deployment["spec"]["template"]["spec"]
     pod["nodeSelector"][conventions.PLUGIN_CONFIG_NODE_LABEL] = args.plugin_config_key
     container = pod["containers"][0]
+    container["image"] = args.image_reference
     for env in container["env"]:
         if env["name"] == "PROBE_MODE":
             env["value"] = args.mode

@@ -64,6 +64,9 @@ BAD = [
     ("verificationPods", "6", ["verificationPods 6", "5 GPU slices", "timeSlicingReplicas"]),
     ("verificationPods", "-1", ["verificationPods", "between 0 and 1000"]),
     ("verificationMode", "benchmark", ["verificationMode", "nvidia-smi", "measure"]),
+    ("verificationImage", "python", ["verificationImage 'python'", "not pinned"]),
+    ("verificationImage", "python:latest", ["verificationImage", "not latest"]),
+    ("verificationImage", "Python:3", ["verificationImage", "not an image reference"]),
     ("devicePluginVersion", "latest", ["devicePluginVersion", "'latest'", "v0.20.0"]),
     ("devicePluginVersion", "v0.14.0", ["devicePluginVersion", "v0.17.0 or newer"]),
     ("devicePluginVersion", "0.20.0", ["devicePluginVersion"]),
@@ -228,3 +231,15 @@ def test_too_many_mps_clients_in_a_group_name_the_key_set():
         "eks-gpu-sharing:nodeGroups[0].sharing.replicas must be <= 48 with MPS (the most "
         "clients an MPS server takes), got 49"
     )
+
+
+def test_the_verification_image_is_checked_against_the_mode():
+    """measure imports torch: a Python image without it is refused, naming both keys."""
+    args = args_from_config(config(verificationImage="python:3.13.9-slim-trixie"), "dev",
+                            today=TODAY)
+    assert args.verification_image == "python:3.13.9-slim-trixie"
+    assert args_from_config(config(), "dev", today=TODAY).verification_image is None
+    with pytest.raises(ConfigError, match="verificationImage 'python:3.13.9-slim-trixie' cannot "
+                       "run verificationMode measure"):
+        args_from_config(config(verificationImage="python:3.13.9-slim-trixie",
+                                verificationMode="measure"), "dev", today=TODAY)

@@ -139,9 +139,12 @@ def test_the_plugin_pods_run_as_the_account_the_role_is_bound_to(demo_plan):
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
 
 
-def test_the_sharing_config_waits_for_what_the_plugin_waits_for(demo_plan):
-    """The plugin is created after the GPU nodes; so is its ConfigMap, the plugin's child."""
+def test_the_sharing_config_is_there_before_the_plugin_without_waiting_for_the_nodes(demo_plan):
+    """The plugin reads its ConfigMap at start, so the DaemonSet waits for it; the ConfigMap
+    needs only the API server, so it is created while the GPU nodes join."""
     node_group = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["urn"]
     (config_map,) = [r for r in demo_plan.by_type("kubernetes:core/v1:ConfigMap")
                      if r["inputs"]["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
-    assert node_group in config_map["dependencies"]
+    daemonset = demo_plan.one("kubernetes:apps/v1:DaemonSet")
+    assert {config_map["urn"], node_group} <= set(daemonset["dependencies"])
+    assert node_group not in config_map["dependencies"]

@@ -151,49 +151,62 @@ def test_namespaces_go_after_everything_in_them(demo_plan, wave_of):
             assert wave_of[resource["urn"]] < wave_of[namespaces[namespace]], resource["urn"]
 
 
-#: The demo's destroy order: each wave's resources go in parallel once the earlier waves are
-#: gone (components last, after their children). Pods go while nodes still run; the nodes
-#: go before the cluster; the KMS key outlives the cluster, whose secrets need it. Logging
-#: goes off after the node group and just before the cluster (docs/security.md): the node
-#: group takes the cluster name from the logging-off command, because whether EKS refuses a
-#: node-group delete during a logging update (ResourceInUseException) is undocumented.
-DEMO_DESTROY_WAVES = [
-    {"Deployment gpu-sharing-verification-pods"},
-    {"ConfigMap gpu-sharing-verification-program"},
-    {"Namespace gpu-sharing-verification-ns"},
-    {"VerificationWorkload gpu-sharing-verification"},
-    {"DaemonSet gpu-sharing-device-plugin-ds"},
-    {
-        "ClusterRole gpu-sharing-device-plugin-role",
-        "ClusterRoleBinding gpu-sharing-device-plugin-binding",
-        "ConfigMap gpu-sharing-device-plugin-sharing-configmap",
-        "ServiceAccount gpu-sharing-device-plugin-sa",
-    },
-    {"Namespace gpu-sharing-device-plugin-ns", "SharingConfig gpu-sharing-device-plugin-sharing"},
-    {"NvidiaDevicePlugin gpu-sharing-device-plugin", "kubernetes gpu-sharing-cluster-k8s"},
-    {"NodeGroup gpu-sharing-gpu-ng"},
-    {
-        "Command gpu-sharing-cluster-logging-off-before-delete",
-        "LaunchTemplate gpu-sharing-gpu-lt",
-        "RolePolicyAttachment gpu-sharing-gpu-AmazonEC2ContainerRegistryReadOnly",
-        "RolePolicyAttachment gpu-sharing-gpu-AmazonEKSWorkerNodePolicy",
-        "RolePolicyAttachment gpu-sharing-gpu-AmazonEKS_CNI_Policy",
-    },
-    {"Cluster gpu-sharing-cluster-eks", "Role gpu-sharing-gpu-role"},
-    {"Key gpu-sharing-cluster-secrets", "LogGroup gpu-sharing-cluster-logs",
-     "GpuNodeGroup gpu-sharing-gpu"},
-    {"GpuCluster gpu-sharing-cluster"},
-    {"GpuSharing gpu-sharing"},
-]
+#: What `destroy` must delete before what, in the demo (first, then, why). Nothing else is
+#: ordered: `up` gives each Kubernetes object only the edges it needs (the namespace, RBAC
+#: and ConfigMaps wait for the cluster alone), and `destroy` runs the same edges backwards.
+REQUIRED_DESTROY_ORDER = [
+    ("Deployment gpu-sharing-verification-pods", "DaemonSet gpu-sharing-device-plugin-ds",
+     "up creates the pods once the plugin runs (to await slices); destroy reverses it"),
+    ("Deployment gpu-sharing-verification-pods", "NodeGroup gpu-sharing-gpu-ng",
+     "GPU pods end (SIGTERM) while their node still runs, not orphaned on a vanished node"),
+    ("Deployment gpu-sharing-verification-pods", "Namespace gpu-sharing-verification-ns",
+     "an object goes before its namespace, which would otherwise delete it behind Pulumi"),
+    ("ConfigMap gpu-sharing-verification-program", "Namespace gpu-sharing-verification-ns",
+     "the same: the probe program lives in the namespace"),
+    ("DaemonSet gpu-sharing-device-plugin-ds", "NodeGroup gpu-sharing-gpu-ng",
+     "the plugin pods end while their nodes run (up awaits the plugin on those nodes)"),
+    ("DaemonSet gpu-sharing-device-plugin-ds", "ServiceAccount gpu-sharing-device-plugin-sa",
+     "running plugin pods use their service account, RBAC and config until they end"),
+    ("DaemonSet gpu-sharing-device-plugin-ds",
+     "ClusterRoleBinding gpu-sharing-device-plugin-binding",
+     "the same: the plugin reads its node through this binding"),
+    ("DaemonSet gpu-sharing-device-plugin-ds",
+     "ConfigMap gpu-sharing-device-plugin-sharing-configmap",
+     "the same: the config-manager sidecar reads the sharing config"),
+    ("ConfigMap gpu-sharing-device-plugin-sharing-configmap",
+     "Namespace gpu-sharing-device-plugin-ns", "an object goes before its namespace"),
+    ("Namespace gpu-sharing-verification-ns", "kubernetes gpu-sharing-cluster-k8s",
+     "every Kubernetes object is deleted through the provider, i.e. the API server"),
+    ("Namespace gpu-sharing-device-plugin-ns", "kubernetes gpu-sharing-cluster-k8s",
+     "the same"),
+    ("ClusterRole gpu-sharing-device-plugin-role", "kubernetes gpu-sharing-cluster-k8s",
+     "the same"),
+    ("kubernetes gpu-sharing-cluster-k8s", "Cluster gpu-sharing-cluster-eks",
+     "the provider's kubeconfig is the cluster's"),
+    ("NodeGroup gpu-sharing-gpu-ng", "Command gpu-sharing-cluster-logging-off-before-delete",
+     "logging goes off after the node groups (docs/security.md): whether EKS refuses a "
+     "node-group delete during a logging update is undocumented"),
+    ("Command gpu-sharing-cluster-logging-off-before-delete", "Cluster gpu-sharing-cluster-eks",
+     "logging off must run while the cluster exists"),
+    ("NodeGroup gpu-sharing-gpu-ng", "Cluster gpu-sharing-cluster-eks",
+     "EKS refuses to delete a cluster that still has node groups (ResourceInUseException)"),
+    ("NodeGroup gpu-sharing-gpu-ng", "Role gpu-sharing-gpu-role",
+     "the nodes run with the role until they are gone"),
+    ("NodeGroup gpu-sharing-gpu-ng", "LaunchTemplate gpu-sharing-gpu-lt",
+     "the group's instances are launched from the template"),
+    ("Cluster gpu-sharing-cluster-eks", "Key gpu-sharing-cluster-secrets",
+     "the cluster's secrets are encrypted with the key until the cluster is gone"),
+    ("Cluster gpu-sharing-cluster-eks", "LogGroup gpu-sharing-cluster-logs",
+     "EKS writes control-plane logs there until the cluster is gone"),
+]  # fmt: skip
 
 
-def test_full_destroy_order(demo_plan):
-    by_urn = {r["urn"]: r for r in demo_plan.resources}
-    waves = [
-        {f"{by_urn[urn]['type'].rsplit(':', 1)[-1]} {by_urn[urn]['name']}" for urn in wave}
-        for wave in destroy_waves(demo_plan)
-    ]
-    assert waves == DEMO_DESTROY_WAVES
+@pytest.mark.parametrize(("first", "then", "why"), REQUIRED_DESTROY_ORDER)
+def test_destroy_deletes_in_the_required_order(demo_plan, wave_of, first, then, why):
+    named = {
+        f"{r['type'].rsplit(':', 1)[-1]} {r['name']}": r["urn"] for r in demo_plan.resources
+    }
+    assert wave_of[named[first]] < wave_of[named[then]], why
 
 
 def test_nothing_creates_aws_resources_outside_the_state(demo_plan):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
@@ -191,3 +192,25 @@ def test_a_bad_namespace_is_named_with_what_is_allowed():
     with pytest.raises(ConfigError) as error:
         NvidiaDevicePluginArgs(provider=None, namespace="UPPER").validate()
     assert str(error.value) == "namespace 'UPPER' is not a valid namespace name"
+
+
+@pytest.mark.parametrize("configs", [None, {"default": mps(2)}])
+def test_only_the_daemonsets_wait_for_the_node_groups(configs):
+    """A DaemonSet with no node to run on is ready at once (pulumi-kubernetes
+    provider/pkg/await/daemonset.go: kstatus, desiredNumberScheduled 0), so only created after
+    the nodes does its readiness mean the plugin runs there; the rest needs the API only."""
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        nodes = k8s.core.v1.Namespace(
+            "node-group-stand-in", opts=pulumi.ResourceOptions(provider=provider)
+        )
+        extra = {"configs": configs} if configs else {}
+        NvidiaDevicePlugin(
+            "dp", NvidiaDevicePluginArgs(provider=provider, node_groups=[nodes], **extra)
+        )
+
+    plan = run_program(program)
+    (nodes,) = [r["urn"] for r in plan.resources if r["name"] == "node-group-stand-in"]
+    waiting = {r["name"] for r in plan.resources if nodes in r["dependencies"]}
+    assert waiting == ({"dp-ds", "dp-mps"} if configs else {"dp-ds"})

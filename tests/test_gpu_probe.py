@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -259,9 +260,88 @@ def imported_modules(nodes: Iterable[ast.AST]) -> set[str]:
 
 
 def test_program_needs_only_the_standard_library_until_it_measures() -> None:
-    """The ConfigMap carries this one file into an image with Python and torch only."""
+    """The ConfigMap carries this one file into a plain Python image (torch in measure mode)."""
     tree = ast.parse(PROBE_PROGRAM.read_text(encoding="utf-8"))
     stdlib = set(sys.stdlib_module_names)
 
     assert imported_modules(tree.body) <= stdlib
     assert imported_modules(ast.walk(tree)) <= stdlib | {"torch"}
+
+
+#: Runs the probe as its pod does and then names every module it loaded that is not in the
+#: standard library (on stderr, after the probe's own output).
+LOADED_MODULES = """\
+import runpy, sys
+try:
+    runpy.run_path(sys.argv[1], run_name="__main__")
+except SystemExit as done:
+    status = done.code
+others = {name.partition(".")[0] for name in sys.modules} - set(sys.stdlib_module_names)
+print("loaded:", ",".join(sorted(others - {"__main__"})), file=sys.stderr)
+sys.exit(status)
+"""
+
+
+def as_in_the_small_image(program: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``python3 -I -S``: no site-packages (no torch, no pip packages), no PYTHON* variables,
+    no current folder on the path: what Python's official image has, and only that."""
+    return subprocess.run(
+        [sys.executable, "-I", "-S", *program],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_default_mode_imports_nothing_outside_the_standard_library(
+    probe_env: dict[str, str],
+) -> None:
+    done = as_in_the_small_image(["-c", LOADED_MODULES, str(PROBE_PROGRAM)], probe_env)
+
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["error"] for line in lines] == [None, None]
+    assert lines[0]["gpus"][0]["name"] == "Tesla T4"
+    assert done.stderr.splitlines()[-1] == "loaded: "
+
+
+def test_measure_mode_is_what_needs_torch(probe_env: dict[str, str]) -> None:
+    """The contrast: without site-packages, measure mode reports that torch is missing."""
+    done = as_in_the_small_image([str(PROBE_PROGRAM)], {**probe_env, "PROBE_MODE": "measure"})
+
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines and all("No module named 'torch'" in line["error"] for line in lines)
+
+
+def _no_nvidia_smi() -> str | None:
+    if shutil.which("nvidia-smi") is None:
+        return "no nvidia-smi on PATH: needs an NVIDIA GPU and driver"
+    return None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_no_nvidia_smi() is not None, reason=str(_no_nvidia_smi()))
+def test_default_mode_reports_the_real_gpu_with_only_the_standard_library(
+    tmp_path: Path,
+) -> None:
+    """The probe as the small image runs it: Python's standard library and the driver's
+    nvidia-smi, nothing else (no PyTorch, no pip packages)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "PROBE_SAMPLES": "2",
+        "PROBE_INTERVAL_SECONDS": "0.5",
+        "PROBE_READY_FILE": str(tmp_path / "ready"),
+    }
+    done = as_in_the_small_image(["-c", LOADED_MODULES, str(PROBE_PROGRAM)], env)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "loaded: "
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 2 and [line["error"] for line in lines] == [None, None]
+    listed = subprocess.run(
+        ["nvidia-smi", "--query-gpu=uuid,name", "--format=csv,noheader"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    expected = [[f.strip() for f in row.split(",")] for row in listed.splitlines() if row]
+    for line in lines:
+        assert [[gpu["uuid"], gpu["name"]] for gpu in line["gpus"]] == expected
+        assert all(gpu["memory_total_mib"] > 0 for gpu in line["gpus"])
+    assert (tmp_path / "ready").is_file()

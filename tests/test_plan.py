@@ -28,7 +28,14 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
     assert "aws:eks/nodeGroup:NodeGroup" in result.stdout
     assert "26 resources" in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
-    assert set(plan) == {"stack", "config", "resources", "outputs"}
+    assert set(plan) == {"stack", "config", "resources", "outputs", "criticalPath"}
+    assert [(step["name"], step["wait"]) for step in plan["criticalPath"][1:]] == [
+        ("gpu-sharing-cluster-eks", "AWS create"),
+        ("gpu-sharing-gpu-ng", "node join"),
+        ("gpu-sharing-device-plugin-ds", "image pull, pod ready"),
+        ("gpu-sharing-verification-pods", "image pull, pod ready"),
+    ]
+    assert "Critical path of `pulumi up`: ~15 min" in result.stdout
     assert plan["stack"] == "dev"
     assert plan["config"]["eks-gpu-sharing:timeSlicingReplicas"] == "5"
     for resource in plan["resources"]:

@@ -211,3 +211,47 @@ def test_no_verification_pods_means_no_workload():
     )
     assert holder["gpu"].verification is None
     assert not plan.by_type("eks-gpu-sharing:index:VerificationWorkload")
+
+
+def volume_gib(plan, group: str = "gpu") -> int:
+    template = by_name(plan, f"gpu-sharing-{group}-lt")
+    (mapping,) = template["inputs"]["blockDeviceMappings"]
+    return mapping["ebs"]["volumeSize"]
+
+
+def test_the_node_volume_holds_what_the_node_runs(demo_plan):
+    """AL2023: the AMI's 20 GiB, plus the plugin's and the probe's images as containerd keeps
+    them (4 x compressed), below the kubelet's 85 % image GC threshold."""
+    from components import catalog
+    from components.device_plugin import IMAGE_COMPRESSED_GB
+    from components.verification import PROBE_IMAGES
+    from tests.conftest import run_stack
+
+    for plan, mode in ((demo_plan, "nvidia-smi"), (run_stack("dev", ["verificationMode=measure"]),
+                                                   "measure")):  # fmt: skip
+        images = IMAGE_COMPRESSED_GB + PROBE_IMAGES[mode].compressed_gb
+        assert volume_gib(plan) == catalog.al2023_root_volume_gib([images])
+    assert volume_gib(demo_plan) == 25  # (20 + 4 x 0.243 GB) / 0.85
+    assert catalog.al2023_root_volume_gib([IMAGE_COMPRESSED_GB, 3.3]) == 39
+
+
+def test_groups_without_the_pods_and_set_sizes_are_sized_otherwise():
+    """multi: the pods run on the timesliced group; a size set by the user is kept; on
+    Bottlerocket, whose images live on a second volume, the size stays the default 50."""
+    from components import GpuNodeGroupArgs, GpuSharing, GpuSharingArgs, time_slicing
+    from tests.conftest import run_program, run_stack
+
+    multi = run_stack("multi", ["verificationMode=measure"])
+    assert (volume_gib(multi, "timesliced"), volume_gib(multi, "mps")) == (39, 25)
+
+    def program():
+        GpuSharing("gpu-sharing", GpuSharingArgs(
+            node_groups={
+                "own": GpuNodeGroupArgs(disk_size_gib=80),
+                "br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA"),
+            },
+            plugin_configs={"default": time_slicing(5)},
+        ))  # fmt: skip
+
+    plan = run_program(program)
+    assert (volume_gib(plan, "own"), volume_gib(plan, "br")) == (80, 50)

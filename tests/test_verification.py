@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
@@ -116,3 +117,74 @@ def test_a_new_probe_program_and_only_that_rolls_the_pods(monkeypatch, tmp_path)
     edited.write_text(PROBE_PROGRAM.read_text() + "\n# edited\n")
     monkeypatch.setattr(verification, "PROBE_PROGRAM", edited)
     assert deployment(build())["spec"]["template"] != template
+
+
+def test_each_mode_runs_in_its_own_pinned_image():
+    """nvidia-smi mode needs Python's standard library only: the small official image."""
+    for mode, image in verification.PROBE_IMAGES.items():
+        container = deployment(build(mode=mode))["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == image.reference
+    assert verification.PROBE_IMAGES["nvidia-smi"].reference == "python:3.14.7-slim-trixie"
+    assert verification.PROBE_IMAGES["measure"].reference.startswith("pytorch/pytorch:")
+
+
+def test_the_small_image_is_a_fraction_of_the_pytorch_one():
+    small, large = (verification.PROBE_IMAGES[m].compressed_gb for m in ("nvidia-smi", "measure"))
+    assert small < 0.05 < 1 < large
+
+
+@pytest.mark.parametrize(
+    ("mode", "image"),
+    [
+        ("nvidia-smi", "123456789012.dkr.ecr.us-west-2.amazonaws.com/mirror/python:3.14.7-slim"),
+        ("nvidia-smi", "python@sha256:" + "a" * 64),
+        ("measure", "nvcr.io/nvidia/pytorch:25.01-py3"),
+        ("measure", "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:2.5.1-gpu"),
+        ("measure", "localhost:5000/pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"),
+    ],
+)
+def test_an_image_override_reaches_the_pods(mode, image):
+    container = deployment(build(mode=mode, image=image))["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert container["image"] == image
+
+
+@pytest.mark.parametrize(
+    ("mode", "image", "message"),
+    [
+        ("nvidia-smi", "python", "verificationImage 'python' is not pinned; name a release tag "
+         "(not latest) or a digest"),
+        ("nvidia-smi", "python:latest", "verificationImage 'python:latest' is not pinned; name "
+         "a release tag (not latest) or a digest"),
+        ("nvidia-smi", "Python:3.14", "verificationImage 'Python:3.14' is not an image "
+         "reference ([registry/]repository:tag or @digest)"),
+        ("nvidia-smi", "python:3.14 ", "verificationImage 'python:3.14 ' is not an image "
+         "reference ([registry/]repository:tag or @digest)"),
+        ("measure", "python:3.14.7-slim-trixie", "verificationImage "
+         "'python:3.14.7-slim-trixie' cannot run verificationMode measure, which imports torch "
+         "with CUDA: use a PyTorch image (its repository's name contains pytorch), e.g. "
+         "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"),
+        ("measure", "pytorch/python:3.14", "verificationImage 'pytorch/python:3.14' cannot run "
+         "verificationMode measure"),
+    ],
+)  # fmt: skip
+def test_a_bad_image_override_is_refused_naming_the_key(mode, image, message):
+    with pytest.raises(ConfigError) as error:
+        VerificationWorkloadArgs(provider=None, mode=mode, image=image).validate()
+    assert str(error.value).startswith(message)
+
+
+def test_the_pods_wait_for_the_device_plugin_and_nothing_else_does():
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        plugin = k8s.core.v1.Namespace("plugin-stand-in", opts=pulumi.ResourceOptions(
+            provider=provider))
+        VerificationWorkload("v", VerificationWorkloadArgs(provider=provider, device_plugin=plugin))
+
+    plan = run_program(program)
+    (plugin,) = [r for r in plan.resources if r["name"] == "plugin-stand-in"]
+    waits = {r["type"]: r["dependencies"] for r in plan.resources if r["name"].startswith("v-")}
+    assert plugin["urn"] in waits["kubernetes:apps/v1:Deployment"]
+    assert not any(plugin["urn"] in deps for typ, deps in waits.items()
+                   if typ != "kubernetes:apps/v1:Deployment")

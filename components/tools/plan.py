@@ -47,6 +47,7 @@ from .cli import (
     writable,
     write_text,
 )
+from .critical_path import critical_path, minutes
 from .mocks import DEFAULT_REGION, AwsLikeMocks
 
 PROJECT = "eks-gpu-sharing"
@@ -76,6 +77,7 @@ class Plan:
             "config": self.config,
             "resources": self.resources,
             "outputs": self.outputs,
+            "criticalPath": [step.to_json() for step in critical_path(self.resources)],
         }
 
     def by_type(self, typ: str) -> list[dict[str, Any]]:
@@ -360,11 +362,27 @@ def print_table(plan: Plan, out: Any = sys.stdout) -> None:
     )
     for line in lines:
         print(f"  ${line.usd_per_hour:.3f}/h  {line.item}", file=out)
+    print_critical_path(plan, out)
     print(
         f"\nKubernetes versions offline: the EKS calendar in components/catalog.py as of "
         f"{catalog.CALENDAR_AS_OF} (a real `pulumi up` asks EKS).",
         file=out,
     )
+
+
+def print_critical_path(plan: Plan, out: Any = sys.stdout) -> None:
+    """The chain of waits that bounds ``up``, each with its kind and typical time."""
+    steps = critical_path(plan.resources)
+    total = sum(step.seconds for step in steps)
+    print(
+        f"\nCritical path of `pulumi up`: {minutes(total)}, the longest chain of waits "
+        '(typical times, README.md "Time to ready"):',
+        file=out,
+    )
+    width = max((len(f"{step.type} {step.name}") for step in steps), default=0)
+    for step in steps:
+        where = f"{step.type} {step.name}".ljust(width)
+        print(f"  {where}  {step.wait:<21}  {minutes(step.seconds)}", file=out)
 
 
 def plan_warnings(plan: Plan) -> list[str]:

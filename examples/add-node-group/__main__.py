@@ -51,9 +51,13 @@ gpu = GpuNodeGroup(
 )
 plugin = NvidiaDevicePlugin(
     "gpu-device-plugin",
-    NvidiaDevicePluginArgs(provider=kubernetes, configs={"default": sharing}),
-    # Its DaemonSet is awaited until the plugin runs on the GPU nodes.
-    opts=pulumi.ResourceOptions(depends_on=[gpu]),
+    NvidiaDevicePluginArgs(
+        provider=kubernetes,
+        configs={"default": sharing},
+        # Its DaemonSet is created after the GPU nodes, so `up` awaits the plugin running on
+        # them; its namespace, RBAC and config are created while the nodes join.
+        node_groups=[gpu],
+    ),
 )
 
 pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig_json))

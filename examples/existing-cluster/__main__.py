@@ -47,9 +47,12 @@ if pods:
     probe = VerificationWorkload(
         "gpu-sharing-verification",
         VerificationWorkloadArgs(
-            provider=cluster, pods=pods, resource_name=sharing.resource_name()
+            provider=cluster,
+            pods=pods,
+            resource_name=sharing.resource_name(),
+            # The pods can only be scheduled once the plugin advertises the GPU units; their
+            # namespace and program need only the API server.
+            device_plugin=plugin,
         ),
-        # The pods can only be scheduled once the plugin advertises the GPU units.
-        opts=pulumi.ResourceOptions(depends_on=[plugin]),
     )
     pulumi.export("verificationNamespace", probe.namespace)
