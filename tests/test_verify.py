@@ -118,7 +118,8 @@ def test_five_pods_sharing_one_gpu_fairly_pass(tmp_path, capsys):
     assert result.rc == 0, result.out
     assert result.statuses() == dict.fromkeys(CHECKS, "pass")
     assert result.out.rstrip().endswith("PASS: 4 checks passed")
-    assert "waiting for pods: 5/5 ready (0s)" in result.err
+    # The seconds waited depend on the machine's load, not on verify.
+    assert re.search(r"waiting for pods: 5/5 ready \(\d+s\)\n", result.err)
     report = result.report
     assert report["ok"] is True
     # Only the GPU node: the label selector went to the server, which applied it.
@@ -422,7 +423,7 @@ def test_no_gpu_nodes_and_no_pods(tmp_path, capsys):
         "no pods labelled app.kubernetes.io/name=gpu-sharing-verification in namespace "
         "gpu-sharing-verification; gave up waiting after 0s (--timeout)"
     )
-    assert "waiting for pods: 0/1 ready (0s)" in result.err
+    assert re.search(r"waiting for pods: 0/1 ready \(\d+s\)\n", result.err)
 
 
 def test_timeout_waiting_for_ready_fails_with_progress(tmp_path, capsys):
@@ -433,7 +434,7 @@ def test_timeout_waiting_for_ready_fails_with_progress(tmp_path, capsys):
     result = run(cluster, tmp_path, capsys, "--timeout", "0.2")
 
     assert result.rc == 1
-    assert result.err.startswith("waiting for pods: 2/5 ready (0s)\n")
+    assert re.match(r"waiting for pods: 2/5 ready \(\d+s\)\n", result.err)
     assert cluster.pod_lists > 3  # it polled
     check = result.check("pods-ready")
     assert re.fullmatch(
@@ -457,7 +458,7 @@ def test_waits_until_pods_are_ready(tmp_path, capsys):
 
     assert result.rc == 0, result.out
     progress = result.err.splitlines()
-    assert progress[0] == "waiting for pods: 3/5 ready (0s)"
+    assert re.fullmatch(r"waiting for pods: 3/5 ready \(\d+s\)", progress[0])
     assert progress[-1].startswith("waiting for pods: 5/5 ready (")
     assert len(progress) == 3  # a line per change, not per poll
     assert result.report["timed_out"] is False
