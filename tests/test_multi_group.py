@@ -38,7 +38,7 @@ def test_one_configmap_with_a_key_per_group_and_a_default(multi_plan):
 
 def test_each_group_is_labelled_with_its_config_key(multi_plan):
     labels = labels_by_group(multi_plan)
-    assert set(labels) == {"timesliced", "mps", "exclusive"}
+    assert set(labels) == {"timesliced", "bottlerocket", "mps", "exclusive"}
     for group, group_labels in labels.items():
         assert group_labels[conventions.PLUGIN_CONFIG_NODE_LABEL] == group
         mps_capable = group_labels.get(conventions.MPS_CAPABLE_NODE_LABEL)
@@ -64,7 +64,25 @@ def test_verification_pods_target_the_first_group(multi_plan):
 
 def test_outputs_per_group(multi_plan):
     assert multi_plan.outputs["gpuSlicesPerNodeByGroup"] == {
-        "timesliced": 5, "mps": 2, "exclusive": 1}
+        "timesliced": 5, "bottlerocket": 5, "mps": 2, "exclusive": 1}
+
+
+def test_the_al2023_and_bottlerocket_groups_advertise_the_same_slices_two_ways(multi_plan):
+    """One sharing model, two deliveries: a ConfigMap key for AL2023, user data for
+    Bottlerocket; the ConfigMap carries no key for the Bottlerocket group."""
+    (config_map,) = [o for o in kubernetes_objects(multi_plan)
+                     if o["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
+    served = yaml.safe_load(config_map["data"]["timesliced"])["sharing"]["timeSlicing"]
+    assert "bottlerocket" not in config_map["data"]
+    templates = {r["name"]: r["inputs"] for r in multi_plan.by_type(
+        "aws:ec2/launchTemplate:LaunchTemplate")}
+    host = tomllib.loads(base64.b64decode(templates["gpu-sharing-bottlerocket-lt"]["userData"])
+                         .decode())["settings"]["kubelet-device-plugins"]["nvidia"]
+    assert host["device-sharing-strategy"] == "time-slicing"
+    assert host["time-slicing"]["replicas"] == served["resources"][0]["replicas"] == 5
+    assert host["time-slicing"]["rename-by-default"] is served.get("renameByDefault", False)
+    assert "userData" not in templates["gpu-sharing-timesliced-lt"]
+    assert not [w for w in multi_plan.warnings if "Bottlerocket" in w]
 
 
 def test_every_object_is_schema_valid(multi_plan):
