@@ -133,7 +133,9 @@ class GpuNodeGroupArgs:
         validation.string_map("tags", self.tags)
         if self.plugin_config is not None:
             if not isinstance(self.plugin_config, PluginConfig):
-                raise ConfigError(f"plugin_config must be a PluginConfig, got {self.plugin_config!r}")
+                raise ConfigError(
+                    f"plugin_config must be a PluginConfig, got {self.plugin_config!r}"
+                )
             self.plugin_config.validate("plugin_config")
         if self.host_runs_device_plugin:
             bottlerocket.settings(self.host_sharing, "plugin_config")

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import base64
 import re
-import tomllib
 
 import botocore.session
 import pytest
+import tomllib
 
 from components import (
     ConfigError,
-    conventions,
     GpuNodeGroupArgs,
     GpuSharing,
     GpuSharingArgs,
     bottlerocket,
+    conventions,
     mps,
     time_slicing,
     unshared,
@@ -43,8 +43,9 @@ MODELS = {
     "mps": mps(4),
     "flags": PluginConfig(
         sharing=TimeSlicing((ReplicatedResource(replicas=2),)),
-        flags=Flags(pass_device_specs=False, device_id_strategy="uuid",
-                    device_list_strategy="cdi-cri"),
+        flags=Flags(
+            pass_device_specs=False, device_id_strategy="uuid", device_list_strategy="cdi-cri"
+        ),
     ),
 }
 
@@ -75,12 +76,18 @@ def test_time_slicing_writes_every_option_because_bottlerocket_defaults_differ_f
     to true; the plugin's own file (what AL2023 nodes read) to false."""
     assert nvidia(time_slicing(5)) == {
         "device-sharing-strategy": "time-slicing",
-        "time-slicing": {"replicas": 5, "rename-by-default": False,
-                         "fail-requests-greater-than-one": False},
+        "time-slicing": {
+            "replicas": 5,
+            "rename-by-default": False,
+            "fail-requests-greater-than-one": False,
+        },
     }
     strict = nvidia(MODELS["time-slicing renamed, strict"])["time-slicing"]
-    assert strict == {"replicas": 3, "rename-by-default": True,
-                      "fail-requests-greater-than-one": True}
+    assert strict == {
+        "replicas": 3,
+        "rename-by-default": True,
+        "fail-requests-greater-than-one": True,
+    }
 
 
 def test_time_slicing_replicas_is_a_32_bit_integer_from_2():
@@ -103,10 +110,15 @@ def test_mps_has_replicas_and_rename_by_default_only():
         "mps": {"replicas": 4, "rename-by-default": False},
     }
     with pytest.raises(ConfigError) as error:
-        bottlerocket.settings(PluginConfig(sharing=Mps(
-            (ReplicatedResource(replicas=4),), fail_requests_greater_than_one=False)))
-    assert "config.sharing.mps.failRequestsGreaterThanOne False cannot be set on Bottlerocket" \
+        bottlerocket.settings(
+            PluginConfig(
+                sharing=Mps((ReplicatedResource(replicas=4),), fail_requests_greater_than_one=False)
+            )
+        )
+    assert (
+        "config.sharing.mps.failRequestsGreaterThanOne False cannot be set on Bottlerocket"
         in str(error.value)
+    )
     assert "no mps.fail-requests-greater-than-one" in str(error.value)
 
 
@@ -116,8 +128,11 @@ def test_plugin_flags_map_to_their_settings():
         "device-id-strategy": "uuid",
         "device-list-strategy": "cdi-cri",
         "device-sharing-strategy": "time-slicing",
-        "time-slicing": {"replicas": 2, "rename-by-default": False,
-                         "fail-requests-greater-than-one": False},
+        "time-slicing": {
+            "replicas": 2,
+            "rename-by-default": False,
+            "fail-requests-greater-than-one": False,
+        },
     }
     for strategy in bottlerocket.DEVICE_LIST_STRATEGIES:
         flags = Flags(device_list_strategy=strategy)
@@ -138,25 +153,33 @@ def test_a_device_list_strategy_bottlerocket_lacks_is_refused_with_the_values_it
     )
     with pytest.raises(ConfigError, match="one device-list-strategy value at a time"):
         bottlerocket.settings(
-            PluginConfig(flags=Flags(device_list_strategy=("envvar", "volume-mounts"))))
+            PluginConfig(flags=Flags(device_list_strategy=("envvar", "volume-mounts")))
+        )
 
 
-@pytest.mark.parametrize(("flags", "option"), [
-    (Flags(mig_strategy="single"), "flags.migStrategy 'single'"),
-    (Flags(fail_on_init_error=False), "flags.failOnInitError False"),
-    (Flags(nvidia_driver_root="/run/nvidia/driver"), "flags.nvidiaDriverRoot"),
-    (Flags(mps_root="/run/nvidia/mps"), "flags.mpsRoot"),
-    (Flags(device_discovery_strategy="nvml"), "flags.deviceDiscoveryStrategy"),
-    (Flags(shared_devices_allocation_policy="packed"),
-     "flags.plugin.sharedDevicesAllocationPolicy"),
-])
+@pytest.mark.parametrize(
+    ("flags", "option"),
+    [
+        (Flags(mig_strategy="single"), "flags.migStrategy 'single'"),
+        (Flags(fail_on_init_error=False), "flags.failOnInitError False"),
+        (Flags(nvidia_driver_root="/run/nvidia/driver"), "flags.nvidiaDriverRoot"),
+        (Flags(mps_root="/run/nvidia/mps"), "flags.mpsRoot"),
+        (Flags(device_discovery_strategy="nvml"), "flags.deviceDiscoveryStrategy"),
+        (
+            Flags(shared_devices_allocation_policy="packed"),
+            "flags.plugin.sharedDevicesAllocationPolicy",
+        ),
+    ],
+)
 def test_options_bottlerocket_has_no_setting_for_are_refused_naming_both(flags, option):
     with pytest.raises(ConfigError) as error:
         bottlerocket.settings(PluginConfig(flags=flags), "plugin_configs['x']")
     message = str(error.value)
     assert message.startswith(f"plugin_configs['x'].{option}")
-    assert "cannot be set on Bottlerocket: settings.kubelet-device-plugins.nvidia has no " \
+    assert (
+        "cannot be set on Bottlerocket: settings.kubelet-device-plugins.nvidia has no "
         f"{option.split()[0].rpartition('.')[2]} setting" in message
+    )
 
 
 def test_every_setting_written_names_the_release_that_added_it():
@@ -181,8 +204,12 @@ def test_user_data_is_base64_toml_that_parses_back_to_the_settings(name):
 
 def test_user_data_fits_ec2():
     """RequestLaunchTemplateData.UserData: base64-encoded text, at most 16 KB."""
-    member = botocore.session.get_session().get_service_model("ec2").shape_for(
-        "RequestLaunchTemplateData").members["UserData"]
+    member = (
+        botocore.session.get_session()
+        .get_service_model("ec2")
+        .shape_for("RequestLaunchTemplateData")
+        .members["UserData"]
+    )
     assert member.type_name == "string"
     assert "base64-encoded" in member.documentation and "16 KB" in member.documentation
     assert max(len(bottlerocket.user_data(c)) for c in MODELS.values()) < 16 * 1024
@@ -194,30 +221,39 @@ def test_user_data_fits_ec2():
 def test_a_bottlerocket_group_refuses_a_config_it_cannot_say_naming_group_and_key():
     args = GpuSharingArgs(
         node_groups={"br": GpuNodeGroupArgs(ami_type=BOTTLEROCKET, plugin_config_key="x")},
-        plugin_configs={"default": unshared(),
-                        "x": PluginConfig(flags=Flags(device_discovery_strategy="nvml"))},
+        plugin_configs={
+            "default": unshared(),
+            "x": PluginConfig(flags=Flags(device_discovery_strategy="nvml")),
+        },
         verification_pods=0,
     )
     with pytest.raises(ConfigError) as error:
         args.validate()
     assert str(error.value).startswith(
-        "node group 'br' runs Bottlerocket: plugin_configs['x'].flags.deviceDiscoveryStrategy")
+        "node group 'br' runs Bottlerocket: plugin_configs['x'].flags.deviceDiscoveryStrategy"
+    )
 
 
 def test_a_cluster_of_only_bottlerocket_gpu_groups_runs_no_plugin_of_ours():
     """No privileged namespace, no hostPath DaemonSet, no ConfigMap: the hosts share."""
-    plan = run_program(lambda: GpuSharing("g", GpuSharingArgs(
-        node_groups={"br": GpuNodeGroupArgs(ami_type=BOTTLEROCKET)},
-        plugin_configs={"default": mps(3)},
-        verification_pods=3,
-    )))
+    plan = run_program(
+        lambda: GpuSharing(
+            "g",
+            GpuSharingArgs(
+                node_groups={"br": GpuNodeGroupArgs(ami_type=BOTTLEROCKET)},
+                plugin_configs={"default": mps(3)},
+                verification_pods=3,
+            ),
+        )
+    )
     objects = kubernetes_objects(plan)
     assert not [o for o in objects if o["kind"] == "DaemonSet"]
     assert conventions.PLUGIN_CONFIGMAP_NAME not in {o["metadata"]["name"] for o in objects}
     namespaces = [o for o in objects if o["kind"] == "Namespace"]
     assert [n["metadata"]["name"] for n in namespaces] == [conventions.VERIFICATION_NAMESPACE]
     assert namespaces[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] != (
-        "privileged")
+        "privileged"
+    )
     assert "hostPath" not in str(objects)
     # The verification pods still run, on the Bottlerocket nodes' own shares.
     (workload,) = [o for o in objects if o["kind"] in ("Deployment", "Job")]

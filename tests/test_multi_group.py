@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import tomllib
 
 import kubernetes_validate
 import pytest
+import tomllib
 import yaml
 
 from components import ConfigError, args_from_config, conventions

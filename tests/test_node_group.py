@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import tomllib
 
 import pytest
+import tomllib
 
 from components import ConfigError, GpuNodeGroup, GpuNodeGroupArgs, catalog, conventions
 from components.plugin_config import Flags, PluginConfig, mps, time_slicing
