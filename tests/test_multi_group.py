@@ -237,3 +237,21 @@ def test_bottlerocket_gpus_count_for_a_renamed_resource_too():
     )
     assert args.advertised_slices("default") == 8
     args.validate()
+
+
+def test_the_plan_says_where_bottlerocket_sharing_lives_and_that_a_change_rolls_the_nodes(
+    multi_plan,
+):
+    import io
+
+    from components.tools.plan import print_table
+
+    out = io.StringIO()
+    print_table(multi_plan, out)
+    (line,) = [row for row in out.getvalue().splitlines() if "gpu-sharing-bottlerocket-ng" in row]
+    assert line.endswith(
+        "host plugin: 5 x nvidia.com/gpu per GPU, from launch template version 1's user data "
+        "(a change is a new version: EKS replaces the nodes)")
+    (al2023,) = [row for row in out.getvalue().splitlines() if "gpu-sharing-timesliced-ng" in row]
+    assert "host plugin" not in al2023
+    assert "'bottlerocket': 5" in out.getvalue() and "'timesliced': 5" in out.getvalue()
