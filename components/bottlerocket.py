@@ -112,7 +112,11 @@ def _flags(config: PluginConfig, field: str) -> dict[str, Any]:
         for strategy in listed:
             _one_of(where, strategy, DEVICE_LIST_STRATEGIES, "device-list-strategy")
         if len(listed) > 1:
-            raise _missing(where, list(listed), "one device-list-strategy value at a time")
+            # Lists arrived in a later settings model than the releases in RELEASES.
+            raise ConfigError(
+                f"{where} {list(listed)!r}: for Bottlerocket give one strategy; "
+                f"{PREFIX}.device-list-strategy takes a list only in newer releases"
+            )
         out["device-list-strategy"] = listed[0]
     return out
 

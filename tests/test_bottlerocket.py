@@ -151,7 +151,7 @@ def test_a_device_list_strategy_bottlerocket_lacks_is_refused_with_the_values_it
         "settings.kubelet-device-plugins.nvidia.device-list-strategy takes envvar, "
         "volume-mounts, cdi-cri"
     )
-    with pytest.raises(ConfigError, match="one device-list-strategy value at a time"):
+    with pytest.raises(ConfigError, match="for Bottlerocket give one strategy"):
         bottlerocket.settings(
             PluginConfig(flags=Flags(device_list_strategy=("envvar", "volume-mounts")))
         )
