@@ -99,9 +99,10 @@ class GpuSharingArgs:
                 self.plugin_configs,
                 "is not a key of plugin_configs",
             )
+        validate_configs(self.plugin_configs, conventions.DEFAULT_PLUGIN_CONFIG_KEY)
+        for name, group in self.node_groups.items():
             if group.host_runs_device_plugin:
                 self._validate_bottlerocket(name, group.plugin_config_key)
-        validate_configs(self.plugin_configs, conventions.DEFAULT_PLUGIN_CONFIG_KEY)
         validate_version(self.device_plugin_version)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
         if self.verification_pods:
@@ -125,12 +126,9 @@ class GpuSharingArgs:
                 )
 
     def _validate_bottlerocket(self, group: str, key: str) -> None:
-        """The group's config must be one Bottlerocket's settings can say."""
-        config = self.plugin_configs[key]
-        if not isinstance(config, PluginConfig):
-            return  # validate_configs names it
+        """The group's (valid) config must be one Bottlerocket's settings can say."""
         try:
-            bottlerocket.settings(config, f"plugin_configs[{key!r}]")
+            bottlerocket.settings(self.plugin_configs[key], f"plugin_configs[{key!r}]")
         except ConfigError as error:
             raise ConfigError(f"node group {group!r} runs Bottlerocket: {error}") from None
 

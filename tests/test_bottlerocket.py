@@ -234,6 +234,16 @@ def test_a_bottlerocket_group_refuses_a_config_it_cannot_say_naming_group_and_ke
     )
 
 
+def test_the_plugin_rules_come_first_for_a_bottlerocket_group_too():
+    args = GpuSharingArgs(
+        node_groups={"br": GpuNodeGroupArgs(ami_type=BOTTLEROCKET)},
+        plugin_configs={"default": PluginConfig(sharing=TimeSlicing(()))},
+        verification_pods=0,
+    )
+    with pytest.raises(ConfigError, match=r"configs\['default'\].sharing.timeSlicing.resources"):
+        args.validate()
+
+
 def test_a_cluster_of_only_bottlerocket_gpu_groups_runs_no_plugin_of_ours():
     """No privileged namespace, no hostPath DaemonSet, no ConfigMap: the hosts share."""
     plan = run_program(
