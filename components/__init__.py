@@ -3,7 +3,8 @@
 Where each resource is created, in one hop:
 
 - :class:`GpuCluster` (cluster.py): the EKS cluster, its KMS key and Kubernetes provider.
-- :class:`GpuNodeGroup` (node_group.py): a g4dn managed node group, its role and template.
+- :class:`GpuNodeGroup` (node_group.py): a g4dn managed node group, its role and template;
+  on Bottlerocket the template's user data carries the sharing (rendered by bottlerocket.py).
 - :class:`NvidiaDevicePlugin` (device_plugin.py): namespace, RBAC and DaemonSet of the plugin.
 - :class:`SharingConfig` (sharing.py): the ConfigMap of device plugin configs.
 - :class:`VerificationWorkload` (verification.py): the pods that prove the sharing.

@@ -81,7 +81,12 @@ def minor(version: str) -> tuple[int, ...]:
 #: Control-plane log types EKS can send to CloudWatch.
 EKS_LOG_TYPES: tuple[str, ...] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
-#: The block device each NVIDIA AMI type keeps containers and images on.
+#: The block device each NVIDIA AMI type keeps containers and images on. AL2023 has one
+#: volume. Bottlerocket has two (bottlerocket-os/bottlerocket README.md, "Default Volumes"):
+#: the root device /dev/xvda holds only the OS partitions and the API's data store; the data
+#: device /dev/xvdb holds images and containers, and grows its partition to the volume at
+#: boot. So images need the second one sized (Karpenter's Bottlerocket AMI family likewise
+#: gives /dev/xvda 4 GiB and /dev/xvdb the room).
 CONTAINER_VOLUME_DEVICE: dict[str, str] = {
     "AL2023_x86_64_NVIDIA": "/dev/xvda",
     "BOTTLEROCKET_x86_64_NVIDIA": "/dev/xvdb",

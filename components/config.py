@@ -34,7 +34,11 @@ KEYS: dict[str, tuple[str, Any]] = {
         "STANDARD",
     ),
     "gpuInstanceType": ("g4dn instance type of the GPU nodes", "g4dn.xlarge"),
-    "gpuAmiType": ("EKS AMI type with the NVIDIA driver", "AL2023_x86_64_NVIDIA"),
+    "gpuAmiType": (
+        "EKS AMI type with the NVIDIA driver; it picks how the sharing is delivered: our device "
+        "plugin (AL2023_x86_64_NVIDIA) or the host's, by user data (BOTTLEROCKET_x86_64_NVIDIA)",
+        "AL2023_x86_64_NVIDIA",
+    ),
     "gpuCapacityType": ("ON_DEMAND or SPOT", "ON_DEMAND"),
     "gpuNodeDesired": ("GPU nodes to run", 1),
     "gpuNodeMin": ("fewest GPU nodes", 1),

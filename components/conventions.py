@@ -26,6 +26,10 @@ AMI_TYPE_NODE_LABEL = "eks-gpu-sharing/ami-type"
 #: AMI types whose host runs NVIDIA's device plugin itself (Bottlerocket's NVIDIA variants,
 #: bottlerocket.dev settings.kubelet-device-plugins): our DaemonSets stay off their nodes.
 HOST_DEVICE_PLUGIN_AMI_TYPES = ("BOTTLEROCKET_x86_64_NVIDIA",)
+#: Labels on those nodes saying what their host plugin advertises per GPU, for ``verify``:
+#: the resource after ``nvidia.com/`` (``gpu`` or ``gpu.shared``) and how many units.
+HOST_PLUGIN_RESOURCE_LABEL = "eks-gpu-sharing/host-plugin-resource"
+HOST_PLUGIN_UNITS_LABEL = "eks-gpu-sharing/host-plugin-units-per-gpu"
 
 #: Namespaces we create.
 DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin"

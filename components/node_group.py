@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from . import catalog, conventions, validation
+from . import bottlerocket, catalog, conventions, validation
 from .errors import ConfigError
 from .options import child_options
+from .plugin_config import PluginConfig, unshared
 
 #: The demo stack's config key for each field, named in messages.
 CONFIG_KEYS = {
@@ -60,6 +61,10 @@ class GpuNodeGroupArgs:
     #: Key of the device plugin ConfigMap these nodes use (node label
     #: ``nvidia.com/device-plugin.config``). Default ``"default"``.
     plugin_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
+    #: The sharing of that key. Bottlerocket nodes get it as their host plugin's settings in
+    #: the launch template's user data; other AMI types ignore it (our DaemonSet reads the
+    #: ConfigMap key). ``GpuSharing`` fills it. Default ``None``: whole GPUs on Bottlerocket.
+    plugin_config: PluginConfig | None = None
     #: Extra Kubernetes labels for the nodes. Default none.
     labels: Mapping[str, str] = field(default_factory=dict)
     #: Tags for every AWS resource. Default none.
@@ -73,6 +78,11 @@ class GpuNodeGroupArgs:
     def host_runs_device_plugin(self) -> bool:
         """Bottlerocket runs NVIDIA's device plugin itself; ours must not join it there."""
         return self.ami_type in conventions.HOST_DEVICE_PLUGIN_AMI_TYPES
+
+    @property
+    def host_sharing(self) -> PluginConfig:
+        """What the host plugin of a Bottlerocket node is told to advertise."""
+        return unshared() if self.plugin_config is None else self.plugin_config
 
     def validate(self) -> None:
         if self.cluster_name is None or self.subnet_ids is None:
@@ -127,6 +137,14 @@ class GpuNodeGroupArgs:
         )
         validation.node_labels("labels", self.labels)
         validation.string_map("tags", self.tags)
+        if self.plugin_config is not None:
+            if not isinstance(self.plugin_config, PluginConfig):
+                raise ConfigError(
+                    f"plugin_config must be a PluginConfig, got {self.plugin_config!r}"
+                )
+            self.plugin_config.validate("plugin_config")
+        if self.host_runs_device_plugin:
+            bottlerocket.settings(self.host_sharing, "plugin_config")
 
 
 class GpuNodeGroup(pulumi.ComponentResource):
@@ -153,16 +171,6 @@ class GpuNodeGroup(pulumi.ComponentResource):
         if args.ssh_key_name is not None:
             pulumi.log.warn(
                 f"ssh_key_name {args.ssh_key_name!r}: the GPU nodes accept SSH with that key"
-            )
-        if args.host_runs_device_plugin:
-            # bottlerocket.dev/en/os/1.54.x/api/settings/kubelet-device-plugins: time-slicing
-            # and MPS are off by default; sharing them is issue 12's native support.
-            pulumi.log.warn(
-                f"gpuAmiType {args.ami_type}: Bottlerocket runs NVIDIA's device plugin on the "
-                "host, so this stack keeps its own plugin and MPS daemon off these nodes and "
-                f"its sharing config ({args.plugin_config_key!r}) does not reach them: the "
-                "host plugin advertises each GPU once, as nvidia.com/gpu (Bottlerocket's "
-                "default: no time-slicing, no MPS). Use AL2023_x86_64_NVIDIA to share the GPUs."
             )
         super().__init__("eks-gpu-sharing:index:GpuNodeGroup", name, None, opts)
         child = child_options(self, opts)
@@ -214,6 +222,12 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 }
             ],
             key_name=args.ssh_key_name,
+            # Bottlerocket only: its host plugin's sharing. A change is a new template version,
+            # which EKS rolls the group's nodes onto (the host plugin does not restart pods
+            # already running: bottlerocket.dev .../kubelet-device-plugins, "Lifecycle").
+            user_data=bottlerocket.user_data(args.host_sharing, "plugin_config")
+            if args.host_runs_device_plugin
+            else None,
             tag_specifications=[
                 {"resource_type": kind, "tags": tags} for kind in ("instance", "volume")
             ]
@@ -228,6 +242,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             conventions.NODE_GROUP_LABEL: name,
             conventions.AMI_TYPE_NODE_LABEL: args.ami_type,
             conventions.PLUGIN_CONFIG_NODE_LABEL: args.plugin_config_key,
+            **(_host_sharing_labels(args.host_sharing) if args.host_runs_device_plugin else {}),
         }
         group = aws.eks.NodeGroup(
             f"{name}-ng",
@@ -270,3 +285,11 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 "gpusPerNode": self.gpus_per_node,
             }
         )
+
+
+def _host_sharing_labels(config: PluginConfig) -> dict[str, str]:
+    """What the host plugin advertises, for ``verify``: no ConfigMap says it on Bottlerocket."""
+    return {
+        conventions.HOST_PLUGIN_RESOURCE_LABEL: config.resource_name().partition("/")[2],
+        conventions.HOST_PLUGIN_UNITS_LABEL: str(config.units_per_gpu()),
+    }

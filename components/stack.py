@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from . import catalog, conventions, validation
+from . import bottlerocket, catalog, conventions, validation
 from .cluster import GpuCluster, GpuClusterArgs
 from .device_plugin import (
     DEFAULT_VERSION,
@@ -21,7 +21,7 @@ from .device_plugin import (
 )
 from .errors import ConfigError
 from .node_group import GpuNodeGroup, GpuNodeGroupArgs
-from .plugin_config import PluginConfig, unshared
+from .plugin_config import PluginConfig
 from .sharing import demo_configs, validate_configs
 from .verification import (
     PROBE_IMAGES,
@@ -65,15 +65,22 @@ class GpuSharingArgs:
     verification_image: str | None = None
 
     def sharing_of(self, group: str) -> PluginConfig:
-        """The config that group's GPUs are really advertised by.
+        """The config that group's GPUs are advertised by: its key's, on either path (our
+        DaemonSet's ConfigMap, or a Bottlerocket host plugin's settings)."""
+        return self.plugin_configs[self.node_groups[group].plugin_config_key]
 
-        Its key's config, except on Bottlerocket, whose own device plugin advertises whole
-        GPUs and keeps ours away (issue 12 brings its native sharing).
-        """
-        args = self.node_groups[group]
-        if args.host_runs_device_plugin:
-            return unshared()
-        return self.plugin_configs[args.plugin_config_key]
+    def plugin_configs_for_daemonset(self) -> dict[str, PluginConfig]:
+        """The configs our DaemonSet serves: those of non-Bottlerocket groups and the default.
+        Empty when every group runs Bottlerocket: then we deploy no plugin at all."""
+        keys = {
+            args.plugin_config_key
+            for args in self.node_groups.values()
+            if not args.host_runs_device_plugin
+        }
+        if not keys:
+            return {}
+        keys.add(conventions.DEFAULT_PLUGIN_CONFIG_KEY)
+        return {key: config for key, config in self.plugin_configs.items() if key in keys}
 
     def units_per_gpu(self, group: str) -> int:
         """Units one GPU of that node group is advertised as."""
@@ -103,6 +110,9 @@ class GpuSharingArgs:
                 "is not a key of plugin_configs",
             )
         validate_configs(self.plugin_configs, conventions.DEFAULT_PLUGIN_CONFIG_KEY)
+        for name, group in self.node_groups.items():
+            if group.host_runs_device_plugin:
+                self._validate_bottlerocket(name, group.plugin_config_key)
         validate_version(self.device_plugin_version)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
         if self.verification_pods:
@@ -119,22 +129,18 @@ class GpuSharingArgs:
                     f"verificationPods {self.verification_pods} is more than the {slices} GPU "
                     "slices the running nodes advertise (gpuNodeDesired x GPUs per instance x "
                     "timeSlicingReplicas, over the groups the pods run on; nothing scales a "
-                    "group beyond gpuNodeDesired, so gpuNodeMax adds none"
-                    f"{self._bottlerocket_note()}); lower verificationPods or raise "
+                    "group beyond gpuNodeDesired, so gpuNodeMax adds none); lower "
+                    "verificationPods or raise "
                     "gpuNodeDesired or timeSlicingReplicas (in nodeGroups: desired, "
                     "sharing.replicas)"
                 )
 
-    def _bottlerocket_note(self) -> str:
-        groups = [
-            group
-            for group, args in self.node_groups.items()
-            if args.host_runs_device_plugin
-            and args.plugin_config_key == self.verification_config_key
-        ]
-        if not groups:
-            return ""
-        return f"; Bottlerocket groups {groups} count one per GPU, their host plugin's default"
+    def _validate_bottlerocket(self, group: str, key: str) -> None:
+        """The group's (valid) config must be one Bottlerocket's settings can say."""
+        try:
+            bottlerocket.settings(self.plugin_configs[key], f"plugin_configs[{key!r}]")
+        except ConfigError as error:
+            raise ConfigError(f"node group {group!r} runs Bottlerocket: {error}") from None
 
 
 def _running_nodes(group: GpuNodeGroupArgs) -> int:
@@ -156,8 +162,9 @@ def _volume_gib(args: GpuSharingArgs, group: str) -> int | None:
 
 
 def _sharing_labels(group: GpuNodeGroupArgs, config: PluginConfig) -> dict[str, str]:
-    """The group's labels, plus the one that brings the MPS control daemon when it uses MPS."""
-    if config.strategy != "mps":
+    """The group's labels, plus the one that brings our MPS control daemon when it uses MPS
+    (not on Bottlerocket, whose host runs its own)."""
+    if config.strategy != "mps" or group.host_runs_device_plugin:
         return dict(group.labels)
     return {**group.labels, conventions.MPS_CAPABLE_NODE_LABEL: "true"}
 
@@ -167,7 +174,8 @@ class GpuSharing(pulumi.ComponentResource):
 
     cluster: GpuCluster
     node_groups: dict[str, GpuNodeGroup]
-    device_plugin: NvidiaDevicePlugin
+    #: None when every group runs Bottlerocket, whose hosts run their own plugin.
+    device_plugin: NvidiaDevicePlugin | None
     verification: VerificationWorkload | None
     #: Schedulable slices each node of a group advertises (units per GPU x GPUs per node).
     gpu_slices_per_node: dict[str, pulumi.Output[int]]
@@ -189,6 +197,7 @@ class GpuSharing(pulumi.ComponentResource):
                     subnet_ids=self.cluster.subnet_ids,
                     labels=_sharing_labels(a, args.sharing_of(group)),
                     disk_size_gib=_volume_gib(args, group),
+                    plugin_config=args.sharing_of(group),
                 ),
                 opts=child,
             )
@@ -200,16 +209,20 @@ class GpuSharing(pulumi.ComponentResource):
             )
             for group, node_group in self.node_groups.items()
         }
-        self.device_plugin = NvidiaDevicePlugin(
-            f"{name}-device-plugin",
-            NvidiaDevicePluginArgs(
-                provider=self.cluster.provider,
-                configs=args.plugin_configs,
-                version=args.device_plugin_version,
-                node_groups=list(self.node_groups.values()),
-            ),
-            opts=child,
-        )
+        groups: list[pulumi.Resource] = list(self.node_groups.values())
+        configs = args.plugin_configs_for_daemonset()
+        self.device_plugin = None
+        if configs:
+            self.device_plugin = NvidiaDevicePlugin(
+                f"{name}-device-plugin",
+                NvidiaDevicePluginArgs(
+                    provider=self.cluster.provider,
+                    configs=configs,
+                    version=args.device_plugin_version,
+                    node_groups=groups,
+                ),
+                opts=child,
+            )
         self.verification = None
         if args.verification_pods:
             config = args.plugin_configs[args.verification_config_key]
@@ -222,7 +235,8 @@ class GpuSharing(pulumi.ComponentResource):
                     plugin_config_key=args.verification_config_key,
                     mode=args.verification_mode,
                     image=args.verification_image,
-                    device_plugin=self.device_plugin,
+                    # The pods wait for a plugin: ours, or the Bottlerocket nodes' own.
+                    slices_from=[self.device_plugin] if self.device_plugin else groups,
                 ),
                 opts=child,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +74,12 @@ class VerificationWorkloadArgs:
     namespace: str = conventions.VERIFICATION_NAMESPACE
     #: Seconds ``pulumi up`` waits for every pod to be Ready before failing. Default 900.
     ready_timeout_seconds: int = READY_TIMEOUT_SECONDS
-    #: The device plugin (an ``NvidiaDevicePlugin``) whose DaemonSets the Deployment is
-    #: created after, so ``ready_timeout_seconds`` counts from when the GPU nodes advertise
-    #: slices; the namespace and ConfigMap need only the API server. Default ``None``.
-    device_plugin: pulumi.Resource | None = None
+    #: What makes the slices exist, which the Deployment is created after, so
+    #: ``ready_timeout_seconds`` counts from when the GPU nodes advertise them: the device
+    #: plugin (an ``NvidiaDevicePlugin``, whose DaemonSets wait for the nodes), or the node
+    #: groups whose hosts run their own plugin (Bottlerocket). The namespace and ConfigMap
+    #: need only the API server. Default ``()``.
+    slices_from: Sequence[pulumi.Resource] = ()
 
     def validate(self) -> None:
         validate_probe(self.pods, self.mode, self.image)
@@ -127,7 +130,7 @@ class VerificationWorkload(pulumi.ComponentResource):
 
     ``pulumi up`` waits until all N are Ready, so it fails, naming the pods left Pending
     for lack of ``resource_name``, when the nodes advertise fewer slices than N. Give it
-    ``device_plugin`` so that wait starts once the plugin runs on the GPU nodes.
+    ``slices_from`` so that wait starts once the GPU nodes advertise slices.
     """
 
     namespace: pulumi.Output[str]
@@ -167,14 +170,10 @@ class VerificationWorkload(pulumi.ComponentResource):
             spec=deployment["spec"],
             opts=pulumi.ResourceOptions.merge(
                 child,
-                pulumi.ResourceOptions(depends_on=[config_map, *_if_any(args.device_plugin)]),
+                pulumi.ResourceOptions(depends_on=[config_map, *args.slices_from]),
             ),
         )
         self.register_outputs({"namespace": self.namespace})
-
-
-def _if_any(resource: pulumi.Resource | None) -> list[pulumi.Resource]:
-    return [] if resource is None else [resource]
 
 
 def _deployment(deployment: dict, args: VerificationWorkloadArgs) -> dict:

@@ -41,6 +41,7 @@ from policy.kubernetes_checks import (
     containers_pinned_images,
     containers_read_only_root,
     containers_resource_bounds,
+    device_plugin_off_host_plugin_nodes,
     namespace_pod_security,
     namespace_privileged_only_for_device_plugin,
     no_orphaned_aws_resources,
@@ -165,6 +166,14 @@ RULES: tuple[Rule, ...] = (
         "namespace uses hostPID.",
         POD_CONTROLLERS,
         pods_no_host_namespaces,
+        mandatory=True,
+    ),
+    Rule(
+        "device-plugin-off-host-plugin-nodes",
+        "Pods running NVIDIA's device plugin keep off nodes whose host runs it (Bottlerocket "
+        "NVIDIA variants share through their own settings).",
+        ("kubernetes:apps/v1:DaemonSet",),
+        device_plugin_off_host_plugin_nodes,
         mandatory=True,
     ),
     Rule(

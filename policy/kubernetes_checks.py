@@ -116,6 +116,41 @@ def pods_no_host_namespaces(resource_type: str, props: Props) -> list[str]:
     ]
 
 
+def device_plugin_off_host_plugin_nodes(resource_type: str, props: Props) -> list[str]:
+    """A pod running NVIDIA's device plugin image must keep off nodes whose host runs that
+    plugin itself (Bottlerocket's NVIDIA variants share through their own settings): two
+    plugins would register nvidia.com/gpu on one node. Every term of the required node
+    affinity must exclude those AMI types by our node label (``kubernetes/kubernetes``
+    component-helpers nodeaffinity: terms are ORed, so one term without it lets a pod in).
+    """
+    image = (f"{IMAGE_REPOSITORY}:", f"{IMAGE_REPOSITORY}@")
+    _, containers = _containers(resource_type, props)
+    if not any(str(c.get("image")).startswith(image) for c in containers):
+        return []
+    spec = get(props, *POD_SPEC_PATHS[resource_type])
+    required = get(
+        spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    terms = items(get(required, "nodeSelectorTerms"))
+
+    def excludes(term: Any) -> bool:
+        return any(
+            get(e, "key") == conventions.AMI_TYPE_NODE_LABEL
+            and get(e, "operator") == "NotIn"
+            and set(conventions.HOST_DEVICE_PLUGIN_AMI_TYPES) <= set(items(get(e, "values")))
+            for e in items(get(term, "matchExpressions"))
+        )
+
+    if terms and all(excludes(term) for term in terms):
+        return []
+    return [
+        f"it runs {IMAGE_REPOSITORY} but may land on nodes whose host runs NVIDIA's device "
+        "plugin itself; give every required node affinity term "
+        f"{conventions.AMI_TYPE_NODE_LABEL} NotIn "
+        f"{list(conventions.HOST_DEVICE_PLUGIN_AMI_TYPES)}"
+    ]
+
+
 def containers_resource_bounds(resource_type: str, props: Props) -> list[str]:
     """CPU and memory requests place the pod; a memory limit keeps it from starving the node.
 

@@ -76,24 +76,19 @@ def ec2_gpus() -> dict[str, int]:
 
 
 def units_per_gpu(group: dict[str, Any]) -> int:
-    """What a node's device plugin advertises per GPU: on Bottlerocket the host's own plugin,
-    each GPU once as nvidia.com/gpu (its default; our sharing config does not reach it);
-    elsewhere ours, replicas when shared, else 1."""
+    """What a node's device plugin advertises per GPU, ours or (on Bottlerocket) the host's
+    told by its user data: replicas when shared, else 1."""
     sharing = group["sharing"]
-    if group.get("amiType") == "BOTTLEROCKET_x86_64_NVIDIA" or sharing["strategy"] == "none":
+    if sharing["strategy"] == "none":
         return 1
     return sharing["replicas"]
 
 
 def slices(groups: list[dict[str, Any]]) -> int:
     """Units the verification pods can get: the first group's, on the nodes it runs (desired;
-    nothing scales a group). A renamed resource gets none from Bottlerocket's host plugin,
-    which advertises only nvidia.com/gpu."""
+    nothing scales a group)."""
     first = groups[0]
     instance = first.get("instanceType", "g4dn.xlarge")
-    host_plugin = first.get("amiType") == "BOTTLEROCKET_x86_64_NVIDIA"
-    if host_plugin and resource_asked(first["sharing"]) != "nvidia.com/gpu":
-        return 0
     return first.get("desired", 1) * ec2_gpus()[instance] * units_per_gpu(first)
 
 

@@ -30,9 +30,12 @@ def test_more_nodes_cost_more():
 
 
 def test_each_group_is_named_spot_is_an_upper_bound_and_empty_groups_are_left_out():
-    """Pulumi.multi.yaml: timesliced (1 node), mps (1 SPOT node), exclusive (0 nodes)."""
+    """Pulumi.multi.yaml: timesliced and bottlerocket (1 node each), mps (1 SPOT node),
+    exclusive (0 nodes)."""
     lines = cost.estimate(run_stack("multi").resources)
     assert sorted((line.item, line.spot) for line in lines if ":" in line.item) == [
+        ("gpu-sharing-bottlerocket: 1 x g4dn.xlarge", False),
+        ("gpu-sharing-bottlerocket: 50 GiB gp3", False),
         ("gpu-sharing-mps: 1 x g4dn.xlarge (SPOT, at On-Demand price)", True),
         ("gpu-sharing-mps: 25 GiB gp3", False),
         ("gpu-sharing-timesliced: 1 x g4dn.xlarge", False),

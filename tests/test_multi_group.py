@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import kubernetes_validate
 import pytest
+import tomllib
 import yaml
 
 from components import ConfigError, args_from_config, conventions
@@ -36,7 +38,7 @@ def test_one_configmap_with_a_key_per_group_and_a_default(multi_plan):
 
 def test_each_group_is_labelled_with_its_config_key(multi_plan):
     labels = labels_by_group(multi_plan)
-    assert set(labels) == {"timesliced", "mps", "exclusive"}
+    assert set(labels) == {"timesliced", "bottlerocket", "mps", "exclusive"}
     for group, group_labels in labels.items():
         assert group_labels[conventions.PLUGIN_CONFIG_NODE_LABEL] == group
         mps_capable = group_labels.get(conventions.MPS_CAPABLE_NODE_LABEL)
@@ -62,7 +64,25 @@ def test_verification_pods_target_the_first_group(multi_plan):
 
 def test_outputs_per_group(multi_plan):
     assert multi_plan.outputs["gpuSlicesPerNodeByGroup"] == {
-        "timesliced": 5, "mps": 2, "exclusive": 1}
+        "timesliced": 5, "bottlerocket": 5, "mps": 2, "exclusive": 1}
+
+
+def test_the_al2023_and_bottlerocket_groups_advertise_the_same_slices_two_ways(multi_plan):
+    """One sharing model, two deliveries: a ConfigMap key for AL2023, user data for
+    Bottlerocket; the ConfigMap carries no key for the Bottlerocket group."""
+    (config_map,) = [o for o in kubernetes_objects(multi_plan)
+                     if o["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
+    served = yaml.safe_load(config_map["data"]["timesliced"])["sharing"]["timeSlicing"]
+    assert "bottlerocket" not in config_map["data"]
+    templates = {r["name"]: r["inputs"] for r in multi_plan.by_type(
+        "aws:ec2/launchTemplate:LaunchTemplate")}
+    host = tomllib.loads(base64.b64decode(templates["gpu-sharing-bottlerocket-lt"]["userData"])
+                         .decode())["settings"]["kubelet-device-plugins"]["nvidia"]
+    assert host["device-sharing-strategy"] == "time-slicing"
+    assert host["time-slicing"]["replicas"] == served["resources"][0]["replicas"] == 5
+    assert host["time-slicing"]["rename-by-default"] is served.get("renameByDefault", False)
+    assert "userData" not in templates["gpu-sharing-timesliced-lt"]
+    assert not [w for w in multi_plan.warnings if "Bottlerocket" in w]
 
 
 def test_every_object_is_schema_valid(multi_plan):
@@ -100,7 +120,7 @@ def test_node_groups_and_single_group_keys_do_not_mix():
              "eks-gpu-sharing:gpuNodeMax": "2"}, "x", today=dt.date(2026, 11, 22))
 
 
-# --- Bottlerocket groups: the host's plugin, never ours ------------------------------------
+# --- Bottlerocket groups: the host's plugin, never ours, sharing as the config says -------
 
 
 def selects(pod_spec: dict, node_labels: dict[str, str]) -> bool:
@@ -150,7 +170,7 @@ def mixed_plan():
             },
             plugin_configs={"default": unshared(), "shared": mps(2)},
             verification_config_key="shared",
-            verification_pods=3,
+            verification_pods=4,
         ))
         pulumi.export("slices", gpu.gpu_slices_per_node)
 
@@ -170,19 +190,24 @@ def test_our_daemonsets_never_land_beside_the_bottlerocket_host_plugin(mixed_pla
     assert not selects(plugin, br) and not selects(daemon, br)
     # A GPU node added outside this stack, without our label, still gets the plugin.
     assert selects(plugin, {conventions.GPU_NODE_LABEL: conventions.GPU_NODE_LABEL_VALUE})
-    # The MPS label is not put on Bottlerocket nodes either: their plugin shares nothing.
+    # Nor is our MPS label put on Bottlerocket nodes: their host runs its own MPS daemon.
     assert conventions.MPS_CAPABLE_NODE_LABEL not in br
 
 
-def test_bottlerocket_nodes_count_as_whole_gpus_and_the_warning_says_so(mixed_plan):
-    assert mixed_plan.outputs["slices"] == {"al": 2, "br": 1}
-    (warning,) = [w for w in mixed_plan.warnings if "Bottlerocket" in w]
-    assert "keeps its own plugin and MPS daemon off these nodes" in warning
-    assert "advertises each GPU once, as nvidia.com/gpu" in warning
-    assert "'shared'" in warning
+def test_bottlerocket_nodes_share_as_their_config_says_with_no_warning(mixed_plan):
+    assert mixed_plan.outputs["slices"] == {"al": 2, "br": 2}
+    assert not [w for w in mixed_plan.warnings if "Bottlerocket" in w]
+    templates = {r["name"]: r["inputs"] for r in mixed_plan.by_type(
+        "aws:ec2/launchTemplate:LaunchTemplate")}
+    assert "userData" not in templates["g-al-lt"]
+    assert tomllib.loads(base64.b64decode(templates["g-br-lt"]["userData"]).decode()) == {
+        "settings": {"kubelet-device-plugins": {"nvidia": {
+            "device-sharing-strategy": "mps",
+            "mps": {"replicas": 2, "rename-by-default": False},
+        }}}}
 
 
-def test_the_verification_pods_count_bottlerocket_gpus_once():
+def test_the_verification_pods_count_bottlerocket_slices():
     from components import GpuNodeGroupArgs, GpuSharingArgs, time_slicing
 
     def args(pods):
@@ -192,15 +217,14 @@ def test_the_verification_pods_count_bottlerocket_gpus_once():
             verification_pods=pods,
         )
 
-    args(1).validate()
+    args(5).validate()
     with pytest.raises(ConfigError) as error:
-        args(2).validate()
-    assert "verificationPods 2 is more than the 1 GPU slices" in str(error.value)
-    assert "Bottlerocket groups ['br'] count one per GPU" in str(error.value)
+        args(6).validate()
+    assert "verificationPods 6 is more than the 5 GPU slices" in str(error.value)
 
 
-def test_bottlerocket_gpus_do_not_count_for_a_renamed_resource():
-    """Their host plugin advertises nvidia.com/gpu, never our nvidia.com/gpu.shared."""
+def test_bottlerocket_gpus_count_for_a_renamed_resource_too():
+    """Their host plugin is told rename-by-default, so it advertises nvidia.com/gpu.shared."""
     from components import GpuNodeGroupArgs, GpuSharingArgs, time_slicing
 
     args = GpuSharingArgs(
@@ -209,8 +233,26 @@ def test_bottlerocket_gpus_do_not_count_for_a_renamed_resource():
             "br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA"),
         },
         plugin_configs={"default": time_slicing(4, rename_by_default=True)},
-        verification_pods=5,
+        verification_pods=8,
     )
-    assert args.advertised_slices("default") == 4
-    with pytest.raises(ConfigError, match="verificationPods 5 is more than the 4 GPU slices"):
-        args.validate()
+    assert args.advertised_slices("default") == 8
+    args.validate()
+
+
+def test_the_plan_says_where_bottlerocket_sharing_lives_and_that_a_change_rolls_the_nodes(
+    multi_plan,
+):
+    import io
+
+    from components.tools.plan import print_table
+
+    out = io.StringIO()
+    print_table(multi_plan, out)
+    groups = {row.split()[1]: row for row in out.getvalue().splitlines()
+              if row.startswith("aws:eks/nodeGroup:NodeGroup")}
+    line = groups["gpu-sharing-bottlerocket-ng"]
+    assert line.endswith(
+        "host plugin: 5 x nvidia.com/gpu per GPU, from launch template version 1's user data "
+        "(a change is a new version: EKS replaces the nodes)")
+    assert "host plugin" not in groups["gpu-sharing-timesliced-ng"]
+    assert "'bottlerocket': 5" in out.getvalue() and "'timesliced': 5" in out.getvalue()

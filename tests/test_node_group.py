@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
+import tomllib
 
 from components import ConfigError, GpuNodeGroup, GpuNodeGroupArgs, catalog, conventions
+from components.plugin_config import Flags, PluginConfig, mps, time_slicing
 from components.tools import plan as planner
 from components.tools.mocks import AwsLikeMocks
 from tests.conftest import run_program
@@ -70,8 +73,10 @@ def test_spot_bottlerocket_and_a_bigger_group():
     group = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]
     assert (group["capacityType"], group["amiType"]) == ("SPOT", "BOTTLEROCKET_x86_64_NVIDIA")
     template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    # The data volume, where Bottlerocket keeps images; /dev/xvda is its small OS volume
+    # (bottlerocket-os/bottlerocket README.md, "Default Volumes").
     assert template["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
-    assert any("Bottlerocket runs NVIDIA's device plugin" in w for w in plan.warnings)
+    assert not plan.warnings  # Bottlerocket is a supported path, not a warned-about one
 
 
 def test_a_template_change_gives_the_group_a_new_template_version():
@@ -170,13 +175,6 @@ def test_warnings_say_what_is_at_stake():
         "credentials",
         "ssh_key_name 'ops': the GPU nodes accept SSH with that key",
     ]
-    assert build(ami_type="BOTTLEROCKET_x86_64_NVIDIA").warnings == [
-        "gpuAmiType BOTTLEROCKET_x86_64_NVIDIA: Bottlerocket runs NVIDIA's device plugin on the "
-        "host, so this stack keeps its own plugin and MPS daemon off these nodes and its "
-        "sharing config ('default') does not reach them: the host plugin advertises each GPU "
-        "once, as nvidia.com/gpu (Bottlerocket's default: no time-slicing, no MPS). Use "
-        "AL2023_x86_64_NVIDIA to share the GPUs."
-    ]
 
 
 def test_tags_are_copied_onto_the_instances_and_volumes_the_template_launches():
@@ -210,3 +208,57 @@ def test_the_instance_type_is_looked_up_through_the_groups_aws_provider():
 
     planner.record(program, "test", {}, mocks=mocks)
     assert mocks.calls == [("aws:ec2/getInstanceType:getInstanceType", "eu-west-1")]
+
+
+# --- Bottlerocket: the host plugin's sharing in the launch template's user data -----------
+
+BOTTLEROCKET = "BOTTLEROCKET_x86_64_NVIDIA"
+
+
+def host_settings(template: dict) -> dict:
+    return tomllib.loads(base64.b64decode(template["userData"]).decode())
+
+
+def test_bottlerocket_nodes_get_their_sharing_as_user_data_and_labels():
+    plan = build(ami_type=BOTTLEROCKET, plugin_config=time_slicing(4, rename_by_default=True))
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert host_settings(template)["settings"]["kubelet-device-plugins"]["nvidia"] == {
+        "device-sharing-strategy": "time-slicing",
+        "time-slicing": {"replicas": 4, "rename-by-default": True,
+                         "fail-requests-greater-than-one": False},
+    }
+    labels = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
+    assert labels[conventions.HOST_PLUGIN_RESOURCE_LABEL] == "gpu.shared"
+    assert labels[conventions.HOST_PLUGIN_UNITS_LABEL] == "4"
+
+
+def test_bottlerocket_without_a_config_is_told_whole_gpus_and_al2023_gets_no_user_data():
+    template = build(ami_type=BOTTLEROCKET).one("aws:ec2/launchTemplate:LaunchTemplate")
+    assert host_settings(template["inputs"])["settings"]["kubelet-device-plugins"] == {
+        "nvidia": {"device-sharing-strategy": "none"}}
+    plan = build(plugin_config=time_slicing(4))
+    assert "userData" not in plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert conventions.HOST_PLUGIN_UNITS_LABEL not in plan.one(
+        "aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
+
+
+def test_a_replicas_change_on_bottlerocket_rolls_the_nodes_onto_a_new_template_version():
+    """EKS replaces a group's nodes when its launch template version changes (awsdocs
+    amazon-eks-user-guide launch-templates.md: "all nodes in the group are recycled")."""
+    mocks = AwsLikeMocks()
+    first = update(mocks, ami_type=BOTTLEROCKET, plugin_config=time_slicing(4))
+    assert first["version"] == "1"
+    assert update(mocks, ami_type=BOTTLEROCKET, plugin_config=time_slicing(4)) == first
+    assert update(mocks, ami_type=BOTTLEROCKET, plugin_config=time_slicing(6))["version"] == "2"
+    assert update(mocks, ami_type=BOTTLEROCKET, plugin_config=mps(2))["version"] == "3"
+
+
+def test_a_config_bottlerocket_cannot_say_is_refused_before_anything_exists():
+    with pytest.raises(ConfigError) as error:
+        GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a"], ami_type=BOTTLEROCKET,
+                         plugin_config=PluginConfig(flags=Flags(mig_strategy="single")),
+                         ).validate()
+    assert str(error.value).startswith("plugin_config.flags.migStrategy 'single' cannot be set")
+    # The same config is fine where our own plugin reads it.
+    GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a"],
+                     plugin_config=PluginConfig(flags=Flags(mig_strategy="single"))).validate()

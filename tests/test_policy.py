@@ -156,6 +156,10 @@ def test_demo_stack_advisories_are_the_open_endpoint_and_one_writable_root(demo_
 
 PROBE = ("spec", "template", "spec", "containers", 0)
 PLUGIN = ("spec", "template", "spec", "containers", 1)
+#: The device plugin's node affinity expression that keeps it off Bottlerocket nodes.
+EXCLUDES = ("spec", "template", "spec", "affinity", "nodeAffinity",
+            "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms", 0,
+            "matchExpressions", 0)
 
 # fmt: off
 BREAKS = [
@@ -211,6 +215,12 @@ BREAKS = [
      "registry.local:5000/probe", "no tag"),
     ("containers-read-only-root", DEPLOYMENT, conventions.VERIFICATION_APP,
      (*PROBE, "securityContext", "readOnlyRootFilesystem"), False, "readOnlyRootFilesystem"),
+    ("device-plugin-off-host-plugin-nodes", DAEMONSET, "nvidia-device-plugin",
+     ("spec", "template", "spec", "affinity"), DELETE, "NotIn ['BOTTLEROCKET_x86_64_NVIDIA']"),
+    ("device-plugin-off-host-plugin-nodes", DAEMONSET, "nvidia-device-plugin",
+     (*EXCLUDES, "values"), ["AL2_x86_64_GPU"], "host runs NVIDIA's device plugin itself"),
+    ("device-plugin-off-host-plugin-nodes", DAEMONSET, "nvidia-device-plugin",
+     (*EXCLUDES, "operator"), "In", "every required node affinity term"),
     ("namespace-pod-security", NAMESPACE, conventions.VERIFICATION_NAMESPACE,
      ("metadata", "labels", "pod-security.kubernetes.io/enforce"), DELETE, "restricted"),
     ("namespace-privileged-only-for-device-plugin", NAMESPACE,

@@ -56,11 +56,11 @@ def test_quota_below_the_stack_is_named_up_front():
 
 
 def test_spot_and_on_demand_are_asked_separately_and_pass_when_they_fit():
-    """multi: timesliced 1 x g4dn.xlarge + exclusive max 2 x g4dn.2xlarge on demand = 20
-    vCPUs; mps 1 x g4dn.xlarge spot = 4."""
+    """multi: timesliced and bottlerocket 1 x g4dn.xlarge each + exclusive max 2 x
+    g4dn.2xlarge on demand = 24 vCPUs; mps 1 x g4dn.xlarge spot = 4."""
     args = stack_args("multi")
-    assert preflight.vcpus_needed(args) == {"ON_DEMAND": 4 + 2 * 8, "SPOT": 4}
-    client, stub = stubbed({"L-DB2E81BA": 20.0, "L-3819A6DF": 4.0})
+    assert preflight.vcpus_needed(args) == {"ON_DEMAND": 4 + 4 + 2 * 8, "SPOT": 4}
+    client, stub = stubbed({"L-DB2E81BA": 24.0, "L-3819A6DF": 4.0})
     code, output = checked(args, client)
     stub.assert_no_pending_responses()
     assert code == 0

@@ -184,7 +184,7 @@ def test_one_node_at_a_time_is_updated():
 
     plan = run_stack("multi")
     groups = plan.by_type("aws:eks/nodeGroup:NodeGroup")
-    assert len(groups) == 3
+    assert len(groups) == 4
     for group in groups:
         assert group["inputs"]["updateConfig"] == {"maxUnavailable": 1}, group["name"]
 

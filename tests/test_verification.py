@@ -180,7 +180,7 @@ def test_the_pods_wait_for_the_device_plugin_and_nothing_else_does():
         provider = k8s.Provider("k8s", kubeconfig="{}")
         plugin = k8s.core.v1.Namespace("plugin-stand-in", opts=pulumi.ResourceOptions(
             provider=provider))
-        VerificationWorkload("v", VerificationWorkloadArgs(provider=provider, device_plugin=plugin))
+        VerificationWorkload("v", VerificationWorkloadArgs(provider=provider, slices_from=[plugin]))
 
     plan = run_program(program)
     (plugin,) = [r for r in plan.resources if r["name"] == "plugin-stand-in"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from components import conventions
 from components.tools import verify
 from tests import fake_kube_api as fake
 
@@ -631,28 +632,44 @@ def test_kubeconfig_defaults_to_the_environment(monkeypatch, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().out
 
 
-def test_bottlerocket_node_is_expected_to_advertise_whole_gpus(tmp_path, capsys):
-    """Our plugin keeps off Bottlerocket NVIDIA nodes (manifests/device-plugin.yaml affinity);
-    their host plugin advertises each GPU once, whatever the node's config key says."""
-    cluster = shared_cluster(units=1, tflops=(FAIR[0],))
-    cluster.nodes[0]["metadata"]["labels"]["eks-gpu-sharing/ami-type"] = (
-        "BOTTLEROCKET_x86_64_NVIDIA"
-    )
+def bottlerocket(cluster: fake.Cluster, labels: dict[str, str]) -> fake.Cluster:
+    """The node as a Bottlerocket group labels it (components/node_group.py); no ConfigMap
+    speaks for it: its host plugin shares as the launch template's user data says."""
+    cluster.nodes[0]["metadata"]["labels"].update(
+        {"eks-gpu-sharing/ami-type": "BOTTLEROCKET_x86_64_NVIDIA", **labels})
+    cluster.configmaps.clear()
+    return cluster
+
+
+def test_bottlerocket_node_is_checked_against_the_sharing_its_host_was_given(tmp_path, capsys):
+    cluster = bottlerocket(shared_cluster(units=5, resource="nvidia.com/gpu.shared"), {
+        conventions.HOST_PLUGIN_RESOURCE_LABEL: "gpu.shared",
+        conventions.HOST_PLUGIN_UNITS_LABEL: "5",
+    })
 
     result = run(cluster, tmp_path, capsys)
 
     check = result.check("node-capacity")
     assert check["status"] == "pass", check
     assert "BOTTLEROCKET_x86_64_NVIDIA's host plugin" in json.dumps(result.report)
+    assert result.report["ok"], result.report["checks"]  # no ConfigMap needed
 
 
-def test_bottlerocket_node_advertising_time_slices_is_not_what_we_expect(tmp_path, capsys):
-    cluster = shared_cluster()
-    cluster.nodes[0]["metadata"]["labels"]["eks-gpu-sharing/ami-type"] = (
-        "BOTTLEROCKET_x86_64_NVIDIA"
-    )
+def test_bottlerocket_node_advertising_other_than_its_settings_fails(tmp_path, capsys):
+    cluster = bottlerocket(shared_cluster(units=5), {
+        conventions.HOST_PLUGIN_RESOURCE_LABEL: "gpu",
+        conventions.HOST_PLUGIN_UNITS_LABEL: "4",
+    })
 
     result = run(cluster, tmp_path, capsys)
 
     assert result.check("node-capacity")["status"] == "fail"
-    assert "expected 1 per GPU" in result.check("node-capacity")["notes"][0]
+    assert "expected 4 per GPU" in result.check("node-capacity")["notes"][0]
+
+
+def test_bottlerocket_node_without_our_labels_is_unknown_not_guessed(tmp_path, capsys):
+    result = run(bottlerocket(shared_cluster(), {}), tmp_path, capsys)
+
+    assert result.check("node-capacity")["status"] == "fail"
+    assert "so the sharing its host plugin was given is unknown" in (
+        result.check("node-capacity")["notes"][0])

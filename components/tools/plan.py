@@ -29,7 +29,7 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 
-from .. import catalog
+from .. import catalog, conventions
 from ..config import NAMESPACE
 from ..errors import ConfigError
 from . import cost, stack_file
@@ -325,7 +325,7 @@ def _key_inputs(resource: dict[str, Any]) -> str:
         return (
             f"{inputs.get('instanceTypes')} {inputs.get('amiType')} "
             f"{inputs.get('capacityType')} min/desired/max={scaling.get('minSize')}/"
-            f"{scaling.get('desiredSize')}/{scaling.get('maxSize')}"
+            f"{scaling.get('desiredSize')}/{scaling.get('maxSize')}{_host_sharing(inputs)}"
         )
     if resource["type"] == "eks:index:Cluster":
         return f"name={inputs.get('name')} version={inputs.get('version')}"
@@ -336,6 +336,20 @@ def _key_inputs(resource: dict[str, Any]) -> str:
     if resource["type"] == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
         return str(inputs.get("policyArn"))
     return ""
+
+
+def _host_sharing(group: dict[str, Any]) -> str:
+    """A Bottlerocket group's sharing, which lives in its launch template's user data."""
+    labels = group.get("labels") or {}
+    units = labels.get(conventions.HOST_PLUGIN_UNITS_LABEL)
+    if units is None:
+        return ""
+    resource = labels.get(conventions.HOST_PLUGIN_RESOURCE_LABEL)
+    version = (group.get("launchTemplate") or {}).get("version")
+    return (
+        f" host plugin: {units} x nvidia.com/{resource} per GPU, from launch template "
+        f"version {version}'s user data (a change is a new version: EKS replaces the nodes)"
+    )
 
 
 def _parent_name(urn: str | None) -> str:

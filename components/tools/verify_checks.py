@@ -17,7 +17,7 @@ import yaml
 
 from .. import catalog, conventions
 from ..errors import ConfigError
-from ..plugin_config import GPU_RESOURCE, advertised_units
+from ..plugin_config import advertised_units
 
 POD_SELECTOR = f"app.kubernetes.io/name={conventions.VERIFICATION_APP}"
 GPU_NODE_SELECTOR = f"{conventions.GPU_NODE_LABEL}={conventions.GPU_NODE_LABEL_VALUE}"
@@ -127,14 +127,14 @@ def node_reports(node: Kube, configs: dict[str, str] | None) -> list[NodeReport]
     known = catalog.G4DN.get(instance_type)
     key = labels.get(conventions.PLUGIN_CONFIG_NODE_LABEL, conventions.DEFAULT_PLUGIN_CONFIG_KEY)
     ami_type = labels.get(conventions.AMI_TYPE_NODE_LABEL, "")
-    # Our plugin stays off these nodes; the host's own advertises each GPU once (its default,
-    # bottlerocket.dev settings.kubelet-device-plugins: no time-slicing, no MPS).
+    # Our plugin stays off these nodes; the host's own shares as its settings say, which the
+    # node group also writes on the node as labels (components/node_group.py).
     host_plugin = ami_type in conventions.HOST_DEVICE_PLUGIN_AMI_TYPES
     if host_plugin:
-        key = f"none: {ami_type}'s host plugin"
+        key = f"{key} ({ami_type}'s host plugin)"
     base = NodeReport(node.metadata.name, instance_type, known.gpus if known else None, key)
     try:
-        units = {GPU_RESOURCE: 1} if host_plugin else _units(key, configs)
+        units = _host_units(labels) if host_plugin else _units(key, configs)
     except ConfigError as err:
         base.problem = str(err)
         return [base]
@@ -157,6 +157,20 @@ def node_reports(node: Kube, configs: dict[str, str] | None) -> list[NodeReport]
             )
         )
     return reports
+
+
+def _host_units(labels: dict[str, str]) -> dict[str, int]:
+    """{resource: units per GPU} a Bottlerocket node's host plugin was given, from its labels."""
+    resource = labels.get(conventions.HOST_PLUGIN_RESOURCE_LABEL)
+    units = labels.get(conventions.HOST_PLUGIN_UNITS_LABEL, "")
+    if resource is None or not units.isdigit():
+        raise ConfigError(
+            f"node labels {conventions.HOST_PLUGIN_RESOURCE_LABEL} and "
+            f"{conventions.HOST_PLUGIN_UNITS_LABEL} are missing or bad ({resource!r}, {units!r}), "
+            "so the sharing its host plugin was given is unknown; was the node group made "
+            "by this stack?"
+        )
+    return {f"nvidia.com/{resource}": int(units)}
 
 
 def _units(key: str, configs: dict[str, str] | None) -> dict[str, int]:
