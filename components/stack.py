@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from . import conventions, validation
+from .admission_policy import GpuAdmissionPolicy, GpuAdmissionPolicyArgs
 from .cluster import GpuCluster, GpuClusterArgs
 from .device_plugin import (
     DEFAULT_VERSION,
@@ -53,6 +54,9 @@ class GpuSharingArgs:
     verification_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
     #: ``"nvidia-smi"`` or ``"measure"``. Default ``"nvidia-smi"``.
     verification_mode: str = "nvidia-smi"
+    #: Create :class:`GpuAdmissionPolicy`, which refuses pods that reach a GPU without a
+    #: slice. Default ``True``.
+    admission_policy: bool = True
 
     def sharing_of(self, group: str) -> PluginConfig:
         """The config that group's GPUs are really advertised by.
@@ -94,6 +98,7 @@ class GpuSharingArgs:
             )
         validate_configs(self.plugin_configs, conventions.DEFAULT_PLUGIN_CONFIG_KEY)
         validate_version(self.device_plugin_version)
+        validation.boolean("admission_policy", self.admission_policy)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
         if self.verification_pods:
             validate_probe(self.verification_pods, self.verification_mode)
@@ -186,6 +191,15 @@ class GpuSharing(pulumi.ComponentResource):
             # Its DaemonSet is awaited until the plugin runs on the GPU nodes.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
         )
+        admission = []
+        if args.admission_policy:
+            admission = [
+                GpuAdmissionPolicy(
+                    f"{name}-admission",
+                    GpuAdmissionPolicyArgs(provider=self.cluster.provider),
+                    opts=child,
+                )
+            ]
         self.verification = None
         if args.verification_pods:
             config = args.plugin_configs[args.verification_config_key]
@@ -198,7 +212,9 @@ class GpuSharing(pulumi.ComponentResource):
                     plugin_config_key=args.verification_config_key,
                     mode=args.verification_mode,
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.device_plugin]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.device_plugin, *admission]
+                ),
             )
         self.register_outputs(
             {

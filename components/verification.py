@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +70,11 @@ def validate_probe(pods: int, mode: str) -> None:
 
 
 class VerificationWorkload(pulumi.ComponentResource):
-    """A Deployment of N probe pods in their own namespace.
+    """A Deployment of N probe pods in their own namespace, and one pod without a slice.
 
     ``pulumi up`` waits until all N are Ready, so it fails, naming the pods left Pending
-    for lack of ``resource_name``, when the nodes advertise fewer slices than N. Create it
+    for lack of ``resource_name``, when the nodes advertise fewer slices than N. The pod
+    without a slice must see no GPU; ``verify`` reports whether it does. Create it
     with ``depends_on`` the device plugin and node groups.
     """
 
@@ -93,6 +95,11 @@ class VerificationWorkload(pulumi.ComponentResource):
         namespace["metadata"]["name"] = args.namespace
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata=namespace["metadata"], opts=child)
         self.namespace = ns.metadata.name
+        deny = objects["NetworkPolicy"]
+        deny["metadata"]["namespace"] = self.namespace
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-deny-all", metadata=deny["metadata"], spec=deny["spec"], opts=child
+        )
 
         program = objects["ConfigMap"]
         program["metadata"]["namespace"] = self.namespace
@@ -107,13 +114,19 @@ class VerificationWorkload(pulumi.ComponentResource):
         deployment["spec"]["template"]["metadata"].setdefault("annotations", {})[
             "eks-gpu-sharing/program-hash"
         ] = config_hash(program["data"])
+        after_program = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[config_map])
+        )
         k8s.apps.v1.Deployment(
             f"{name}-pods",
             metadata=deployment["metadata"],
             spec=deployment["spec"],
-            opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[config_map])
-            ),
+            opts=after_program,
+        )
+        pod = _no_slice_pod(deployment["spec"]["template"])
+        pod["metadata"]["namespace"] = self.namespace
+        k8s.core.v1.Pod(
+            f"{name}-no-slice", metadata=pod["metadata"], spec=pod["spec"], opts=after_program
         )
         self.register_outputs({"namespace": self.namespace})
 
@@ -136,3 +149,25 @@ def _deployment(deployment: dict, args: VerificationWorkloadArgs) -> dict:
         del amounts[conventions.GPU_RESOURCE]
         amounts[args.resource_name] = "1"
     return deployment
+
+
+def _no_slice_pod(template: dict) -> dict:
+    """A probe pod that requests no GPU and must see none.
+
+    Not awaited: on a node whose NVIDIA toolkit honours ``NVIDIA_VISIBLE_DEVICES`` from the
+    image (the probe image sets it to ``all``) it sees a GPU and is never Ready; ``verify``
+    reports that rather than ``pulumi up`` failing.
+    """
+    pod = copy.deepcopy(template)
+    pod["metadata"]["name"] = conventions.NO_SLICE_APP
+    pod["metadata"]["labels"]["app.kubernetes.io/name"] = conventions.NO_SLICE_APP
+    pod["metadata"]["annotations"]["pulumi.com/skipAwait"] = "true"
+    container = pod["spec"]["containers"][0]
+    container["name"] = "no-slice"
+    for env in container["env"]:
+        if env["name"] == "PROBE_MODE":
+            env["value"] = "no-slice"
+    for amounts in container["resources"].values():
+        for resource in [r for r in amounts if r not in ("cpu", "memory")]:
+            del amounts[resource]
+    return pod

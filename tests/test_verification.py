@@ -116,3 +116,30 @@ def test_a_new_probe_program_and_only_that_rolls_the_pods(monkeypatch, tmp_path)
     edited.write_text(PROBE_PROGRAM.read_text() + "\n# edited\n")
     monkeypatch.setattr(verification, "PROBE_PROGRAM", edited)
     assert deployment(build())["spec"]["template"] != template
+
+
+def test_a_pod_without_a_slice_runs_beside_the_probes_and_must_see_no_gpu():
+    """Same image, node and tolerations as the probes, no GPU request: verify reads it."""
+    plan = build(resource_name="nvidia.com/gpu.shared")
+    objects = kubernetes_objects(plan)
+    (pod,) = [o for o in objects if o["kind"] == "Pod"]
+    probe = deployment(plan)["spec"]["template"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "gpu-sharing-no-slice"
+    assert pod["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    assert "pulumi.com/skipAwait" not in probe["metadata"]["annotations"]
+    (container,) = pod["spec"]["containers"]
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"memory": "2Gi"},
+    }
+    assert {"name": "PROBE_MODE", "value": "no-slice"} in container["env"]
+    assert container["image"] == probe["spec"]["containers"][0]["image"]
+    for key in ("nodeSelector", "tolerations", "securityContext", "volumes"):
+        assert pod["spec"][key] == probe["spec"][key]
+    assert not any(e["name"].startswith("NVIDIA_") for e in container["env"])
+
+
+def test_the_namespace_denies_all_traffic():
+    plan = build()
+    (policy,) = [o for o in kubernetes_objects(plan) if o["kind"] == "NetworkPolicy"]
+    assert policy["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
