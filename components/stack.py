@@ -54,7 +54,7 @@ class GpuSharingArgs:
     verification_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
     #: ``"nvidia-smi"`` or ``"measure"``. Default ``"nvidia-smi"``.
     verification_mode: str = "nvidia-smi"
-    #: Create :class:`GpuAdmissionPolicy`, which refuses pods that reach a GPU without a
+    #: Create ``GpuAdmissionPolicy``, which refuses pods that reach a GPU without a
     #: slice. Default ``True``.
     admission_policy: bool = True
 
