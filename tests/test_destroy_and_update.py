@@ -158,18 +158,22 @@ def test_namespaces_go_after_everything_in_them(demo_plan, wave_of):
 #: group takes the cluster name from the logging-off command, because whether EKS refuses a
 #: node-group delete during a logging update (ResourceInUseException) is undocumented.
 DEMO_DESTROY_WAVES = [
-    {"Deployment gpu-sharing-verification-pods"},
+    {"Deployment gpu-sharing-verification-pods", "Pod gpu-sharing-verification-no-slice",
+     "NetworkPolicy gpu-sharing-verification-deny-all"},
     {"ConfigMap gpu-sharing-verification-program"},
     {"Namespace gpu-sharing-verification-ns"},
     {"VerificationWorkload gpu-sharing-verification"},
-    {"DaemonSet gpu-sharing-device-plugin-ds"},
+    {"DaemonSet gpu-sharing-device-plugin-ds",
+     "ValidatingAdmissionPolicyBinding gpu-sharing-admission-binding"},
     {
         "ClusterRole gpu-sharing-device-plugin-role",
         "ClusterRoleBinding gpu-sharing-device-plugin-binding",
         "ConfigMap gpu-sharing-device-plugin-sharing-configmap",
         "ServiceAccount gpu-sharing-device-plugin-sa",
+        "ValidatingAdmissionPolicy gpu-sharing-admission-policy",
     },
-    {"Namespace gpu-sharing-device-plugin-ns", "SharingConfig gpu-sharing-device-plugin-sharing"},
+    {"Namespace gpu-sharing-device-plugin-ns", "SharingConfig gpu-sharing-device-plugin-sharing",
+     "GpuAdmissionPolicy gpu-sharing-admission"},
     {"NvidiaDevicePlugin gpu-sharing-device-plugin", "kubernetes gpu-sharing-cluster-k8s"},
     {"NodeGroup gpu-sharing-gpu-ng"},
     {
