@@ -6,6 +6,9 @@ only the spec's standard functions (``has``, ``all``, ``in``, ``startsWith``, ``
 ``matches`` with RE2, which both use), so both give the same answers. Variables are
 evaluated in order and handed over as ``variables``, as Kubernetes does
 (kubernetes/kubernetes staging/src/k8s.io/apiserver/pkg/admission/plugin/policy/validating).
+Kubernetes compiles ``object`` as a dynamic type (staging/src/k8s.io/apiserver/pkg/
+admission/plugin/cel/compile.go, ``createEnvForOpts``), as celpy reads the JSON here, so
+joining containers, init and ephemeral containers into one list compiles on both.
 """
 
 from __future__ import annotations
