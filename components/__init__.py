@@ -7,10 +7,13 @@ Where each resource is created, in one hop:
   on Bottlerocket the template's user data carries the sharing (rendered by bottlerocket.py).
 - :class:`NvidiaDevicePlugin` (device_plugin.py): namespace, RBAC and DaemonSet of the plugin.
 - :class:`SharingConfig` (sharing.py): the ConfigMap of device plugin configs.
+- :class:`GpuAdmissionPolicy` (admission_policy.py): the admission policy that keeps GPUs
+  to pods holding a slice.
 - :class:`VerificationWorkload` (verification.py): the pods that prove the sharing.
 - :class:`GpuSharing` (stack.py): all of the above, as the demo stack uses it.
 """
 
+from .admission_policy import GpuAdmissionPolicy, GpuAdmissionPolicyArgs
 from .cluster import GpuCluster, GpuClusterArgs
 from .config import args_from_config
 from .device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
@@ -23,6 +26,8 @@ from .verification import VerificationWorkload, VerificationWorkloadArgs
 
 __all__ = [
     "ConfigError",
+    "GpuAdmissionPolicy",
+    "GpuAdmissionPolicyArgs",
     "GpuCluster",
     "GpuClusterArgs",
     "GpuNodeGroup",

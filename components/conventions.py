@@ -38,6 +38,9 @@ VERIFICATION_NAMESPACE = "gpu-sharing-verification"
 #: ``app.kubernetes.io/name`` of the verification pods; ``verify`` selects on it.
 VERIFICATION_APP = "gpu-sharing-verification"
 
+#: ``app.kubernetes.io/name`` of the pod that requests no GPU and must see none.
+NO_SLICE_APP = "gpu-sharing-no-slice"
+
 #: The resource a whole, unshared NVIDIA GPU is advertised as.
 GPU_RESOURCE = "nvidia.com/gpu"
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from . import bottlerocket, catalog, conventions, validation
+from .admission_policy import GpuAdmissionPolicy, GpuAdmissionPolicyArgs
 from .cluster import GpuCluster, GpuClusterArgs
 from .device_plugin import (
     DEFAULT_VERSION,
@@ -63,6 +64,9 @@ class GpuSharingArgs:
     #: Image of the verification pods, pinned; a PyTorch image in measure mode. Default
     #: ``None``: the mode's image (``verification.PROBE_IMAGES``).
     verification_image: str | None = None
+    #: Create ``GpuAdmissionPolicy``, which refuses pods that reach a GPU without a
+    #: slice. Default ``True``.
+    admission_policy: bool = True
 
     def sharing_of(self, group: str) -> PluginConfig:
         """The config that group's GPUs are advertised by: its key's, on either path (our
@@ -114,6 +118,7 @@ class GpuSharingArgs:
             if group.host_runs_device_plugin:
                 self._validate_bottlerocket(name, group.plugin_config_key)
         validate_version(self.device_plugin_version)
+        validation.boolean("admission_policy", self.admission_policy)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
         if self.verification_pods:
             validate_probe(self.verification_pods, self.verification_mode, self.verification_image)
@@ -223,6 +228,15 @@ class GpuSharing(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
+        admission: list[pulumi.Resource] = []
+        if args.admission_policy:
+            admission = [
+                GpuAdmissionPolicy(
+                    f"{name}-admission",
+                    GpuAdmissionPolicyArgs(provider=self.cluster.provider),
+                    opts=child,
+                )
+            ]
         self.verification = None
         if args.verification_pods:
             config = args.plugin_configs[args.verification_config_key]
@@ -235,8 +249,12 @@ class GpuSharing(pulumi.ComponentResource):
                     plugin_config_key=args.verification_config_key,
                     mode=args.verification_mode,
                     image=args.verification_image,
-                    # The pods wait for a plugin: ours, or the Bottlerocket nodes' own.
-                    slices_from=[self.device_plugin] if self.device_plugin else groups,
+                    # The pods wait for a plugin (ours, or the Bottlerocket nodes' own) and
+                    # for the policy that judges them.
+                    pods_after=[
+                        *([self.device_plugin] if self.device_plugin else groups),
+                        *admission,
+                    ],
                 ),
                 opts=child,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,12 +75,12 @@ class VerificationWorkloadArgs:
     namespace: str = conventions.VERIFICATION_NAMESPACE
     #: Seconds ``pulumi up`` waits for every pod to be Ready before failing. Default 900.
     ready_timeout_seconds: int = READY_TIMEOUT_SECONDS
-    #: What makes the slices exist, which the Deployment is created after, so
-    #: ``ready_timeout_seconds`` counts from when the GPU nodes advertise them: the device
-    #: plugin (an ``NvidiaDevicePlugin``, whose DaemonSets wait for the nodes), or the node
-    #: groups whose hosts run their own plugin (Bottlerocket). The namespace and ConfigMap
-    #: need only the API server. Default ``()``.
-    slices_from: Sequence[pulumi.Resource] = ()
+    #: What the pods are created after, so ``ready_timeout_seconds`` counts from when the
+    #: GPU nodes advertise slices: the device plugin (an ``NvidiaDevicePlugin``, whose
+    #: DaemonSets wait for the nodes) or the node groups whose hosts run their own plugin
+    #: (Bottlerocket); and the admission policy that must judge them. The namespace and
+    #: ConfigMap need only the API server. Default ``()``.
+    pods_after: Sequence[pulumi.Resource] = ()
 
     def validate(self) -> None:
         validate_probe(self.pods, self.mode, self.image)
@@ -126,11 +127,12 @@ def validate_probe(pods: int, mode: str, image: str | None) -> None:
 
 
 class VerificationWorkload(pulumi.ComponentResource):
-    """A Deployment of N probe pods in their own namespace.
+    """A Deployment of N probe pods in their own namespace, and one pod without a slice.
 
     ``pulumi up`` waits until all N are Ready, so it fails, naming the pods left Pending
     for lack of ``resource_name``, when the nodes advertise fewer slices than N. Give it
-    ``slices_from`` so that wait starts once the GPU nodes advertise slices.
+    ``pods_after`` so that wait starts once the GPU nodes advertise slices. The pod without
+    a slice must see no GPU; ``verify`` reports whether it does.
     """
 
     namespace: pulumi.Output[str]
@@ -150,6 +152,11 @@ class VerificationWorkload(pulumi.ComponentResource):
         namespace["metadata"]["name"] = args.namespace
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata=namespace["metadata"], opts=child)
         self.namespace = ns.metadata.name
+        deny = objects["NetworkPolicy"]
+        deny["metadata"]["namespace"] = self.namespace
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-deny-all", metadata=deny["metadata"], spec=deny["spec"], opts=child
+        )
 
         program = objects["ConfigMap"]
         program["metadata"]["namespace"] = self.namespace
@@ -164,14 +171,19 @@ class VerificationWorkload(pulumi.ComponentResource):
         deployment["spec"]["template"]["metadata"].setdefault("annotations", {})[
             "eks-gpu-sharing/program-hash"
         ] = config_hash(program["data"])
+        pods_opts = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[config_map, *args.pods_after])
+        )
         k8s.apps.v1.Deployment(
             f"{name}-pods",
             metadata=deployment["metadata"],
             spec=deployment["spec"],
-            opts=pulumi.ResourceOptions.merge(
-                child,
-                pulumi.ResourceOptions(depends_on=[config_map, *args.slices_from]),
-            ),
+            opts=pods_opts,
+        )
+        pod = _no_slice_pod(deployment["spec"]["template"])
+        pod["metadata"]["namespace"] = self.namespace
+        k8s.core.v1.Pod(
+            f"{name}-no-slice", metadata=pod["metadata"], spec=pod["spec"], opts=pods_opts
         )
         self.register_outputs({"namespace": self.namespace})
 
@@ -195,3 +207,25 @@ def _deployment(deployment: dict, args: VerificationWorkloadArgs) -> dict:
         del amounts[conventions.GPU_RESOURCE]
         amounts[args.resource_name] = "1"
     return deployment
+
+
+def _no_slice_pod(template: dict) -> dict:
+    """A probe pod that requests no GPU and must see none.
+
+    Not awaited: on a node whose NVIDIA toolkit honours ``NVIDIA_VISIBLE_DEVICES`` from the
+    image (the probe image sets it to ``all``) it sees a GPU and is never Ready; ``verify``
+    reports that rather than ``pulumi up`` failing.
+    """
+    pod = copy.deepcopy(template)
+    pod["metadata"]["name"] = conventions.NO_SLICE_APP
+    pod["metadata"]["labels"]["app.kubernetes.io/name"] = conventions.NO_SLICE_APP
+    pod["metadata"]["annotations"]["pulumi.com/skipAwait"] = "true"
+    container = pod["spec"]["containers"][0]
+    container["name"] = "no-slice"
+    for env in container["env"]:
+        if env["name"] == "PROBE_MODE":
+            env["value"] = "no-slice"
+    for amounts in container["resources"].values():
+        for resource in [r for r in amounts if r not in ("cpu", "memory")]:
+            del amounts[resource]
+    return pod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -18,11 +19,12 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 #: The control-plane logs an incident needs: who called the API, what changed, who
 #: authenticated. A floor for any stack; our default (``GpuClusterArgs``) sends these.
 REQUIRED_LOG_TYPES: tuple[str, ...] = ("api", "audit", "authenticator")
-OPEN_CIDRS = (OPEN_TO_THE_INTERNET, "::/0")
 
 #: EC2 families with NVIDIA GPUs (x86_64); the catalog describes only the g4dn sizes we
 #: deploy, this only recognises a GPU node group in any stack.
@@ -119,13 +121,29 @@ def public_endpoint_not_open(settings: ClusterSettings) -> list[str]:
     if settings.public_endpoint is not None and not is_true(settings.public_endpoint):
         return []
     cidrs = items(settings.public_cidrs) or [OPEN_TO_THE_INTERNET]
-    open_to = [c for c in cidrs if c in OPEN_CIDRS]
+    open_to = _whole_internet(cidrs)
     if not open_to:
         return []
     return [
-        f"the public API endpoint is open to {', '.join(open_to)}; narrow publicAccessCidrs "
+        f"the public API endpoint is open to {open_to}; narrow publicAccessCidrs "
         'to your own addresses (eks-gpu-sharing:publicAccessCidrs, e.g. ["203.0.113.7/32"])'
     ]
+
+
+def _whole_internet(cidrs: list[Any]) -> str | None:
+    """The CIDRs that together open an address family to everyone, compared as networks
+    (``0.0.0.0/00``, ``0.0.0.0/1`` with ``128.0.0.0/1``, ``::/0``); unreadable ones count."""
+    by_family: dict[int, list[Any]] = {4: [], 6: []}
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(str(cidr).strip(), strict=False)
+        except ValueError:
+            return f"{cidr!r}, which is no CIDR block"
+        by_family[network.version].append(network)
+    for networks in by_family.values():
+        if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(networks)):
+            return ", ".join(str(n) for n in networks)
+    return None
 
 
 def control_plane_logs(settings: ClusterSettings) -> list[str]:
@@ -244,25 +262,60 @@ def _trusts_ec2(assume_role_policy: Any) -> bool:
 
 
 def node_role_worker_policies_only(resources: Sequence[StackResource]) -> list[tuple[str, str]]:
-    """Extra managed policies on a node role are handed to every pod that reaches IMDS."""
+    """Extra policies on a node role are handed to every pod that reaches IMDS: managed ones
+    attached (``RolePolicyAttachment``, the role's ``managedPolicyArns``) and inline ones
+    (``RolePolicy``, the role's ``inlinePolicies``)."""
     node_roles = {
-        r.urn for r in resources if r.type == ROLE and _trusts_ec2(r.props.get("assumeRolePolicy"))
+        r.urn: r
+        for r in resources
+        if r.type == ROLE and _trusts_ec2(r.props.get("assumeRolePolicy"))
     }
     violations = []
-    for attachment in resources:
-        if attachment.type != ROLE_POLICY_ATTACHMENT or not node_roles & set(
-            attachment.dependencies
-        ):
+    for role in node_roles.values():
+        for arn in items(role.props.get("managedPolicyArns")):
+            if (message := _extra_managed_policy(arn)) is not None:
+                violations.append((role.urn, message))
+        for inline in items(role.props.get("inlinePolicies")):
+            if get(inline, "policy"):
+                violations.append((role.urn, _inline_message(get(inline, "name"))))
+    for resource in resources:
+        if not node_roles.keys() & set(resource.dependencies):
             continue
-        arn = attachment.props.get("policyArn")
-        match = _MANAGED_POLICY_ARN.fullmatch(arn) if isinstance(arn, str) else None
-        if match is None or match.group(1) not in catalog.WORKER_NODE_POLICIES:
-            violations.append(
-                (
-                    attachment.urn,
-                    f"policy {arn!r} is attached to a node role; nodes need only "
-                    f"{', '.join(catalog.WORKER_NODE_POLICIES)}. Give pods AWS access through "
-                    "EKS Pod Identity or IRSA instead",
-                )
-            )
+        if resource.type == ROLE_POLICY_ATTACHMENT:
+            message = _extra_managed_policy(resource.props.get("policyArn"))
+            if message is not None:
+                violations.append((resource.urn, message))
+        elif resource.type == ROLE_POLICY:
+            violations.append((resource.urn, _inline_message(resource.props.get("name"))))
     return violations
+
+
+def _extra_managed_policy(arn: Any) -> str | None:
+    match = _MANAGED_POLICY_ARN.fullmatch(arn) if isinstance(arn, str) else None
+    if match is not None and match.group(1) in catalog.WORKER_NODE_POLICIES:
+        return None
+    return (
+        f"policy {arn!r} is attached to a node role; nodes need only "
+        f"{', '.join(catalog.WORKER_NODE_POLICIES)}. Give pods AWS access through "
+        "EKS Pod Identity or IRSA instead"
+    )
+
+
+def _inline_message(name: Any) -> str:
+    return (
+        f"inline policy {name!r} is on a node role; nodes need only the managed "
+        f"{', '.join(catalog.WORKER_NODE_POLICIES)}. Give pods AWS access through EKS Pod "
+        "Identity or IRSA instead"
+    )
+
+
+def log_group_retention(_: str, props: Props) -> list[str]:
+    """A group without ``retentionInDays`` (or 0) keeps its logs, and bills them, forever
+    (CloudWatch Logs PutRetentionPolicy; pulumi-aws ``cloudwatch.LogGroup``)."""
+    days = props.get("retentionInDays")
+    if isinstance(days, int) and not isinstance(days, bool) and days > 0:
+        return []
+    return [
+        f"log group {props.get('name')!r} has retentionInDays {days!r}, so its logs never "
+        "expire; set a retention (GpuClusterArgs.log_retention_days, default 30)"
+    ]

@@ -15,6 +15,7 @@ from policy.aws_checks import (
     EKS_CLUSTER,
     EKS_COMPONENT,
     LAUNCH_TEMPLATE,
+    LOG_GROUP,
     NODE_GROUP,
     authentication_mode_api,
     cluster_check,
@@ -22,6 +23,7 @@ from policy.aws_checks import (
     launch_template_ebs_encrypted,
     launch_template_imdsv2,
     launch_template_no_key_pair,
+    log_group_retention,
     node_group_gpu_ami,
     node_group_launch_template,
     node_group_no_ssh,
@@ -45,7 +47,9 @@ from policy.kubernetes_checks import (
     namespace_pod_security,
     namespace_privileged_only_for_device_plugin,
     no_orphaned_aws_resources,
+    pods_baseline,
     pods_no_host_namespaces,
+    workloads_in_labelled_namespaces,
 )
 
 
@@ -108,6 +112,13 @@ RULES: tuple[Rule, ...] = (
         "EKS envelope-encrypts Kubernetes secrets with a KMS key.",
         CLUSTERS,
         cluster_check(secrets_encrypted),
+        mandatory=True,
+    ),
+    Rule(
+        "log-group-retention",
+        "CloudWatch log groups expire their logs (retentionInDays set).",
+        (LOG_GROUP,),
+        log_group_retention,
         mandatory=True,
     ),
     Rule(
@@ -177,6 +188,16 @@ RULES: tuple[Rule, ...] = (
         mandatory=True,
     ),
     Rule(
+        "pods-baseline",
+        "Pods meet the Pod Security Standards Baseline (no hostPath, added capabilities beyond "
+        "its list, host ports, unconfined seccomp or AppArmor, custom SELinux, unsafe sysctls, "
+        "procMount, HostProcess, probes to other hosts); only the device plugin's own "
+        "containers (namespace, image and name) mount its host paths.",
+        POD_CONTROLLERS,
+        pods_baseline,
+        mandatory=True,
+    ),
+    Rule(
         "containers-resource-bounds",
         "Containers request CPU and memory and are limited in memory.",
         POD_CONTROLLERS,
@@ -224,8 +245,15 @@ RULES: tuple[Rule, ...] = (
 STACK_RULES: tuple[StackRule, ...] = (
     StackRule(
         "node-role-worker-policies-only",
-        "Node roles carry only the EKS worker, CNI and ECR read-only managed policies.",
+        "Node roles carry only the EKS worker node managed policies (catalog."
+        "WORKER_NODE_POLICIES), attached or listed on the role, and no inline policy.",
         node_role_worker_policies_only,
+        mandatory=False,
+    ),
+    StackRule(
+        "workloads-in-labelled-namespaces",
+        "Pods run only in namespaces the stack creates with a Pod Security Admission label.",
+        workloads_in_labelled_namespaces,
         mandatory=False,
     ),
 )

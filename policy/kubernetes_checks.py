@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components import conventions
 from components.device_plugin import IMAGE_REPOSITORY
-from policy.inputs import Props, get, is_true, items
+from policy.inputs import Props, StackResource, get, is_true, items
+from policy.pod_security import baseline, may_be_privileged
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 SERVICE = "kubernetes:core/v1:Service"
@@ -42,17 +43,18 @@ def _name(container: Mapping[str, Any]) -> str:
 
 
 def containers_least_privilege(resource_type: str, props: Props) -> list[str]:
-    """Privileged containers are allowed only in the device plugin's namespace (MPS needs it)."""
+    """Privileged containers are allowed only to the MPS control daemon's own (MPS needs it),
+    known by the device plugin's namespace, image and container name."""
     namespace, containers = _containers(resource_type, props)
     problems = []
     for container in containers:
         context = container.get("securityContext")
         if is_true(get(context, "privileged")):
-            if namespace != conventions.DEVICE_PLUGIN_NAMESPACE:
+            if not may_be_privileged(namespace, container):
                 problems.append(
                     f"{_name(container)} is privileged in namespace {namespace!r}; only the "
-                    f"device plugin's namespace {conventions.DEVICE_PLUGIN_NAMESPACE!r} may "
-                    "run privileged containers"
+                    f"MPS control daemon's containers ({IMAGE_REPOSITORY}) in the device "
+                    f"plugin's namespace {conventions.DEVICE_PLUGIN_NAMESPACE!r} may be"
                 )
             continue
         if get(context, "allowPrivilegeEscalation") is not False:
@@ -151,6 +153,18 @@ def device_plugin_off_host_plugin_nodes(resource_type: str, props: Props) -> lis
     ]
 
 
+def pods_baseline(resource_type: str, props: Props) -> list[str]:
+    """The Pod Security Standards Baseline, beyond host namespaces and privilege."""
+    path = POD_SPEC_PATHS[resource_type]
+    pod_metadata = get(props, *path[:-1], "metadata") if len(path) > 1 else get(props, "metadata")
+    return [
+        f"{problem}; the Pod Security Standards Baseline forbids it"
+        for problem in baseline(
+            get(props, *path), pod_metadata, get(props, "metadata", "namespace")
+        )
+    ]
+
+
 def containers_resource_bounds(resource_type: str, props: Props) -> list[str]:
     """CPU and memory requests place the pod; a memory limit keeps it from starving the node.
 
@@ -213,6 +227,29 @@ def namespace_pod_security(_: str, props: Props) -> list[str]:
     return [
         f"label {PSA_ENFORCE} is {level!r}; set it to one of {', '.join(PSA_LEVELS)} "
         "(restricted unless the pods need more)"
+    ]
+
+
+def workloads_in_labelled_namespaces(
+    resources: Sequence[StackResource],
+) -> list[tuple[str, str]]:
+    """A namespace the stack does not create with a PSA label (``default``, say) enforces no
+    Pod Security level: EKS labels none, and an unlabelled namespace admits privileged pods."""
+    labelled = {
+        get(r.props, "metadata", "name")
+        for r in resources
+        if r.type == NAMESPACE and get(r.props, "metadata", "labels", PSA_ENFORCE) in PSA_LEVELS
+    }
+    return [
+        (
+            r.urn,
+            f"namespace {namespace!r} is not created by this stack with a {PSA_ENFORCE} label, "
+            "so nothing enforces a Pod Security level there (an unlabelled namespace admits "
+            "privileged pods); create the namespace with the label",
+        )
+        for r in resources
+        if r.type in POD_SPEC_PATHS
+        and (namespace := get(r.props, "metadata", "namespace") or "default") not in labelled
     ]
 
 

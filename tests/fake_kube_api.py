@@ -27,6 +27,7 @@ CREATED = "2026-11-02T09:00:00Z"
 PROBE_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 APP_LABEL = "app.kubernetes.io/name"
 APP = "gpu-sharing-verification"
+NO_SLICE_APP = "gpu-sharing-no-slice"
 NAMESPACE = "gpu-sharing-verification"
 #: What the scheduler says when no node has a free ``nvidia.com/gpu`` unit (Kubernetes 1.35).
 INSUFFICIENT_GPU = (
@@ -164,6 +165,7 @@ def probe_pod(
     ready: bool = True,
     unschedulable: str = INSUFFICIENT_GPU,
     namespace: str = NAMESPACE,
+    app: str = APP,
 ) -> dict[str, Any]:
     """A verification pod: Running on ``node`` (Ready or not), or Pending when node is None,
     with the scheduler's ``unschedulable`` message in its PodScheduled condition."""
@@ -172,7 +174,7 @@ def probe_pod(
             name,
             namespace,
             generateName=name.rsplit("-", 1)[0] + "-",
-            labels={APP_LABEL: APP, "app.kubernetes.io/part-of": "eks-gpu-sharing"},
+            labels={APP_LABEL: app, "app.kubernetes.io/part-of": "eks-gpu-sharing"},
             ownerReferences=[
                 {
                     "apiVersion": "apps/v1",
@@ -315,6 +317,17 @@ def probe_line(
             "error": error,
         }
     )
+
+
+def no_slice_line(pod: str, node: str, gpu_uuid: str | None = None) -> str:
+    """One line of components/gpu_probe.py in no-slice mode: no GPU (the toolkit injected no
+    nvidia-smi), or the one ``gpu_uuid`` the pod should not see."""
+    line = json.loads(probe_line(pod, node, gpu_uuid or "none"))
+    line["mode"] = "no-slice"
+    if gpu_uuid is None:
+        line["gpus"] = []
+        line["error"] = "nvidia-smi not found on PATH (is the NVIDIA runtime in use?)"
+    return json.dumps(line)
 
 
 def probe_deployment(replicas: int, namespace: str = NAMESPACE) -> dict[str, Any]:

@@ -124,14 +124,22 @@ def test_images_are_pinned(demo_plan):
 
 def test_the_plugin_pods_run_as_the_account_the_role_is_bound_to(demo_plan):
     """The config-manager reads its node's labels through the API: its pods need the service
-    account, in their namespace, with a token, bound to the role that allows it."""
+    account, in their namespace, bound to the role that allows it, and a token mounted where
+    client-go's in-cluster config reads it (the account mounts none by itself)."""
     (daemonset,) = objects(demo_plan, "DaemonSet")
     namespace = daemonset["metadata"]["namespace"]
     account_name = pod_spec(daemonset)["serviceAccountName"]
     (account,) = [a for a in objects(demo_plan, "ServiceAccount")
                   if a["metadata"]["name"] == account_name]
     assert account["metadata"]["namespace"] == namespace
-    assert account["automountServiceAccountToken"] is True
+    assert account["automountServiceAccountToken"] is False
+    spec = pod_spec(daemonset)
+    (manager,) = [c for c in spec["containers"] if c["name"] == "config-manager"]
+    (mount,) = [m for m in manager["volumeMounts"] if m["name"] == "kube-api-access"]
+    assert mount["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "kube-api-access"]
+    assert {"path": "token", "expirationSeconds": 3607} in [
+        s.get("serviceAccountToken") for s in volume["projected"]["sources"]]
     (binding,) = objects(demo_plan, "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account_name, "namespace": namespace}]

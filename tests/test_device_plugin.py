@@ -214,3 +214,36 @@ def test_only_the_daemonsets_wait_for_the_node_groups(configs):
     (nodes,) = [r["urn"] for r in plan.resources if r["name"] == "node-group-stand-in"]
     waiting = {r["name"] for r in plan.resources if nodes in r["dependencies"]}
     assert waiting == ({"dp-ds", "dp-mps"} if configs else {"dp-ds"})
+
+
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@pytest.mark.parametrize("configs", [None, {"default": mps(2)}])
+def test_only_the_config_manager_gets_a_service_account_token(configs):
+    """It alone calls the API (NVIDIA/k8s-device-plugin cmd/config-manager/main.go); the
+    plugin and the MPS daemon do not, so they get no token to lose."""
+    objects = kubernetes_objects(build(**({"configs": configs} if configs else {})))
+    (account,) = [o for o in objects if o["kind"] == "ServiceAccount"]
+    assert account["automountServiceAccountToken"] is False
+    daemonsets = [o for o in objects if o["kind"] == "DaemonSet"]
+    assert len(daemonsets) == (2 if configs else 1)
+    for ds in daemonsets:
+        spec = ds["spec"]["template"]["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        with_token = {
+            c["name"]
+            for c in spec["containers"] + spec["initContainers"]
+            if any(m["mountPath"] == TOKEN_DIR for m in c.get("volumeMounts", []))
+        }
+        assert with_token == {"config-manager", "config-manager-init"}
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "kube-api-access"]
+        sources = [next(iter(s)) for s in volume["projected"]["sources"]]
+        assert sources == ["serviceAccountToken", "configMap", "downwardAPI"]
+
+
+def test_the_plugin_pods_run_with_the_runtime_default_seccomp_profile():
+    for ds in kubernetes_objects(build(configs={"default": mps(2)})):
+        if ds["kind"] == "DaemonSet":
+            context = ds["spec"]["template"]["spec"]["securityContext"]
+            assert context == {"seccompProfile": {"type": "RuntimeDefault"}}

@@ -9,7 +9,12 @@ from components import manifest_files
 from components.catalog import EKS_STANDARD_SUPPORT_ENDS
 from components.tools.plan import kubernetes_objects
 
-MANIFEST_FILES = ["device-plugin.yaml", "sharing-config.yaml", "verification-workload.yaml"]
+MANIFEST_FILES = [
+    "admission-policy.yaml",
+    "device-plugin.yaml",
+    "sharing-config.yaml",
+    "verification-workload.yaml",
+]
 
 
 def validate_strict(obj: dict, kubernetes_version: str) -> None:
@@ -21,7 +26,8 @@ def test_plan_objects_are_valid_for_the_cluster_version(demo_plan):
     objects = kubernetes_objects(demo_plan)
     assert {o["kind"] for o in objects} == {
         "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-        "DaemonSet", "Deployment",
+        "DaemonSet", "Deployment", "Pod", "NetworkPolicy", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
     for obj in objects:
         validate_strict(obj, version)

@@ -26,7 +26,7 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
                       "--manifests", str(tmp_path / "k8s"))
     assert result.returncode == 0, result.stderr
     assert "aws:eks/nodeGroup:NodeGroup" in result.stdout
-    assert "26 resources" in result.stdout
+    assert "31 resources" in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan) == {"stack", "config", "resources", "outputs", "criticalPath"}
     assert [(step["name"], step["wait"]) for step in plan["criticalPath"][1:]] == [
@@ -43,7 +43,7 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
                                  "inputs"}
     assert plan["outputs"]["gpuSlicesPerNode"] == 5
     files = sorted((tmp_path / "k8s").glob("*.yaml"))
-    assert len(files) == 9
+    assert len(files) == 13
     kinds = [yaml.safe_load(f.read_text())["kind"] for f in files]
     assert kinds[:2] == ["Namespace", "Namespace"]  # kubectl apply -f creates them first
     probe = yaml.safe_load(next(f for f in files if "gpu-probe" in f.name).read_text())

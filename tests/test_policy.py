@@ -23,6 +23,7 @@ from policy.aws_checks import (
     EKS_CLUSTER,
     EKS_COMPONENT,
     LAUNCH_TEMPLATE,
+    LOG_GROUP,
     NODE_GROUP,
     ROLE,
     ROLE_POLICY_ATTACHMENT,
@@ -195,7 +196,7 @@ BREAKS = [
     ("containers-least-privilege", DAEMONSET, "nvidia-device-plugin",
      (*PLUGIN, "securityContext", "capabilities", "drop"), [], "drop to [ALL]"),
     ("containers-least-privilege", DEPLOYMENT, conventions.VERIFICATION_APP,
-     (*PROBE, "securityContext", "privileged"), True, "only the device plugin's namespace"),
+     (*PROBE, "securityContext", "privileged"), True, "only the MPS control daemon's containers"),
     ("pods-no-host-namespaces", DEPLOYMENT, conventions.VERIFICATION_APP,
      ("spec", "template", "spec", "hostPID"), True, "only the MPS control daemon"),
     ("pods-no-host-namespaces", DAEMONSET, "nvidia-device-plugin",
@@ -221,6 +222,11 @@ BREAKS = [
      (*EXCLUDES, "values"), ["AL2_x86_64_GPU"], "host runs NVIDIA's device plugin itself"),
     ("device-plugin-off-host-plugin-nodes", DAEMONSET, "nvidia-device-plugin",
      (*EXCLUDES, "operator"), "In", "every required node affinity term"),
+    ("pods-baseline", DEPLOYMENT, conventions.VERIFICATION_APP,
+     (*PROBE, "securityContext", "capabilities", "add"), ["SYS_ADMIN"], "SYS_ADMIN"),
+    ("pods-baseline", DAEMONSET, "nvidia-device-plugin",
+     ("metadata", "namespace"), "default", "hostPath"),
+    ("log-group-retention", LOG_GROUP, None, ("retentionInDays",), DELETE, "never expire"),
     ("namespace-pod-security", NAMESPACE, conventions.VERIFICATION_NAMESPACE,
      ("metadata", "labels", "pod-security.kubernetes.io/enforce"), DELETE, "restricted"),
     ("namespace-privileged-only-for-device-plugin", NAMESPACE,
@@ -353,7 +359,7 @@ def test_load_balancers_and_volumes_that_outlive_destroy_are_advised_against(dem
 
 
 def test_extra_policies_on_a_node_role_are_advised_against(demo_plan):
-    (rule,) = STACK_RULES
+    rule = next(r for r in STACK_RULES if r.name == "node-role-worker-policies-only")
     resources = stack_resources(demo_plan)
     role = next(r for r in resources if r.type == ROLE)
     attachment = next(r for r in resources if r.type == ROLE_POLICY_ATTACHMENT)

@@ -51,7 +51,7 @@ def test_children_are_parented_to_the_component_that_owns_them(demo_plan):
 def test_every_kubernetes_object_uses_the_cluster_provider_explicitly(demo_plan):
     provider = demo_plan.one("pulumi:providers:kubernetes")
     k8s = [r for r in demo_plan.resources if r["type"].startswith("kubernetes:")]
-    assert len(k8s) == 9
+    assert len(k8s) == 13
     for resource in k8s:
         assert resource["provider"] and resource["provider"].startswith(provider["urn"] + "::")
 

@@ -180,11 +180,38 @@ def test_the_pods_wait_for_the_device_plugin_and_nothing_else_does():
         provider = k8s.Provider("k8s", kubeconfig="{}")
         plugin = k8s.core.v1.Namespace("plugin-stand-in", opts=pulumi.ResourceOptions(
             provider=provider))
-        VerificationWorkload("v", VerificationWorkloadArgs(provider=provider, slices_from=[plugin]))
+        VerificationWorkload("v", VerificationWorkloadArgs(provider=provider, pods_after=[plugin]))
 
     plan = run_program(program)
     (plugin,) = [r for r in plan.resources if r["name"] == "plugin-stand-in"]
     waits = {r["type"]: r["dependencies"] for r in plan.resources if r["name"].startswith("v-")}
-    assert plugin["urn"] in waits["kubernetes:apps/v1:Deployment"]
-    assert not any(plugin["urn"] in deps for typ, deps in waits.items()
-                   if typ != "kubernetes:apps/v1:Deployment")
+    pods = ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Pod")
+    assert all(plugin["urn"] in waits[typ] for typ in pods)
+    assert not any(plugin["urn"] in deps for typ, deps in waits.items() if typ not in pods)
+
+
+def test_a_pod_without_a_slice_runs_beside_the_probes_and_must_see_no_gpu():
+    """Same image, node and tolerations as the probes, no GPU request: verify reads it."""
+    plan = build(resource_name="nvidia.com/gpu.shared")
+    objects = kubernetes_objects(plan)
+    (pod,) = [o for o in objects if o["kind"] == "Pod"]
+    probe = deployment(plan)["spec"]["template"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "gpu-sharing-no-slice"
+    assert pod["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    assert "pulumi.com/skipAwait" not in probe["metadata"]["annotations"]
+    (container,) = pod["spec"]["containers"]
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"memory": "2Gi"},
+    }
+    assert {"name": "PROBE_MODE", "value": "no-slice"} in container["env"]
+    assert container["image"] == probe["spec"]["containers"][0]["image"]
+    for key in ("nodeSelector", "tolerations", "securityContext", "volumes"):
+        assert pod["spec"][key] == probe["spec"][key]
+    assert not any(e["name"].startswith("NVIDIA_") for e in container["env"])
+
+
+def test_the_namespace_denies_all_traffic():
+    plan = build()
+    (policy,) = [o for o in kubernetes_objects(plan) if o["kind"] == "NetworkPolicy"]
+    assert policy["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}

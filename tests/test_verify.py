@@ -27,7 +27,8 @@ GPU = "GPU-8f3c2a71-1e4b-4c5d-9a6e-0b1c2d3e4f50"
 OTHER_GPU = "GPU-1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5"
 #: TFLOP/s of five fp16 matmul loops time-sliced on one T4.
 FAIR = (1.312, 1.298, 1.305, 1.287, 1.301)
-CHECKS = ("node-capacity", "pods-ready", "shared-gpu", "fair-shares")
+CHECKS = ("node-capacity", "pods-ready", "shared-gpu", "fair-shares", "no-slice-no-gpu")
+NO_SLICE_POD = "gpu-sharing-no-slice"
 POLL = 0.02
 
 
@@ -94,7 +95,17 @@ def shared_cluster(
     )
     for i, rate in enumerate(tflops):
         add_pod(cluster, i, tflops=rate, resource=resource)
+    add_no_slice_pod(cluster)
     return cluster
+
+
+def add_no_slice_pod(cluster: fake.Cluster, *, sees: str | None = None) -> None:
+    """The pod without a GPU request, Ready while it sees no GPU (probe mode no-slice)."""
+    pod = fake.probe_pod(NO_SLICE_POD, NODE, ready=sees is None, app=fake.NO_SLICE_APP)
+    del pod["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"]
+    del pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+    cluster.pods.append(pod)
+    cluster.logs[(fake.NAMESPACE, NO_SLICE_POD)] = fake.no_slice_line(NO_SLICE_POD, NODE, sees)
 
 
 def run(
@@ -118,7 +129,7 @@ def test_five_pods_sharing_one_gpu_fairly_pass(tmp_path, capsys):
 
     assert result.rc == 0, result.out
     assert result.statuses() == dict.fromkeys(CHECKS, "pass")
-    assert result.out.rstrip().endswith("PASS: 4 checks passed")
+    assert result.out.rstrip().endswith("PASS: 5 checks passed")
     # The seconds waited depend on the machine's load, not on verify.
     assert re.search(r"waiting for pods: 5/5 ready \(\d+s\)\n", result.err)
     report = result.report
@@ -179,7 +190,7 @@ def test_node_advertising_one_unit_instead_of_five_fails_capacity(tmp_path, caps
         f"{NODE}: nvidia.com/gpu capacity 1, allocatable 1; expected 5 per GPU (config "
         "'default') x 1 GPU (g4dn.xlarge) = 5"
     ]
-    assert "FAIL: 1 of 4 checks failed (node-capacity)" in result.out
+    assert "FAIL: 1 of 5 checks failed (node-capacity)" in result.out
 
 
 def test_allocatable_below_capacity_fails(tmp_path, capsys):
@@ -211,6 +222,7 @@ def test_pending_pods_are_explained_by_their_scheduling_events(tmp_path, capsys)
         "pods-ready": "fail",
         "shared-gpu": "pass",
         "fair-shares": "pass",
+        "no-slice-no-gpu": "pass",
     }
     check = result.check("pods-ready")
     assert re.fullmatch(
@@ -310,7 +322,7 @@ def test_nvidia_smi_mode_skips_fair_shares(tmp_path, capsys):
         "detail": "no pod runs in measure mode (verificationMode: measure)",
         "notes": [],
     }
-    assert result.out.rstrip().endswith("PASS: 3 checks passed, 1 skipped")
+    assert result.out.rstrip().endswith("PASS: 4 checks passed, 1 skipped")
 
 
 def test_probe_reporting_no_gpu_fails_shared_gpu(tmp_path, capsys):
@@ -415,6 +427,7 @@ def test_no_gpu_nodes_and_no_pods(tmp_path, capsys):
         "pods-ready": "fail",
         "shared-gpu": "fail",
         "fair-shares": "skip",
+        "no-slice-no-gpu": "fail",  # its node is no GPU node
     }
     assert result.check("node-capacity")["detail"] == (
         "no GPU nodes: no node has label nvidia.com/gpu.present=true (node group not up yet, or "
@@ -448,11 +461,11 @@ def test_timeout_waiting_for_ready_fails_with_progress(tmp_path, capsys):
 
 def test_waits_until_pods_are_ready(tmp_path, capsys):
     cluster = shared_cluster()
-    held = cluster.pods[:]
-    cluster.pods = held[:3]
+    held, no_slice = cluster.pods[:5], cluster.pods[5:]
+    cluster.pods = held[:3] + no_slice
 
     def roll_out(cluster: fake.Cluster, lists: int) -> None:
-        cluster.pods = held[: min(5, 3 + lists // 3)]
+        cluster.pods = held[: min(5, 3 + lists // 3)] + no_slice
 
     cluster.on_pod_list = roll_out
     result = run(cluster, tmp_path, capsys, "--timeout", "30", "--expect-pods", "5")
@@ -497,7 +510,7 @@ def test_json_to_stdout_moves_the_table_to_stderr(tmp_path, capsys):
 
     assert rc == 0
     assert json.loads(captured.out)["ok"] is True
-    assert "PASS: 4 checks passed" in captured.err
+    assert "PASS: 5 checks passed" in captured.err
 
 
 def test_unreachable_api_exits_2_with_one_line(tmp_path):
@@ -673,3 +686,44 @@ def test_bottlerocket_node_without_our_labels_is_unknown_not_guessed(tmp_path, c
     assert result.check("node-capacity")["status"] == "fail"
     assert "so the sharing its host plugin was given is unknown" in (
         result.check("node-capacity")["notes"][0])
+
+
+def test_a_pod_without_a_slice_that_sees_no_gpu_passes(tmp_path, capsys):
+    cluster = shared_cluster()
+    result = run(cluster, tmp_path, capsys)
+
+    check = result.check("no-slice-no-gpu")
+    assert check["status"] == "pass"
+    assert check["notes"] == [
+        f"{NO_SLICE_POD} on {NODE}: nvidia-smi not found on PATH (is the NVIDIA runtime in use?)"
+    ]
+    assert any(
+        "labelSelector=app.kubernetes.io/name%3Dgpu-sharing-no-slice" in r for r in cluster.requests
+    )
+
+
+def test_a_pod_without_a_slice_that_sees_a_gpu_fails(tmp_path, capsys):
+    """What AL2023's default toolkit does with an image that sets NVIDIA_VISIBLE_DEVICES."""
+    cluster = shared_cluster()
+    cluster.pods.pop()
+    add_no_slice_pod(cluster, sees=GPU)
+    result = run(cluster, tmp_path, capsys)
+
+    assert result.rc == 1
+    assert result.statuses() == {**dict.fromkeys(CHECKS, "pass"), "no-slice-no-gpu": "fail"}
+    check = result.check("no-slice-no-gpu")
+    assert "accepts NVIDIA_VISIBLE_DEVICES from the image" in check["detail"]
+    assert check["notes"] == [f"{NO_SLICE_POD} on {NODE}: sees {GPU}"]
+
+
+def test_a_missing_or_pending_pod_without_a_slice_fails(tmp_path, capsys):
+    cluster = shared_cluster()
+    cluster.pods.pop()
+    result = run(cluster, tmp_path, capsys)
+    assert result.check("no-slice-no-gpu")["status"] == "fail"
+    assert "no pod labelled app.kubernetes.io/name=gpu-sharing-no-slice" in result.out
+
+    pending = fake.probe_pod(NO_SLICE_POD, None, app=fake.NO_SLICE_APP)
+    cluster.pods.append(pending)
+    result = run(cluster, tmp_path, capsys)
+    assert f"({NO_SLICE_POD}: Pending" in result.check("no-slice-no-gpu")["detail"]

@@ -37,6 +37,7 @@ from .cli import (
 from .verify_checks import (
     CONFIGMAP,
     GPU_NODE_SELECTOR,
+    NO_SLICE_SELECTOR,
     POD_SELECTOR,
     GpuReport,
     Kube,
@@ -45,6 +46,7 @@ from .verify_checks import (
     Report,
     check_capacity,
     check_fair_shares,
+    check_no_slice,
     check_ready,
     check_shared_gpu,
     gpu_reports,
@@ -134,12 +136,12 @@ class Api:
             return None
         return sum(d.spec.replicas or 0 for d in deployments)
 
-    def pods(self, namespace: str) -> list[Kube]:
+    def pods(self, namespace: str, selector: str = POD_SELECTOR) -> list[Kube]:
         """The probe pods, less those being deleted (a rollout's old ones)."""
         pods = self._ask(
             f"list pods in namespace {namespace}",
             lambda: self.core.list_namespaced_pod(
-                namespace, label_selector=POD_SELECTOR, _request_timeout=self.request_timeout
+                namespace, label_selector=selector, _request_timeout=self.request_timeout
             ),
         ).items
         live = (pod for pod in pods if pod.metadata.deletion_timestamp is None)
@@ -338,6 +340,11 @@ def verify(
         ),
         check_shared_gpu(pod_reports, nodes),
         check_fair_shares(pod_reports, gpus, min_fairness),
+        check_no_slice(
+            [pod_report(api, pod) for pod in api.pods(namespace, NO_SLICE_SELECTOR)],
+            {n.metadata.name for n in gpu_nodes},
+            namespace,
+        ),
     ]
     return Report(
         namespace, expected, round(waited, 1), timed_out, nodes, pod_reports, gpus, checks

@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..plugin_config import advertised_units
 
 POD_SELECTOR = f"app.kubernetes.io/name={conventions.VERIFICATION_APP}"
+NO_SLICE_SELECTOR = f"app.kubernetes.io/name={conventions.NO_SLICE_APP}"
 GPU_NODE_SELECTOR = f"{conventions.GPU_NODE_LABEL}={conventions.GPU_NODE_LABEL_VALUE}"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 CONFIGMAP = f"{conventions.DEVICE_PLUGIN_NAMESPACE}/{conventions.PLUGIN_CONFIGMAP_NAME}"
@@ -397,3 +398,43 @@ def check_fair_shares(pods: list[PodReport], gpus: list[GpuReport], min_fairness
         return Check(name, "fail", problems[0] + more, problems + notes)
     worst = min(gpu.fairness for gpu in gpus)
     return Check(name, "pass", f"{len(gpus)} GPU(s) split evenly: fairness >= {worst:.2f}", notes)
+
+
+def check_no_slice(pods: list[PodReport], gpu_nodes: set[str], namespace: str) -> Check:
+    """A pod on a GPU node that requests no GPU must see none (components/verification.py).
+
+    Its image sets ``NVIDIA_VISIBLE_DEVICES=all``, so it sees GPUs wherever the node's NVIDIA
+    toolkit accepts that variable from unprivileged containers (its default).
+    """
+    name = "no-slice-no-gpu"
+    running = [p for p in pods if p.phase == "Running" and p.node in gpu_nodes]
+    if not running:
+        found = "; ".join(f"{p.name}: {p.why or f'on node {p.node}'}" for p in pods)
+        return Check(
+            name,
+            "fail",
+            f"no pod labelled {NO_SLICE_SELECTOR} runs on a GPU node in namespace {namespace}"
+            + (f" ({found})" if found else ""),
+        )
+    seeing = [p for p in running if p.gpu_uuids]
+    if seeing:
+        return Check(
+            name,
+            "fail",
+            f"{len(seeing)} pod(s) without a GPU request see a GPU: the node's NVIDIA toolkit "
+            "accepts NVIDIA_VISIBLE_DEVICES from the image (docs/security.md, Slices)",
+            [f"{p.name} on {p.node}: sees {', '.join(p.gpu_uuids)}" for p in seeing],
+        )
+    unread = [p for p in running if p.mode != "no-slice"]
+    if unread:
+        return Check(
+            name,
+            "fail",
+            f"{unread[0].name} has not reported what it sees: {unread[0].error or 'no report'}",
+        )
+    return Check(
+        name,
+        "pass",
+        f"{len(running)} pod(s) without a GPU request see no GPU",
+        [f"{p.name} on {p.node}: {p.error or 'no GPU listed'}" for p in running],
+    )

@@ -52,7 +52,7 @@ if pods:
             resource_name=sharing.resource_name(),
             # The pods can only be scheduled once the plugin advertises the GPU units; their
             # namespace and program need only the API server.
-            slices_from=[plugin],
+            pods_after=[plugin],
         ),
     )
     pulumi.export("verificationNamespace", probe.namespace)
