@@ -159,9 +159,7 @@ class GpuClusterArgs:
         validation.boolean("endpoint_private_access", self.endpoint_private_access)
         if not (self.endpoint_public_access or self.endpoint_private_access):
             raise ConfigError("endpoint_public_access and endpoint_private_access are both off")
-        validation.boolean(
-            "allowPublicAccessFromAnywhere", self.allow_public_access_from_anywhere
-        )
+        validation.boolean("allowPublicAccessFromAnywhere", self.allow_public_access_from_anywhere)
         if self.public_access_cidrs is None and self.endpoint_public_access:
             raise ConfigError(
                 "publicAccessCidrs is unset and the API endpoint is public: set it to the "

@@ -58,9 +58,7 @@ def deployer(opts: pulumi.InvokeOutputOptions) -> pulumi.Output[str]:
     return aws.iam.get_session_context_output(arn=caller.arn, opts=opts).issuer_arn
 
 
-def principals(
-    given: Sequence[str] | None, default: pulumi.Output[str]
-) -> list[pulumi.Input[str]]:
+def principals(given: Sequence[str] | None, default: pulumi.Output[str]) -> list[pulumi.Input[str]]:
     """The ARNs given, else the deployer's: as many resources as ARNs, known now."""
     return list(given) if given is not None else [default]
 

@@ -9,12 +9,20 @@ import pytest
 
 from components import ConfigError, args_from_config
 from components.config import KEYS, NAMESPACE
+from tests.conftest import OWN_CIDRS
 
 TODAY = dt.date(2026, 11, 22)
 
 
 def config(**values: str) -> dict[str, str]:
-    return {"aws:region": "us-west-2", **{f"{NAMESPACE}:{k}": v for k, v in values.items()}}
+    """Stack config with these keys, and CIDRs for the public endpoint unless it is given
+    other (``None`` leaves a key out)."""
+    if values.get("endpointPublicAccess") != "false":
+        values.setdefault("publicAccessCidrs", json.dumps(list(OWN_CIDRS)))
+    return {
+        "aws:region": "us-west-2",
+        **{f"{NAMESPACE}:{k}": v for k, v in values.items() if v is not None},
+    }
 
 
 def test_defaults_are_the_demo():
@@ -117,8 +125,13 @@ def test_more_pods_are_allowed_when_more_nodes_run():
     assert args.advertised_slices("default") == 10
 
 
+def test_the_documented_defaults_leave_the_endpoints_cidrs_to_the_user():
+    with pytest.raises(ConfigError, match="^publicAccessCidrs is unset and the API endpoint"):
+        args_from_config({"aws:region": "us-west-2"}, "dev", today=TODAY)
+
+
 def test_every_documented_key_has_a_default_that_validates():
-    explicit = {k: v if isinstance(v, str) else __import__("json").dumps(v)
+    explicit = {k: v if isinstance(v, str) else json.dumps(v)
                 for k, (_, v) in KEYS.items() if v is not None}
     args_from_config(config(**explicit), "dev", today=TODAY)
 

@@ -171,17 +171,22 @@ DEMO_DESTROY_WAVES = [
     },
     {"Namespace gpu-sharing-device-plugin-ns", "SharingConfig gpu-sharing-device-plugin-sharing"},
     {"NvidiaDevicePlugin gpu-sharing-device-plugin", "kubernetes gpu-sharing-cluster-k8s"},
-    {"NodeGroup gpu-sharing-gpu-ng"},
+    # Our Kubernetes objects go while the admins' access remains; aws-node keeps its role
+    # until the nodes are gone.
+    {"NodeGroup gpu-sharing-gpu-ng", "AccessPolicyAssociation gpu-sharing-cluster-admin-0"},
     {
+        "AccessEntry gpu-sharing-cluster-admin-0",
         "Command gpu-sharing-cluster-logging-off-before-delete",
         "LaunchTemplate gpu-sharing-gpu-lt",
-        "RolePolicyAttachment gpu-sharing-gpu-AmazonEC2ContainerRegistryReadOnly",
+        "RolePolicyAttachment gpu-sharing-gpu-AmazonEC2ContainerRegistryPullOnly",
         "RolePolicyAttachment gpu-sharing-gpu-AmazonEKSWorkerNodePolicy",
-        "RolePolicyAttachment gpu-sharing-gpu-AmazonEKS_CNI_Policy",
     },
-    {"Cluster gpu-sharing-cluster-eks", "Role gpu-sharing-gpu-role"},
-    {"Key gpu-sharing-cluster-secrets", "LogGroup gpu-sharing-cluster-logs",
-     "GpuNodeGroup gpu-sharing-gpu"},
+    {"PodIdentityAssociation gpu-sharing-cluster-aws-node-association", "Role gpu-sharing-gpu-role"},
+    {"GpuNodeGroup gpu-sharing-gpu", "RolePolicyAttachment gpu-sharing-cluster-aws-node-AmazonEKS_CNI_Policy"},
+    {"Role gpu-sharing-cluster-aws-node-role"},
+    {"Addon gpu-sharing-cluster-pod-identity-agent"},
+    {"Cluster gpu-sharing-cluster-eks"},
+    {"Key gpu-sharing-cluster-secrets", "LogGroup gpu-sharing-cluster-logs"},
     {"GpuCluster gpu-sharing-cluster"},
     {"GpuSharing gpu-sharing"},
 ]

@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 
-from components import ConfigError, GpuClusterArgs, catalog
+from components import ConfigError, catalog
 from components.tools.plan import config_error
+from tests.conftest import cluster_args
 from tests.test_cluster import build
 from tests.test_plan import plan_cli
 
@@ -29,9 +30,9 @@ def test_a_version_eks_does_not_list_is_refused():
 
 def test_the_message_on_the_day_standard_support_ends():
     ends = catalog.EKS_STANDARD_SUPPORT_ENDS["1.35"]
-    GpuClusterArgs(kubernetes_version="1.35", today=ends).validate()
+    cluster_args(kubernetes_version="1.35", today=ends).validate()
     with pytest.raises(ConfigError) as error:
-        GpuClusterArgs(kubernetes_version="1.35", today=ends + dt.timedelta(days=1)).validate()
+        cluster_args(kubernetes_version="1.35", today=ends + dt.timedelta(days=1)).validate()
     assert str(error.value) == (
         f"kubernetesVersion '1.35': no Kubernetes version is in EKS standard support on "
         f"{ends + dt.timedelta(days=1)} by the calendar in components/catalog.py (as of "
@@ -41,7 +42,7 @@ def test_the_message_on_the_day_standard_support_ends():
 def test_the_product_reads_the_pinned_clock(pinned_today):
     assert catalog.today() == pinned_today
     with pytest.raises(ConfigError, match="on 2026-11-22"):
-        GpuClusterArgs(kubernetes_version="1.33").validate()
+        cluster_args(kubernetes_version="1.33").validate()
 
 
 def test_canary_catalog_newest_version_is_in_standard_support():

@@ -10,7 +10,7 @@ import yaml
 
 from components import ConfigError, args_from_config, conventions
 from components.tools.plan import kubernetes_objects
-from tests.conftest import plan_scope, run_stack
+from tests.conftest import cluster_args, plan_scope, run_stack
 
 
 @pytest.fixture(scope=plan_scope)
@@ -143,6 +143,7 @@ def mixed_plan():
 
     def program():
         gpu = GpuSharing("g", GpuSharingArgs(
+            cluster=cluster_args(),
             node_groups={
                 "al": GpuNodeGroupArgs(plugin_config_key="shared"),
                 "br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA",
@@ -187,6 +188,7 @@ def test_the_verification_pods_count_bottlerocket_gpus_once():
 
     def args(pods):
         return GpuSharingArgs(
+            cluster=cluster_args(),
             node_groups={"br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA")},
             plugin_configs={"default": time_slicing(5)},
             verification_pods=pods,
@@ -204,6 +206,7 @@ def test_bottlerocket_gpus_do_not_count_for_a_renamed_resource():
     from components import GpuNodeGroupArgs, GpuSharingArgs, time_slicing
 
     args = GpuSharingArgs(
+        cluster=cluster_args(),
         node_groups={
             "al": GpuNodeGroupArgs(),
             "br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA"),

@@ -11,12 +11,17 @@ import pulumi
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_program
+from tests.conftest import PLAN_CIDRS, ROOT, run_program
 
 
 def plan_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    """``python -m components plan``, given our stack's CIDRs as ``make plan`` gives them."""
+    ours = "--project-dir" not in args and not any(
+        key in arg for arg in args for key in ("publicAccessCidrs", "endpointPublicAccess")
+    )
+    extra = ["--config", PLAN_CIDRS] if ours else []
     return subprocess.run(
-        [sys.executable, "-m", "components", "plan", *args],
+        [sys.executable, "-m", "components", "plan", *extra, *args],
         cwd=cwd, capture_output=True, text=True, timeout=120,
     )
 
@@ -26,7 +31,7 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
                       "--manifests", str(tmp_path / "k8s"))
     assert result.returncode == 0, result.stderr
     assert "aws:eks/nodeGroup:NodeGroup" in result.stdout
-    assert "26 resources" in result.stdout
+    assert "31 resources" in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan) == {"stack", "config", "resources", "outputs"}
     assert plan["stack"] == "dev"
