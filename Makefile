@@ -3,6 +3,7 @@
 #                credentials here, the offline plan of it)
 #   make test  - set up, then run every offline test
 VENV ?= .venv
+SECRETS_PROVIDER ?=
 PY := $(VENV)/bin/python
 STACK ?= dev
 # Exit 1: the account would refuse the stack (quota, CIDRs); 3: AWS checks skipped, said why.
@@ -20,19 +21,20 @@ PLAN := $(PY) -m components plan --stack $(STACK) $(PLAN_CIDRS) --manifests out/
 # is set (even empty), else the file PULUMI_CONFIG_PASSPHRASE_FILE names, else it prompts,
 # and fails when there is no terminal (pulumi/pulumi pkg/secrets/passphrase/manager.go,
 # readPassphrase). With neither set, or an empty one, the passphrase is empty: say so.
+# A stack whose secrets go to a key service needs no passphrase.
+SECRETS_IN_KMS := { [ -n "$(SECRETS_PROVIDER)" ] || grep -qsE '^secretsprovider: *(awskms|azurekeyvault|gcpkms|hashivault)://' Pulumi.$(STACK).yaml; }
 STATE := if [ -n "$${PULUMI_CONFIG_PASSPHRASE+set}" ] || [ -z "$${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then \
-	  if [ -z "$${PULUMI_CONFIG_PASSPHRASE:-}" ]; then \
+	  if [ -z "$${PULUMI_CONFIG_PASSPHRASE:-}" ] && ! $(SECRETS_IN_KMS); then \
 	    echo "warning: PULUMI_CONFIG_PASSPHRASE is empty: using an empty passphrase for stack $(STACK)'s secrets (its kubeconfig)" >&2; \
 	  fi; \
 	  export PULUMI_CONFIG_PASSPHRASE="$${PULUMI_CONFIG_PASSPHRASE:-}"; \
 	fi;
 # `up` creates state: it refuses an empty passphrase, which protects the stack's secrets
-# (its kubeconfig) with nothing, unless the stack's secrets go to a KMS key
+# (its kubeconfig) with nothing, unless they go to a KMS key instead
 # (SECRETS_PROVIDER=awskms://alias/<name>?region=<region>, used by `pulumi stack select
 # --create --secrets-provider`: pulumi/pulumi pkg/cmd/pulumi/stack/stack_select.go) or the
-# stack file already names a secrets provider.
-SECRETS_PROVIDER ?=
-NEW_STATE := if [ -z "$(SECRETS_PROVIDER)" ] && ! grep -qs '^secretsprovider:' Pulumi.$(STACK).yaml \
+# stack file already names such a secrets provider.
+NEW_STATE := if ! $(SECRETS_IN_KMS) \
 	    && [ -z "$${PULUMI_CONFIG_PASSPHRASE:-}" ] \
 	    && { [ -n "$${PULUMI_CONFIG_PASSPHRASE+set}" ] || [ ! -s "$${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; }; then \
 	  echo "error: make up will not create stack $(STACK)'s state with an empty passphrase: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE), or SECRETS_PROVIDER=awskms://alias/<key>?region=<region>" >&2; \

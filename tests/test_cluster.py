@@ -57,8 +57,11 @@ def test_default_network_is_the_default_vpc_in_azs_that_offer_the_gpu_type():
 
 
 def test_given_network_and_key_are_used_and_no_key_is_created():
-    plan = build(vpc_id="vpc-123", subnet_ids=["subnet-a", "subnet-b"],
-                 kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/given")
+    plan = build(
+        vpc_id="vpc-123",
+        subnet_ids=["subnet-a", "subnet-b"],
+        kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/given",
+    )
     inputs = plan.one("eks:index:Cluster")["inputs"]
     assert (inputs["vpcId"], inputs["subnetIds"]) == ("vpc-123", ["subnet-a", "subnet-b"])
     assert inputs["encryptionConfigKeyArn"].endswith("key/given")
@@ -86,13 +89,13 @@ def test_unknown_region_says_what_the_offline_plan_knows_without_a_traceback():
     assert result.stderr.startswith(
         "python -m components plan: error: the offline plan knows only the regions "
         "ap-south-2, eu-west-1, synthetic-one-az-1, us-east-1, us-west-1, us-west-2, not "
-        "aws:region 'ca-west-1'")
+        "aws:region 'ca-west-1'"
+    )
     assert "Traceback" not in result.stderr
 
 
 def default_subnets(region: str) -> set[str]:
-    plan = run_program(lambda: GpuCluster("c", cluster_args(today=TODAY)),
-                       {"aws:region": region})
+    plan = run_program(lambda: GpuCluster("c", cluster_args(today=TODAY)), {"aws:region": region})
     return set(plan.one("eks:index:Cluster")["inputs"]["subnetIds"])
 
 
@@ -110,7 +113,8 @@ def test_default_subnets_skip_azs_eks_refuses(monkeypatch):
     monkeypatch.setitem(mocks.ZONE_IDS, "us-east-1", mocks.ZONE_IDS["us-east-1"] | swapped)
     assert "us-east-1c" in mocks.G4DN_AZS["us-east-1"]
     assert default_subnets("us-east-1") == subnets_in(
-        "us-east-1", "us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f")
+        "us-east-1", "us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f"
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,18 +153,22 @@ def test_private_only_endpoint_sends_no_public_cidrs():
 
 def test_public_cidrs_with_a_private_only_endpoint_are_refused():
     with pytest.raises(ConfigError) as error:
-        cluster_args(today=TODAY, endpoint_public_access=False,
-                       public_access_cidrs=["198.51.100.7/32"]).validate()
+        cluster_args(
+            today=TODAY, endpoint_public_access=False, public_access_cidrs=["198.51.100.7/32"]
+        ).validate()
     assert str(error.value).startswith(
-        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off")
+        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off"
+    )
 
 
 def test_upgrade_policy_is_standard_unless_asked():
     """EKS defaults a cluster to EXTENDED support (6x per hour after standard support)."""
     assert build().one("eks:index:Cluster")["inputs"]["upgradePolicy"] == {
-        "supportType": "STANDARD"}
-    assert build(support_type="EXTENDED").one("eks:index:Cluster")["inputs"][
-        "upgradePolicy"] == {"supportType": "EXTENDED"}
+        "supportType": "STANDARD"
+    }
+    assert build(support_type="EXTENDED").one("eks:index:Cluster")["inputs"]["upgradePolicy"] == {
+        "supportType": "EXTENDED"
+    }
     with pytest.raises(ConfigError, match="supportType 'standard'; use one of STANDARD"):
         cluster_args(today=TODAY, support_type="standard").validate()
 
@@ -184,8 +192,9 @@ def test_logging_is_turned_off_before_the_cluster_is_deleted():
     assert "create" not in off["inputs"] and off["inputs"]["delete"] == DISABLE_LOGGING
     env = off["inputs"]["environment"]
     assert (env["CLUSTER"], env["REGION"]) == ("demo", "us-west-2") and "PROFILE" not in env
-    assert json.loads(env["LOGGING_OFF"]) == {"clusterLogging": [
-        {"types": ["api", "audit", "authenticator"], "enabled": False}]}
+    assert json.loads(env["LOGGING_OFF"]) == {
+        "clusterLogging": [{"types": ["api", "audit", "authenticator"], "enabled": False}]
+    }
     assert build(cluster_log_types=[]).by_type("command:local:Command") == []
 
 
@@ -203,19 +212,39 @@ def test_logging_off_request_fits_update_cluster_config():
 def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
     """pulumi-eks appends ``--profile <name>`` to get-token's args only in its own provider's
     kubeconfig (generateKubeconfig, includeProfile; nodejs/eks/cluster/cluster.ts)."""
-    args = args_from_config({"aws:region": "us-west-2", "aws:profile": "work",
-                             "eks-gpu-sharing:endpointPublicAccess": "false"}, "dev",
-                            today=TODAY)
+    args = args_from_config(
+        {
+            "aws:region": "us-west-2",
+            "aws:profile": "work",
+            "eks-gpu-sharing:endpointPublicAccess": "false",
+        },
+        "dev",
+        today=TODAY,
+    )
     assert args.cluster.aws_profile == "work"
     plan = run_program(lambda: GpuCluster("c", args.cluster))
     cluster = plan.one("eks:index:Cluster")["inputs"]
     assert cluster["providerCredentialOpts"] == {"profileName": "work"}
     provider = json.loads(plan.one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"])
     exec_ = provider["users"][0]["user"]["exec"]
-    assert exec_["args"] == ["--region", "us-west-2", "eks", "get-token", "--cluster-name",
-                             "eks-gpu-sharing-dev", "--output", "json", "--profile", "work"]
-    assert exec_["env"] == [{"name": "KUBERNETES_EXEC_INFO",
-                             "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}'}]
+    assert exec_["args"] == [
+        "--region",
+        "us-west-2",
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "eks-gpu-sharing-dev",
+        "--output",
+        "json",
+        "--profile",
+        "work",
+    ]
+    assert exec_["env"] == [
+        {
+            "name": "KUBERNETES_EXEC_INFO",
+            "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}',
+        }
+    ]
     off = plan.one("command:local:Command")["inputs"]["environment"]
     assert off["PROFILE"] == "work" and "AWS_PROFILE" not in off
     assert "--profile" not in build().one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"]
@@ -273,25 +302,40 @@ esac
     (bin_dir / "sleep").write_text("#!/bin/sh\n")
     for tool in ("aws", "sleep"):
         (bin_dir / tool).chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CLUSTER": "demo", "REGION": "eu-west-1",
-           "LOGGING_OFF": '{"clusterLogging": []}', "HOME": str(tmp_path)}
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "CLUSTER": "demo",
+        "REGION": "eu-west-1",
+        "LOGGING_OFF": '{"clusterLogging": []}',
+        "HOME": str(tmp_path),
+    }
     if profile:
         env["PROFILE"] = profile
-    result = subprocess.run(["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True,
-                            text=True, timeout=30)
-    calls = (tmp_path / "calls").read_text().splitlines() if os.path.exists(
-        tmp_path / "calls") else []
+    result = subprocess.run(
+        ["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True, text=True, timeout=30
+    )
+    calls = (
+        (tmp_path / "calls").read_text().splitlines() if os.path.exists(tmp_path / "calls") else []
+    )
     return result, calls
 
 
 def test_disable_logging_waits_until_eks_has_applied_it(tmp_path):
     result, calls = run_disable_logging(tmp_path, ["InProgress", "InProgress", "Successful"])
     assert result.returncode == 0, result.stderr
-    assert calls[0] == ("eks update-cluster-config --name demo --logging "
-                        '{"clusterLogging": []} --query update.id --output text '
-                        "--region eu-west-1")
-    assert calls[1:] == ["eks describe-update --name demo --update-id upd-1 --query "
-                         "update.status --output text --region eu-west-1"] * 3
+    assert calls[0] == (
+        "eks update-cluster-config --name demo --logging "
+        '{"clusterLogging": []} --query update.id --output text '
+        "--region eu-west-1"
+    )
+    assert (
+        calls[1:]
+        == [
+            "eks describe-update --name demo --update-id upd-1 --query "
+            "update.status --output text --region eu-west-1"
+        ]
+        * 3
+    )
 
 
 def test_disable_logging_passes_the_profile_on_the_command_line(tmp_path):
@@ -321,7 +365,8 @@ REFUSED = "An error occurred ({}) when calling the UpdateClusterConfig operation
     ],
 )
 def test_disable_logging_lets_the_destroy_go_on_when_there_is_nothing_to_turn_off(
-        tmp_path, code, message):
+    tmp_path, code, message
+):
     """A cluster already gone, or with logging already off, refuses the update."""
     result, calls = run_disable_logging(tmp_path, [], refusal=REFUSED.format(code, message))
     assert result.returncode == 0 and len(calls) == 1, result.stderr
@@ -345,10 +390,10 @@ def test_disable_logging_fails_the_destroy_on_any_other_refusal(tmp_path, refusa
 
 
 def test_disable_logging_fails_the_destroy_without_an_aws_cli(tmp_path):
-    env = {"PATH": str(tmp_path), "CLUSTER": "demo", "REGION": "eu-west-1",
-           "LOGGING_OFF": "{}"}
-    result = subprocess.run(["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True,
-                            text=True, timeout=30)
+    env = {"PATH": str(tmp_path), "CLUSTER": "demo", "REGION": "eu-west-1", "LOGGING_OFF": "{}"}
+    result = subprocess.run(
+        ["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("disabling control-plane logging of demo: ")
     assert "aws" in result.stderr
@@ -372,11 +417,29 @@ def test_the_aws_cli_accepts_the_logging_off_request(tmp_path):
     plan = build(cluster_name="demo")
     env = plan.one("command:local:Command")["inputs"]["environment"]
     result = subprocess.run(
-        [aws, "eks", "update-cluster-config", "--name", "demo", "--logging", env["LOGGING_OFF"],
-         "--region", "us-west-2", "--endpoint-url", "http://127.0.0.1:9"],
-        capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "x",
-             "AWS_SECRET_ACCESS_KEY": "x", "AWS_MAX_ATTEMPTS": "1"},
+        [
+            aws,
+            "eks",
+            "update-cluster-config",
+            "--name",
+            "demo",
+            "--logging",
+            env["LOGGING_OFF"],
+            "--region",
+            "us-west-2",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_MAX_ATTEMPTS": "1",
+        },
     )
     assert "Could not connect to the endpoint URL" in result.stderr, result.stderr
 
@@ -404,11 +467,18 @@ def test_a_defaulted_version_is_chosen_at_create_and_kept_afterwards(monkeypatch
     transform, _ = eks_transforms(monkeypatch)
     assert transform is keep_created_version
     opts = pulumi.ResourceOptions(protect=False)
-    child = transform(pulumi.ResourceTransformArgs(
-        True, "aws:eks/cluster:Cluster", "c-eks-eksCluster", {"version": "1.35"}, opts))
+    child = transform(
+        pulumi.ResourceTransformArgs(
+            True, "aws:eks/cluster:Cluster", "c-eks-eksCluster", {"version": "1.35"}, opts
+        )
+    )
     assert child.props == {"version": "1.35"} and child.opts.ignore_changes == ["version"]
-    assert transform(pulumi.ResourceTransformArgs(
-        True, "aws:iam/role:Role", "c-eks-eksRole", {}, opts)) is None
+    assert (
+        transform(
+            pulumi.ResourceTransformArgs(True, "aws:iam/role:Role", "c-eks-eksRole", {}, opts)
+        )
+        is None
+    )
     # A version the user set is theirs to change: that is how to upgrade.
     assert keep_created_version not in eks_transforms(monkeypatch, kubernetes_version="1.34")
 
@@ -421,9 +491,13 @@ def test_node_groups_are_deleted_before_logging_goes_off():
     def program():
         holder["cluster"] = GpuCluster("c", cluster_args(today=TODAY))
         pulumi.export("name", holder["cluster"].cluster_name)
-        aws.eks.NodeGroup("ng", cluster_name=holder["cluster"].cluster_name, node_role_arn="r",
-                          subnet_ids=["s-a", "s-b"],
-                          scaling_config={"desired_size": 1, "max_size": 1, "min_size": 1})
+        aws.eks.NodeGroup(
+            "ng",
+            cluster_name=holder["cluster"].cluster_name,
+            node_role_arn="r",
+            subnet_ids=["s-a", "s-b"],
+            scaling_config={"desired_size": 1, "max_size": 1, "min_size": 1},
+        )
 
     plan = run_program(program)
     off = plan.one("command:local:Command")
@@ -435,7 +509,9 @@ def test_public_cidrs_reach_eks_in_cidr_notation():
     """Python's ip_network also takes a netmask or a bare address; EKS gets CIDR notation."""
     plan = build(public_access_cidrs=["10.0.0.0/255.0.0.0", "100.20.30.40"])
     assert plan.one("eks:index:Cluster")["inputs"]["publicAccessCidrs"] == [
-        "10.0.0.0/8", "100.20.30.40/32"]
+        "10.0.0.0/8",
+        "100.20.30.40/32",
+    ]
 
 
 def through_provider(region: str) -> Plan:
@@ -445,8 +521,9 @@ def through_provider(region: str) -> Plan:
 
     def program():
         provider = aws.Provider("elsewhere", region=region)
-        GpuCluster("c", cluster_args(today=TODAY),
-                   opts=pulumi.ResourceOptions(providers={"aws": provider}))
+        GpuCluster(
+            "c", cluster_args(today=TODAY), opts=pulumi.ResourceOptions(providers={"aws": provider})
+        )
 
     return run_program(program)
 
@@ -463,8 +540,9 @@ def test_the_default_network_is_looked_up_through_the_clusters_aws_provider():
 
 def test_two_azs_are_enough():
     """us-west-1 offers g4dn in two AZs (moto's recorded offerings): EKS takes that."""
-    plan = run_program(lambda: GpuCluster("c", cluster_args(today=TODAY)),
-                       {"aws:region": "us-west-1"})
+    plan = run_program(
+        lambda: GpuCluster("c", cluster_args(today=TODAY)), {"aws:region": "us-west-1"}
+    )
     assert len(plan.one("eks:index:Cluster")["inputs"]["subnetIds"]) == 2
 
 
@@ -502,8 +580,7 @@ def test_what_the_cluster_waits_for_its_children_wait_for():
 
     def program():
         first = aws.s3.Bucket("first")
-        GpuCluster("c", cluster_args(today=TODAY),
-                   opts=pulumi.ResourceOptions(depends_on=[first]))
+        GpuCluster("c", cluster_args(today=TODAY), opts=pulumi.ResourceOptions(depends_on=[first]))
 
     plan = run_program(program)
     first = plan.one("aws:s3/bucket:Bucket")["urn"]

@@ -59,6 +59,8 @@ PLAUSIBLE: dict[str, list[str]] = {
     "devicePluginVersion": ["v0.17.0", "v0.20.0", "v0.19.3", "v0.16.2", "latest", "0.20.0"],
     "publicAccessCidrs": ['["203.0.113.7/32"]', '["10.0.0.0/33"]', "[]", '"0.0.0.0/0"', '["::/0"]'],
 }
+
+
 @functools.cache
 def ec2_gpus() -> dict[str, int]:
     """GPUs per g4dn size as EC2 answers DescribeInstanceTypes (moto's recorded data)."""

@@ -181,8 +181,14 @@ DEMO_DESTROY_WAVES = [
         "RolePolicyAttachment gpu-sharing-gpu-AmazonEC2ContainerRegistryPullOnly",
         "RolePolicyAttachment gpu-sharing-gpu-AmazonEKSWorkerNodePolicy",
     },
-    {"PodIdentityAssociation gpu-sharing-cluster-aws-node-association", "Role gpu-sharing-gpu-role"},
-    {"GpuNodeGroup gpu-sharing-gpu", "RolePolicyAttachment gpu-sharing-cluster-aws-node-AmazonEKS_CNI_Policy"},
+    {
+        "PodIdentityAssociation gpu-sharing-cluster-aws-node-association",
+        "Role gpu-sharing-gpu-role",
+    },
+    {
+        "GpuNodeGroup gpu-sharing-gpu",
+        "RolePolicyAttachment gpu-sharing-cluster-aws-node-AmazonEKS_CNI_Policy",
+    },
     {"Role gpu-sharing-cluster-aws-node-role"},
     {"Addon gpu-sharing-cluster-pod-identity-agent"},
     {"Cluster gpu-sharing-cluster-eks"},
@@ -363,8 +369,12 @@ def test_every_changed_kubernetes_object_is_updated_in_place(update):
     configmap = plugin_configmap(before)
     if configmap in changes:
         without = {k: v for k, v in provider.items() if k != "enableConfigMapMutable"}
-        assert kubernetes_change("ConfigMap", old[configmap]["inputs"],
-                                 new[configmap]["inputs"], without) == "delete, then create"
+        assert (
+            kubernetes_change(
+                "ConfigMap", old[configmap]["inputs"], new[configmap]["inputs"], without
+            )
+            == "delete, then create"
+        )
 
 
 def test_infrastructure_is_left_alone(update):

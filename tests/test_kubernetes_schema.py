@@ -20,8 +20,13 @@ def test_plan_objects_are_valid_for_the_cluster_version(demo_plan):
     version = demo_plan.one("eks:index:Cluster")["inputs"]["version"]
     objects = kubernetes_objects(demo_plan)
     assert {o["kind"] for o in objects} == {
-        "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-        "DaemonSet", "Deployment",
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "DaemonSet",
+        "Deployment",
     }
     for obj in objects:
         validate_strict(obj, version)

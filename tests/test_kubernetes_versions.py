@@ -25,7 +25,8 @@ def test_a_version_eks_does_not_list_is_refused():
     with pytest.raises(Exception) as error:
         build(kubernetes_version="1.36")
     assert str(config_error(error.value)).startswith(
-        "kubernetesVersion '1.36' is not in EKS standard support by EKS's own list")
+        "kubernetesVersion '1.36' is not in EKS standard support by EKS's own list"
+    )
 
 
 def test_the_message_on_the_day_standard_support_ends():
@@ -36,7 +37,8 @@ def test_the_message_on_the_day_standard_support_ends():
     assert str(error.value) == (
         f"kubernetesVersion '1.35': no Kubernetes version is in EKS standard support on "
         f"{ends + dt.timedelta(days=1)} by the calendar in components/catalog.py (as of "
-        f"{catalog.CALENDAR_AS_OF}); update the catalog")
+        f"{catalog.CALENDAR_AS_OF}); update the catalog"
+    )
 
 
 def test_the_product_reads_the_pinned_clock(pinned_today):
@@ -53,11 +55,14 @@ def test_canary_catalog_newest_version_is_in_standard_support():
     assert dt.date.today() <= ends, (
         f"Kubernetes {newest}, the newest in components/catalog.py EKS_STANDARD_SUPPORT_ENDS, "
         f"left EKS standard support on {ends}: update catalog EKS_STANDARD_SUPPORT_ENDS and "
-        "CALENDAR_AS_OF from the EKS version calendar")
+        "CALENDAR_AS_OF from the EKS version calendar"
+    )
 
 
 def test_the_offline_plan_says_its_calendar_date():
     result = plan_cli()
     assert result.returncode == 0, result.stderr
-    assert (f"Kubernetes versions offline: the EKS calendar in components/catalog.py as of "
-            f"{catalog.CALENDAR_AS_OF} (a real `pulumi up` asks EKS).") in result.stdout
+    assert (
+        f"Kubernetes versions offline: the EKS calendar in components/catalog.py as of "
+        f"{catalog.CALENDAR_AS_OF} (a real `pulumi up` asks EKS)."
+    ) in result.stdout

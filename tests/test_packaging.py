@@ -190,7 +190,6 @@ def test_docs_list_the_public_api():
     assert listed == set(components.__all__)
 
 
-
 def _imported_modules(path: Path) -> list[tuple[int, str]]:
     """Every module a file of ``components/`` imports, as an absolute dotted name."""
     import ast

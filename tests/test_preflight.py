@@ -24,8 +24,8 @@ def stack_args(stack: str = "dev", **overrides: str):
 
 def stubbed(answers: dict[str, float]):
     client = boto3.client(
-        "service-quotas", region_name="us-west-2", aws_access_key_id="x",
-        aws_secret_access_key="x")
+        "service-quotas", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stub = Stubber(client)
     for code, value in answers.items():
         stub.add_response(
@@ -52,7 +52,8 @@ def test_quota_below_the_stack_is_named_up_front():
     assert output == (
         'error: the quota "Running On-Demand G and VT instances" (L-DB2E81BA) is 0 vCPUs; the '
         "ON_DEMAND node groups can use 4 at their max size: ask for more in Service Quotas "
-        "first (the node group would wait and fail)\n")
+        "first (the node group would wait and fail)\n"
+    )
 
 
 def test_spot_and_on_demand_are_asked_separately_and_pass_when_they_fit():
@@ -70,8 +71,7 @@ def test_spot_and_on_demand_are_asked_separately_and_pass_when_they_fit():
 def test_without_credentials_the_aws_checks_are_skipped_and_said_why():
     code, output = checked(stack_args(), why_not="no AWS credentials")
     assert code == preflight.SKIPPED == 3
-    assert output == (
-        "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials\n")
+    assert output == ("skipped: the quota checks in us-west-2 (aws:region): no AWS credentials\n")
 
 
 @pytest.mark.parametrize("cidr", ["203.0.113.0/24", "198.51.100.7/32", "192.0.2.0/25"])
@@ -88,36 +88,54 @@ def test_shipped_stacks_use_no_documentation_range(stack):
 
 
 def test_cli_without_credentials_exits_3(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true",
-           "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "components", "preflight", "--stack", "dev"],
-                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "preflight", "--stack", "dev"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 3, result.stderr
     assert result.stdout.startswith(
-        "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials")
+        "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials"
+    )
 
 
 def test_a_profile_that_does_not_exist_is_said(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     assert preflight.quotas_client("us-west-2", "nope") == (
-        None, "no AWS profile 'nope' (aws:profile) in ~/.aws")
+        None,
+        "no AWS profile 'nope' (aws:profile) in ~/.aws",
+    )
 
 
 def test_a_refused_api_call_is_one_line_and_skips_the_aws_checks():
     """AccessDeniedException is one of GetServiceQuota's errors in botocore's model."""
-    client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
-                          aws_secret_access_key="x")
+    client = boto3.client(
+        "service-quotas", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stub = Stubber(client)
-    stub.add_client_error("get_service_quota", "AccessDeniedException",
-                          "User is not authorized to perform servicequotas:GetServiceQuota")
+    stub.add_client_error(
+        "get_service_quota",
+        "AccessDeniedException",
+        "User is not authorized to perform servicequotas:GetServiceQuota",
+    )
     stub.activate()
     code, output = checked(stack_args(), client)
     assert code == preflight.SKIPPED
     assert output == (
         "skipped: the quota checks in us-west-2 (aws:region): An error occurred "
         "(AccessDeniedException) when calling the GetServiceQuota operation: User is not "
-        "authorized to perform servicequotas:GetServiceQuota\n")
+        "authorized to perform servicequotas:GetServiceQuota\n"
+    )
 
 
 def test_no_network_is_one_line_too_and_a_config_error_still_fails(tmp_path):
@@ -125,9 +143,14 @@ def test_no_network_is_one_line_too_and_a_config_error_still_fails(tmp_path):
     EndpointConnectionError (a BotoCoreError), as with no network."""
     from botocore.config import Config
 
-    client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
-                          aws_secret_access_key="x", endpoint_url="http://127.0.0.1:9",
-                          config=Config(retries={"max_attempts": 0}, connect_timeout=5))
+    client = boto3.client(
+        "service-quotas",
+        region_name="us-west-2",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"max_attempts": 0}, connect_timeout=5),
+    )
     code, output = checked(stack_args(publicAccessCidrs='["203.0.113.0/24"]'), client)
     assert code == 1
     lines = output.splitlines()
@@ -138,15 +161,19 @@ def test_no_network_is_one_line_too_and_a_config_error_still_fails(tmp_path):
 def test_without_an_applied_value_the_aws_default_quota_is_used():
     """GetServiceQuota raises NoSuchResourceException when the account has no applied value
     (botocore service-quotas model); GetAWSDefaultServiceQuota has the default."""
-    client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
-                          aws_secret_access_key="x")
+    client = boto3.client(
+        "service-quotas", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stub = Stubber(client)
     ask = {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
-    stub.add_client_error("get_service_quota", "NoSuchResourceException", "no applied value",
-                          expected_params=ask)
-    stub.add_response("get_aws_default_service_quota",
-                      {"Quota": {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA", "Value": 8.0}},
-                      ask)
+    stub.add_client_error(
+        "get_service_quota", "NoSuchResourceException", "no applied value", expected_params=ask
+    )
+    stub.add_response(
+        "get_aws_default_service_quota",
+        {"Quota": {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA", "Value": 8.0}},
+        ask,
+    )
     stub.activate()
     code, output = checked(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), client)
     stub.assert_no_pending_responses()
@@ -154,13 +181,20 @@ def test_without_an_applied_value_the_aws_default_quota_is_used():
     assert output == (
         'ok: in us-west-2 (aws:region), the quota "Running On-Demand G and VT instances" '
         "(L-DB2E81BA, 8 vCPUs) is at least the 4 the stack's ON_DEMAND nodes need at max size "
-        "(G instances already running count against it too)\n")
+        "(G instances already running count against it too)\n"
+    )
 
 
 def cli(*args: str, cwd=ROOT):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "AWS_EC2_METADATA_DISABLED": "true"}
-    return subprocess.run([sys.executable, "-m", "components", "preflight", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "components", "preflight", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_a_stack_without_a_region_is_refused_not_guessed(tmp_path):

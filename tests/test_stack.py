@@ -133,11 +133,14 @@ def test_renamed_shared_resource_flows_to_the_pods_and_slices():
     from tests.conftest import run_program
 
     def program():
-        gpu = GpuSharing("g", GpuSharingArgs(
-            cluster=cluster_args(),
-            plugin_configs={"default": time_slicing(4, rename_by_default=True)},
-            verification_pods=4,
-        ))
+        gpu = GpuSharing(
+            "g",
+            GpuSharingArgs(
+                cluster=cluster_args(),
+                plugin_configs={"default": time_slicing(4, rename_by_default=True)},
+                verification_pods=4,
+            ),
+        )
         pulumi.export("slices", gpu.gpu_slices_per_node["gpu"])
 
     plan = run_program(program)
@@ -158,8 +161,9 @@ def sharing_args(**groups):
         GpuSharingArgs,
         cluster=cluster_args(),
         node_groups={
-            name: GpuNodeGroupArgs(plugin_config_key=key, desired_size=desired,
-                                   min_size=desired, max_size=most)
+            name: GpuNodeGroupArgs(
+                plugin_config_key=key, desired_size=desired, min_size=desired, max_size=most
+            )
             for name, (key, desired, most) in groups.items()
         },
         plugin_configs={"default": time_slicing(5), "whole": unshared()},
@@ -175,8 +179,12 @@ def test_pods_are_counted_on_the_nodes_that_run_not_on_max_size():
         args(verification_pods=10).validate()
     message = str(error.value)
     assert message.startswith("verificationPods 10 is more than the 5 GPU slices")
-    for key in ("gpuNodeDesired", "timeSlicingReplicas", "lower verificationPods",
-                "nodeGroups: desired, sharing.replicas"):
+    for key in (
+        "gpuNodeDesired",
+        "timeSlicingReplicas",
+        "lower verificationPods",
+        "nodeGroups: desired, sharing.replicas",
+    ):
         assert key in message
     sharing_args(gpu=("default", 2, 2))(verification_pods=10).validate()
 
@@ -223,8 +231,9 @@ def test_no_verification_pods_means_no_workload():
 
     holder = {}
     plan = run_program(
-        lambda: holder.setdefault("gpu", GpuSharing(
-            "g", GpuSharingArgs(cluster=cluster_args(), verification_pods=0)))
+        lambda: holder.setdefault(
+            "gpu", GpuSharing("g", GpuSharingArgs(cluster=cluster_args(), verification_pods=0))
+        )
     )
     assert holder["gpu"].verification is None
     assert not plan.by_type("eks-gpu-sharing:index:VerificationWorkload")
