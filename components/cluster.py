@@ -8,7 +8,7 @@ import json
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -167,10 +167,10 @@ class GpuClusterArgs:
                 "in your own), or make the endpoint private (endpoint_public_access false)"
             )
         if self.public_access_cidrs is not None:
-            given = validation.cidrs("publicAccessCidrs", self.public_access_cidrs)
-            if OPEN_TO_THE_INTERNET in given and not self.allow_public_access_from_anywhere:
+            cidrs = validation.cidrs("publicAccessCidrs", self.public_access_cidrs)
+            if OPEN_TO_THE_INTERNET in cidrs and not self.allow_public_access_from_anywhere:
                 raise ConfigError(
-                    f"publicAccessCidrs {given} opens the API endpoint to the whole internet; "
+                    f"publicAccessCidrs {cidrs} opens the API endpoint to the whole internet; "
                     "give your own addresses, or set allowPublicAccessFromAnywhere true to "
                     "mean it"
                 )
@@ -245,7 +245,7 @@ def no_creator_admin(
     """
     if args.type_ != "aws:eks/cluster:Cluster":
         return None
-    access = {**(args.props.get("accessConfig") or {})}
+    access: dict[str, Any] = dict(cast(Mapping[str, Any], args.props.get("accessConfig") or {}))
     access["bootstrapClusterCreatorAdminPermissions"] = False
     return pulumi.ResourceTransformResult({**args.props, "accessConfig": access}, args.opts)
 
@@ -295,8 +295,8 @@ class GpuCluster(pulumi.ComponentResource):
         if args.subnet_ids is None:
             pulumi.log.warn(
                 "the nodes run in the default VPC's default subnets, which are public: each "
-                "node gets a public IP address. Give subnet_ids of private subnets with a NAT gateway to keep them "
-                "off the internet (docs/security.md)."
+                "node gets a public IP address. Give subnet_ids of private subnets with a NAT "
+                "gateway to keep them off the internet (docs/security.md)."
             )
         if args.authentication_mode != "API":
             pulumi.log.warn(

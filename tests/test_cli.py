@@ -29,7 +29,6 @@ from components.tools.plan import Plan, aws_config_keys, plan_warnings
 from tests import fake_kube_api as fake
 from tests.conftest import PLAN_CIDRS, ROOT
 
-
 CIDR_KEYS = ("publicAccessCidrs", "endpointPublicAccess")
 
 
