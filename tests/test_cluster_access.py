@@ -31,9 +31,11 @@ ALICE = "arn:aws:iam::123456789012:role/platform/alice"
 BOB = "arn:aws:iam::123456789012:user/bob"
 
 
-def admins(plan) -> list[str]:
-    entries = plan.by_type("aws:eks/accessEntry:AccessEntry")
-    return [e["inputs"]["principalArn"] for e in entries]
+def admins(plan, typ: str = "aws:eks/accessEntry:AccessEntry") -> list[str]:
+    """The principals of the access entries (or associations), in the order of their names:
+    resources register in the order their inputs resolve."""
+    found = sorted(plan.by_type(typ), key=lambda r: r["name"])
+    return [r["inputs"]["principalArn"] for r in found]
 
 
 def test_the_deployer_is_the_only_admin_by_default_as_its_role():
@@ -49,8 +51,8 @@ def test_the_deployer_is_the_only_admin_by_default_as_its_role():
 def test_declared_admins_replace_the_deployer():
     plan = build(cluster_admins=[ALICE, BOB])
     assert admins(plan) == [ALICE, BOB]
-    associations = plan.by_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
-    assert [a["inputs"]["principalArn"] for a in associations] == [ALICE, BOB]
+    associations = admins(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert associations == [ALICE, BOB]
 
 
 def test_our_kubernetes_objects_wait_for_the_admins_access():
