@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -16,10 +17,23 @@ from components.tools import preflight
 from components.tools.plan import stack_config
 from tests.conftest import ROOT
 
+#: The shipped stacks leave publicAccessCidrs to `make up`, which sets the deployer's own
+#: address; this stands for it (a public address, not a documentation range).
+FILLED_IN = '["100.20.30.40/32"]'
+
 
 def stack_args(stack: str = "dev", **overrides: str):
+    """The stack's args as `make up` leaves them: with the deployer's address filled in."""
+    overrides.setdefault("publicAccessCidrs", FILLED_IN)
     config = stack_config(ROOT, stack, [f"{k}={v}" for k, v in overrides.items()])
     return args_from_config(config, stack)
+
+
+def stack_file_as_make_up_leaves_it(folder: Path, stack: str = "dev") -> None:
+    text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+    (folder / f"Pulumi.{stack}.yaml").write_text(
+        text + f"  eks-gpu-sharing:publicAccessCidrs: {FILLED_IN}\n"
+    )
 
 
 def stubbed(answers: dict[str, float]):
@@ -82,8 +96,10 @@ def test_documentation_ranges_are_refused_for_a_real_up(cidr):
 
 
 @pytest.mark.parametrize("stack", ["dev", "multi"])
-def test_shipped_stacks_use_no_documentation_range(stack):
-    """A stack file we ship must be `up`-able as it is."""
+def test_shipped_stacks_leave_the_cidrs_to_make_up(stack):
+    """A stack file we ship must be `up`-able as it is: no documentation range, no 0.0.0.0/0,
+    but no address either, for `make up` to fill in the deployer's."""
+    assert "eks-gpu-sharing:publicAccessCidrs" not in stack_config(ROOT, stack, [])
     assert preflight.documentation_cidrs(stack_args(stack)) == []
 
 
@@ -94,9 +110,10 @@ def test_cli_without_credentials_exits_3(tmp_path):
         "AWS_EC2_METADATA_DISABLED": "true",
         "PYTHONPATH": str(ROOT),
     }
+    stack_file_as_make_up_leaves_it(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "components", "preflight", "--stack", "dev"],
-        cwd=ROOT,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         env=env,
@@ -198,7 +215,8 @@ def cli(*args: str, cwd=ROOT):
 
 
 def test_a_stack_without_a_region_is_refused_not_guessed(tmp_path):
-    stack = (ROOT / "Pulumi.dev.yaml").read_text().replace("  aws:region: us-west-2\n", "")
+    stack_file_as_make_up_leaves_it(tmp_path)
+    stack = (tmp_path / "Pulumi.dev.yaml").read_text().replace("  aws:region: us-west-2\n", "")
     (tmp_path / "Pulumi.dev.yaml").write_text(stack)
     result = cli("--project-dir", str(tmp_path))
     assert result.returncode == 1
