@@ -107,7 +107,8 @@ class GpuClusterArgs:
     allow_public_access_from_anywhere: bool = False
     #: IAM role or user ARNs that get ``AmazonEKSClusterAdminPolicy`` through access entries
     #: the stack manages. Default ``None``: the identity that runs ``pulumi up`` (an
-    #: assumed role as its role's ARN). With ``"API"`` these are the only cluster admins.
+    #: assumed role as its role's ARN). With ``"API"`` these are the only cluster admins,
+    #: and they must include that identity (its Kubernetes objects need the access).
     cluster_admins: Sequence[str] | None = None
     #: IAM role or user ARNs that administer (but cannot use) the created KMS key; they must
     #: include whoever runs ``pulumi up``. Default ``None``: that identity alone. Ignored
@@ -395,10 +396,11 @@ class GpuCluster(pulumi.ComponentResource):
             dict(args.tags),
             child,
         )
-        # Our Kubernetes objects go through the admins' access: wait for it.
-        kubeconfig = pulumi.Output.all(kubeconfig, *(a.id for a in admins)).apply(
-            operator.itemgetter(0)
-        )
+        # Our Kubernetes objects go through the deployer's admin access: wait for it.
+        waits: list[pulumi.Output[str]] = [a.id for a in admins]
+        if args.authentication_mode == "API" and args.cluster_admins is not None:
+            waits.append(cluster_access.deployer_among(args.cluster_admins, deployer))
+        kubeconfig = pulumi.Output.all(kubeconfig, *waits).apply(operator.itemgetter(0))
         # Node groups take the name: their nodes' aws-node pods must find their role.
         self.cluster_name = pulumi.Output.all(self.cluster_name, aws_node.id).apply(
             operator.itemgetter(0)

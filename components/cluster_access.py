@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from .errors import ConfigError
+
 #: EKS's access policy for cluster-admin (awsdocs/amazon-eks-user-guide
 #: latest/ug/manage-access/k8s-access/access-policy-reference.adoc).
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -61,6 +63,22 @@ def deployer(opts: pulumi.InvokeOutputOptions) -> pulumi.Output[str]:
 def principals(given: Sequence[str] | None, default: pulumi.Output[str]) -> list[pulumi.Input[str]]:
     """The ARNs given, else the deployer's: as many resources as ARNs, known now."""
     return list(given) if given is not None else [default]
+
+
+def deployer_among(admins: Sequence[str], deployer: pulumi.Output[str]) -> pulumi.Output[str]:
+    """The deployer, refused unless the declared ``admins`` name it: its Kubernetes objects
+    go through its own access entry, the only one it has (no creator entry)."""
+
+    def check(arn: str) -> str:
+        if arn not in admins:
+            raise ConfigError(
+                f"clusterAdmins {list(admins)} leaves out {arn}, which runs `pulumi up`: "
+                "without an access entry it cannot create the stack's Kubernetes objects. "
+                "Add it to clusterAdmins"
+            )
+        return arn
+
+    return deployer.apply(check)
 
 
 def key_policy(admins: Sequence[str], account: str, partition: str, region: str) -> str:

@@ -60,7 +60,8 @@ KEYS: dict[str, tuple[str, Any]] = {
         True,
     ),
     "clusterAdmins": (
-        "IAM role or user ARNs with cluster-admin (unset: whoever runs `pulumi up`)",
+        "IAM role or user ARNs with cluster-admin; must include whoever runs `pulumi up` "
+        "(unset: that identity alone)",
         None,
     ),
     "kmsKeyAdmins": (

@@ -19,6 +19,7 @@ from components.cluster_access import (
     key_policy,
 )
 from components.tools import mocks
+from components.tools.plan import config_error
 from tests.conftest import cluster_args
 from tests.test_cluster import TODAY, build, eks_transforms
 
@@ -48,11 +49,17 @@ def test_the_deployer_is_the_only_admin_by_default_as_its_role():
     assert association["inputs"]["accessScope"] == {"type": "cluster"}
 
 
-def test_declared_admins_replace_the_deployer():
-    plan = build(cluster_admins=[ALICE, BOB])
-    assert admins(plan) == [ALICE, BOB]
+def test_declared_admins_replace_the_deployer_who_must_be_among_them():
+    plan = build(cluster_admins=[ALICE, DEPLOYER, BOB])
+    assert admins(plan) == [ALICE, DEPLOYER, BOB]
     associations = admins(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
-    assert associations == [ALICE, BOB]
+    assert associations == [ALICE, DEPLOYER, BOB]
+    with pytest.raises(Exception) as error:
+        build(cluster_admins=[ALICE])
+    assert str(config_error(error.value)) == (
+        f"clusterAdmins ['{ALICE}'] leaves out {DEPLOYER}, which runs `pulumi up`: without an "
+        "access entry it cannot create the stack's Kubernetes objects. Add it to clusterAdmins"
+    )
 
 
 def test_our_kubernetes_objects_wait_for_the_admins_access():
