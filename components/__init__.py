@@ -2,7 +2,9 @@
 
 Where each resource is created, in one hop:
 
-- :class:`GpuCluster` (cluster.py): the EKS cluster, its KMS key and Kubernetes provider.
+- :class:`GpuCluster` (cluster.py): the EKS cluster, its KMS key and Kubernetes provider,
+  the Pod Identity agent add-on and aws-node's role; its cluster-admin access entries and
+  the key's policy come from cluster_access.py, every Pod Identity role from pod_identity.py.
 - :class:`GpuNodeGroup` (node_group.py): a g4dn managed node group, its role and template;
   on Bottlerocket the template's user data carries the sharing (rendered by bottlerocket.py).
 - :class:`NvidiaDevicePlugin` (device_plugin.py): namespace, RBAC and DaemonSet of the plugin.

@@ -114,12 +114,15 @@ def al2023_root_volume_gib(images_compressed_gb: Iterable[float]) -> int:
     return math.ceil((AL2023_AMI_VOLUME_GIB + images_gib) / IMAGE_GC_HIGH_THRESHOLD)
 
 
-#: Managed policies a worker node's role needs, and no more.
+#: Managed policies a worker node's role needs, and no more: ECR pull without list access
+#: (awsdocs/amazon-eks-user-guide latest/ug/security/iam-reference/create-node-role.adoc).
 WORKER_NODE_POLICIES: tuple[str, ...] = (
     "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryReadOnly",
+    "AmazonEC2ContainerRegistryPullOnly",
 )
+#: The VPC CNI's policy: on the aws-node service account's own role (GpuCluster), never on
+#: the node role, where every host-network pod could use it.
+CNI_POLICY = "AmazonEKS_CNI_Policy"
 
 #: EKS managed node group capacity types.
 CAPACITY_TYPES: tuple[str, ...] = ("ON_DEMAND", "SPOT")

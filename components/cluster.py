@@ -8,7 +8,7 @@ import json
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -16,9 +16,10 @@ import pulumi_command as command
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from . import catalog, kubernetes_versions, validation
+from . import catalog, cluster_access, kubernetes_versions, validation
 from .errors import ConfigError
 from .options import child_options
+from .pod_identity import pod_identity_role
 
 OPEN_TO_THE_INTERNET = "0.0.0.0/0"
 #: Access-entry modes; CONFIG_MAP alone is left out: it cannot use access entries.
@@ -97,10 +98,22 @@ class GpuClusterArgs:
     subnet_ids: pulumi.Input[Sequence[str]] | None = None
     #: Instance type whose AZ offerings pick the default subnets. Default ``"g4dn.xlarge"``.
     gpu_instance_type: str = "g4dn.xlarge"
-    #: CIDR blocks that may reach the public API endpoint; only with
-    #: ``endpoint_public_access``. Default ``None``: ``["0.0.0.0/0"]`` when the endpoint is
-    #: public (warned about: narrow it to your own address).
+    #: CIDR blocks that may reach the public API endpoint; required while
+    #: ``endpoint_public_access`` is on, refused when it is off. Default ``None``: none, so
+    #: a public endpoint needs them set (``make up`` fills in the deployer's own address).
     public_access_cidrs: Sequence[str] | None = None
+    #: Let ``public_access_cidrs`` hold ``0.0.0.0/0``, the whole internet (still warned
+    #: about). Default ``False``: a block that wide is refused.
+    allow_public_access_from_anywhere: bool = False
+    #: IAM role or user ARNs that get ``AmazonEKSClusterAdminPolicy`` through access entries
+    #: the stack manages. Default ``None``: the identity that runs ``pulumi up`` (an
+    #: assumed role as its role's ARN). With ``"API"`` these are the only cluster admins,
+    #: and they must include that identity (its Kubernetes objects need the access).
+    cluster_admins: Sequence[str] | None = None
+    #: IAM role or user ARNs that administer (but cannot use) the created KMS key; they must
+    #: include whoever runs ``pulumi up``. Default ``None``: that identity alone. Ignored
+    #: with ``kms_key_arn``.
+    kms_key_admins: Sequence[str] | None = None
     #: How IAM principals are mapped to Kubernetes: ``"API"`` (access entries only) or
     #: ``"API_AND_CONFIG_MAP"`` (also the legacy aws-auth ConfigMap). Default ``"API"``.
     authentication_mode: str = "API"
@@ -115,7 +128,8 @@ class GpuClusterArgs:
     #: Default 30.
     log_retention_days: int = 30
     #: KMS key ARN that envelope-encrypts Kubernetes secrets. Default ``None``: a key is
-    #: created (rotation on, 7-day deletion window).
+    #: created (rotation on, 7-day deletion window, a policy naming ``kms_key_admins`` and
+    #: letting the account use it only through EKS).
     kms_key_arn: pulumi.Input[str] | None = None
     #: Tags for every AWS resource. Default none.
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -146,8 +160,21 @@ class GpuClusterArgs:
         validation.boolean("endpoint_private_access", self.endpoint_private_access)
         if not (self.endpoint_public_access or self.endpoint_private_access):
             raise ConfigError("endpoint_public_access and endpoint_private_access are both off")
+        validation.boolean("allowPublicAccessFromAnywhere", self.allow_public_access_from_anywhere)
+        if self.public_access_cidrs is None and self.endpoint_public_access:
+            raise ConfigError(
+                "publicAccessCidrs is unset and the API endpoint is public: set it to the "
+                'addresses that may reach the API, e.g. ["203.0.113.7/32"] (`make up` fills '
+                "in your own), or make the endpoint private (endpoint_public_access false)"
+            )
         if self.public_access_cidrs is not None:
-            validation.cidrs("publicAccessCidrs", self.public_access_cidrs)
+            cidrs = validation.cidrs("publicAccessCidrs", self.public_access_cidrs)
+            if OPEN_TO_THE_INTERNET in cidrs and not self.allow_public_access_from_anywhere:
+                raise ConfigError(
+                    f"publicAccessCidrs {cidrs} opens the API endpoint to the whole internet; "
+                    "give your own addresses, or set allowPublicAccessFromAnywhere true to "
+                    "mean it"
+                )
             # pulumi-eks refuses them then (pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts:
             # "`publicAccessCidrs` can only be set when `endpointPublicAccess` is true").
             if not self.endpoint_public_access:
@@ -160,6 +187,10 @@ class GpuClusterArgs:
         validation.one_of("log_retention_days", self.log_retention_days, catalog.LOG_RETENTION_DAYS)
         for i, log_type in enumerate(self.cluster_log_types):
             validation.one_of(f"cluster_log_types[{i}]", log_type, catalog.EKS_LOG_TYPES)
+        if self.cluster_admins is not None:
+            validation.iam_principals("clusterAdmins", self.cluster_admins)
+        if self.kms_key_admins is not None:
+            validation.iam_principals("kmsKeyAdmins", self.kms_key_admins, root=True)
         validation.string_map("tags", self.tags)
         if self.aws_profile is not None:
             validation.matches("aws:profile", self.aws_profile, r"\S+", "an AWS CLI profile name")
@@ -178,11 +209,9 @@ class GpuClusterArgs:
         form: ``10.0.0.0/255.0.0.0`` or a bare ``10.0.0.7`` become ``10.0.0.0/8`` and
         ``10.0.0.7/32``, the CIDR notation EKS takes.
         """
-        if not self.endpoint_public_access:
+        if not self.endpoint_public_access or self.public_access_cidrs is None:
             return []
-        return validation.cidrs(
-            "publicAccessCidrs", self.public_access_cidrs or [OPEN_TO_THE_INTERNET]
-        )
+        return validation.cidrs("publicAccessCidrs", self.public_access_cidrs)
 
 
 def keep_created_version(
@@ -202,6 +231,24 @@ def keep_created_version(
         return None
     keep = pulumi.ResourceOptions(ignore_changes=["version"])
     return pulumi.ResourceTransformResult(args.props, pulumi.ResourceOptions.merge(args.opts, keep))
+
+
+def no_creator_admin(
+    args: pulumi.ResourceTransformArgs,
+) -> pulumi.ResourceTransformResult | None:
+    """Create pulumi-eks's aws.eks.Cluster child without the creator's cluster-admin entry.
+
+    pulumi-eks sets ``accessConfig.bootstrapClusterCreatorAdminPermissions: true`` and
+    offers no input for it (pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts, createCore).
+    EKS takes it only at create (botocore's eks model: CreateAccessConfigRequest has it,
+    UpdateAccessConfigRequest does not), and pulumi-eks ignores later changes of it, so a
+    cluster created before keeps its unmanaged entry: say so in docs/security.md.
+    """
+    if args.type_ != "aws:eks/cluster:Cluster":
+        return None
+    access: dict[str, Any] = dict(cast(Mapping[str, Any], args.props.get("accessConfig") or {}))
+    access["bootstrapClusterCreatorAdminPermissions"] = False
+    return pulumi.ResourceTransformResult({**args.props, "accessConfig": access}, args.opts)
 
 
 def with_profile(profile: str, kubeconfig_json: str) -> str:
@@ -233,6 +280,8 @@ class GpuCluster(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     subnet_ids: pulumi.Output[Sequence[str]]
     provider: k8s.Provider
+    #: The ``eks-pod-identity-agent`` add-on: Pod Identity associations depend on it.
+    pod_identity_agent: aws.eks.Addon
 
     def __init__(
         self, name: str, args: GpuClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -241,9 +290,20 @@ class GpuCluster(pulumi.ComponentResource):
         public_cidrs = args.public_cidrs()
         if OPEN_TO_THE_INTERNET in public_cidrs:
             pulumi.log.warn(
-                "publicAccessCidrs includes 0.0.0.0/0: the cluster's API endpoint is reachable "
-                "from the whole internet. Set eks-gpu-sharing:publicAccessCidrs to your own "
-                'address (e.g. ["<your address>/32"]).'
+                "publicAccessCidrs includes 0.0.0.0/0 (allowPublicAccessFromAnywhere): the "
+                "cluster's API endpoint is reachable from the whole internet."
+            )
+        if args.subnet_ids is None:
+            pulumi.log.warn(
+                "the nodes run in the default VPC's default subnets, which are public: each "
+                "node gets a public IP address. Give subnet_ids of private subnets with a NAT "
+                "gateway to keep them off the internet (docs/security.md)."
+            )
+        if args.authentication_mode != "API":
+            pulumi.log.warn(
+                f"authentication_mode {args.authentication_mode}: pulumi-eks writes the aws-auth "
+                "ConfigMap as the identity running `pulumi up`, so that identity keeps the "
+                "cluster-admin access entry EKS makes for a cluster's creator, outside the stack"
             )
         super().__init__("eks-gpu-sharing:index:GpuCluster", name, None, opts)
         child = child_options(self, opts)
@@ -257,6 +317,7 @@ class GpuCluster(pulumi.ComponentResource):
             functools.partial(kubernetes_versions.newest_supported, args.kubernetes_version)
         )
 
+        deployer = cluster_access.deployer(self._invoke())
         kms_key_arn = args.kms_key_arn
         if kms_key_arn is None:
             key = aws.kms.Key(
@@ -264,6 +325,11 @@ class GpuCluster(pulumi.ComponentResource):
                 description=f"Envelope encryption of Kubernetes secrets in EKS {cluster_name}",
                 enable_key_rotation=True,
                 deletion_window_in_days=7,
+                policy=cluster_access.secrets_key_policy(
+                    cluster_access.principals(args.kms_key_admins, deployer),
+                    self._region(),
+                    self._invoke(),
+                ),
                 tags=dict(args.tags),
                 opts=child,
             )
@@ -293,6 +359,11 @@ class GpuCluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(args.cluster_log_types),
             encryption_config_key_arn=kms_key_arn,
             create_oidc_provider=False,
+            # The network-policy agent, so that NetworkPolicy objects are enforced
+            # (awsdocs/amazon-eks-user-guide latest/ug/networking/eks-networking-add-ons.adoc,
+            # "enableNetworkPolicy": "true"; pulumi-eks nodejs/eks/addons/cni-addon.ts
+            # writes it into the vpc-cni add-on's configuration values).
+            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             # pulumi-eks takes aws:profile itself, but only when AWS_PROFILE is unset
             # (nodejs/eks/cluster/cluster.ts, just before createCore): passing it pins the
             # stack's profile over the environment of whoever runs `up`, and serves
@@ -307,7 +378,7 @@ class GpuCluster(pulumi.ComponentResource):
                 child,
                 pulumi.ResourceOptions(
                     depends_on=[log_group],
-                    transforms=[] if args.kubernetes_version else [keep_created_version],
+                    transforms=self._transforms(args),
                 ),
             ),
         )
@@ -316,6 +387,24 @@ class GpuCluster(pulumi.ComponentResource):
             kubeconfig = kubeconfig.apply(functools.partial(with_profile, args.aws_profile))
         # Derived from a cluster output so that whatever uses the name waits for the cluster.
         self.cluster_name = pulumi.Output.unsecret(kubeconfig.apply(lambda _: cluster_name))
+        self.pod_identity_agent = self._pod_identity_agent(name, args, child)
+        aws_node = self._aws_node_role(name, child)
+        admins = cluster_access.cluster_admins(
+            name,
+            self.cluster_name,
+            self._admins(args, deployer),
+            dict(args.tags),
+            child,
+        )
+        # Our Kubernetes objects go through the deployer's admin access: wait for it.
+        waits: list[pulumi.Output[str]] = [a.id for a in admins]
+        if args.authentication_mode == "API" and args.cluster_admins is not None:
+            waits.append(cluster_access.deployer_among(args.cluster_admins, deployer))
+        kubeconfig = pulumi.Output.all(kubeconfig, *waits).apply(operator.itemgetter(0))
+        # Node groups take the name: their nodes' aws-node pods must find their role.
+        self.cluster_name = pulumi.Output.all(self.cluster_name, aws_node.id).apply(
+            operator.itemgetter(0)
+        )
         if args.cluster_log_types:
             logging_off = self._logging_off_before_delete(name, args, child)
             self.cluster_name = pulumi.Output.all(self.cluster_name, logging_off.urn).apply(
@@ -371,6 +460,64 @@ class GpuCluster(pulumi.ComponentResource):
             interpreter=["/bin/sh", "-c"],
             environment=environment,
             opts=child,
+        )
+
+    @staticmethod
+    def _transforms(args: GpuClusterArgs) -> list[pulumi.ResourceTransform]:
+        transforms: list[pulumi.ResourceTransform] = []
+        if not args.kubernetes_version:
+            transforms.append(keep_created_version)
+        if args.authentication_mode == "API":
+            transforms.append(no_creator_admin)
+        return transforms
+
+    @staticmethod
+    def _admins(args: GpuClusterArgs, deployer: pulumi.Output[str]) -> list[pulumi.Input[str]]:
+        """cluster_admins, else the deployer; with the aws-auth ConfigMap only those given:
+        the creator keeps EKS's own entry then, and EKS takes one entry per principal."""
+        if args.authentication_mode != "API":
+            return list(args.cluster_admins or ())
+        return cluster_access.principals(args.cluster_admins, deployer)
+
+    def _pod_identity_agent(
+        self, name: str, args: GpuClusterArgs, child: pulumi.ResourceOptions
+    ) -> aws.eks.Addon:
+        """EKS's Pod Identity agent: a host-network DaemonSet that tolerates every taint
+        (aws/eks-charts stable/eks-pod-identity-agent, values.yaml and daemonset.yaml), so
+        it serves credentials on a GPU node before its CNI is up. The node role's
+        AmazonEKSWorkerNodePolicy lets it call eks-auth:AssumeRoleForPodIdentity
+        (awsdocs/amazon-eks-user-guide latest/ug/security/iam-reference/create-node-role.adoc).
+        """
+        return aws.eks.Addon(
+            f"{name}-pod-identity-agent",
+            cluster_name=self.cluster_name,
+            addon_name="eks-pod-identity-agent",
+            tags=dict(args.tags),
+            opts=child,
+        )
+
+    def _aws_node_role(
+        self, name: str, child: pulumi.ResourceOptions
+    ) -> aws.eks.PodIdentityAssociation:
+        """AmazonEKS_CNI_Policy for the VPC CNI's aws-node pods alone, not the node role.
+
+        pulumi-eks's vpc-cni add-on takes only serviceAccountRoleArn, which is IRSA's
+        (nodejs/eks/addons/cni-addon.ts), so the association is ours. The VPC CNI supports
+        Pod Identity (EKS User Guide, cni-iam-role.html: "also supports Amazon EKS Pod
+        Identities").
+        EKS injects the credentials when a pod is created, so the association must exist
+        before the first node: an aws-node pod without them has no EC2 permissions, and its
+        node never becomes Ready. ``cluster_name`` carries that order to the node groups.
+        """
+        return pod_identity_role(
+            f"{name}-aws-node",
+            cluster_name=self.cluster_name,
+            namespace="kube-system",
+            service_account="aws-node",
+            managed_policy_arns=[f"arn:aws:iam::aws:policy/{catalog.CNI_POLICY}"],
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[self.pod_identity_agent])
+            ),
         )
 
     def _invoke(self) -> pulumi.InvokeOutputOptions:

@@ -55,7 +55,29 @@ KEYS: dict[str, tuple[str, Any]] = {
         None,
     ),
     "devicePluginVersion": ("nvcr.io/nvidia/k8s-device-plugin release", DEFAULT_VERSION),
-    "publicAccessCidrs": ("CIDR blocks allowed to reach the public API endpoint", ["0.0.0.0/0"]),
+    "publicAccessCidrs": (
+        "CIDR blocks allowed to reach the public API endpoint; required while it is public "
+        "(`make up` fills in your own address)",
+        None,
+    ),
+    "allowPublicAccessFromAnywhere": (
+        "let publicAccessCidrs hold 0.0.0.0/0, the whole internet",
+        False,
+    ),
+    "endpointPublicAccess": (
+        "serve the API on a public endpoint (false: only inside the VPC)",
+        True,
+    ),
+    "clusterAdmins": (
+        "IAM role or user ARNs with cluster-admin; must include whoever runs `pulumi up` "
+        "(unset: that identity alone)",
+        None,
+    ),
+    "kmsKeyAdmins": (
+        "IAM ARNs that administer the secrets key; must include whoever runs `pulumi up` "
+        "(unset: that identity)",
+        None,
+    ),
     "nodeGroups": (
         "several GPU node groups, each with its own sharing (see Pulumi.multi.yaml); "
         "replaces the gpu* and timeSlicingReplicas keys",
@@ -97,6 +119,12 @@ def _list(key: str, raw: str) -> list[str]:
             f'{NAMESPACE}:{key} must be a list of strings, e.g. ["203.0.113.7/32"], got {raw!r}'
         )
     return value
+
+
+def _bool(key: str, raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{NAMESPACE}:{key} must be true or false, got {raw!r}")
+    return raw == "true"
 
 
 def _sharing(where: str, sharing: Any) -> PluginConfig:
@@ -237,6 +265,12 @@ def args_from_config(
     def integer(key: str) -> int:
         return _int(key, ours[key]) if key in ours else KEYS[key][1]
 
+    def boolean(key: str) -> bool:
+        return _bool(key, ours[key].strip()) if key in ours else KEYS[key][1]
+
+    def optional_list(key: str) -> list[str] | None:
+        return _list(key, ours[key]) if key in ours else None
+
     if "nodeGroups" in ours:
         both = [k for k in SINGLE_GROUP_KEYS if k in ours]
         if both:
@@ -266,11 +300,11 @@ def args_from_config(
             kubernetes_version=text("kubernetesVersion") if "kubernetesVersion" in ours else None,
             support_type=text("supportType"),
             gpu_instance_type=first.instance_type,
-            public_access_cidrs=(
-                _list("publicAccessCidrs", ours["publicAccessCidrs"])
-                if "publicAccessCidrs" in ours
-                else None
-            ),
+            public_access_cidrs=optional_list("publicAccessCidrs"),
+            allow_public_access_from_anywhere=boolean("allowPublicAccessFromAnywhere"),
+            endpoint_public_access=boolean("endpointPublicAccess"),
+            cluster_admins=optional_list("clusterAdmins"),
+            kms_key_admins=optional_list("kmsKeyAdmins"),
             aws_profile=values.get("aws:profile"),
             today=today,
         ),

@@ -44,7 +44,8 @@ class GpuSharingArgs:
     """Inputs of :class:`GpuSharing`."""
 
     #: The EKS cluster. Default: ``GpuClusterArgs()`` (default VPC, the newest Kubernetes
-    #: in standard support).
+    #: in standard support), which is refused until it names ``public_access_cidrs`` or
+    #: turns the public endpoint off: no default opens the API.
     cluster: GpuClusterArgs = field(default_factory=GpuClusterArgs)
     #: GPU node groups by name; ``cluster_name`` and ``subnet_ids`` are filled in from the
     #: cluster. Default: one group ``gpu`` of one g4dn.xlarge.

@@ -135,3 +135,41 @@ def pinned_image(field: str, value: Any) -> re.Match[str]:
             f"{field} {value!r} is not pinned; name a release tag (not latest) or a digest"
         )
     return found
+
+
+#: An IAM role (its path kept) or user ARN, in any partition (IAM User Guide, "IAM
+#: identifiers": names of letters, digits and ``+=,.@_-``, paths between slashes).
+IAM_PRINCIPAL_ARN = (
+    r"arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}"
+)
+#: An account's root: in a key policy, every principal of the account whose IAM policies
+#: allow it (AWS KMS Developer Guide, "Default key policy").
+ACCOUNT_ROOT_ARN = r"arn:aws(-cn|-us-gov)?:iam::\d{12}:root"
+
+
+def iam_principals(field: str, values: Any, *, root: bool = False) -> None:
+    """A non-empty list of distinct IAM role or user ARNs (``root``: account roots too).
+
+    An assumed-role (STS session) ARN is refused with the role ARN to use instead: access
+    entries and key policies name the role, and EKS refuses a session principal (botocore's
+    eks model, CreateAccessEntryRequest.principalArn: "You can't use the STS session
+    principal type"; a role ARN may keep its path: EKS User Guide, creating-access-entries
+    .html). EKS refuses a principal in two access entries, so duplicates are refused.
+    """
+    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+        raise ConfigError(f"{field} must be a non-empty list of IAM ARNs, got {values!r}")
+    pattern = f"({IAM_PRINCIPAL_ARN})|({ACCOUNT_ROOT_ARN})" if root else IAM_PRINCIPAL_ARN
+    for i, value in enumerate(values):
+        session = re.fullmatch(
+            r"arn:(aws[-a-z]*):sts::(\d{12}):assumed-role/([^/]+)/.*", str(value)
+        )
+        if session:
+            partition, account, role = session.groups()
+            raise ConfigError(
+                f"{field}[{i}] {value!r} is an STS session, not an IAM principal; name its "
+                f"role, arn:{partition}:iam::{account}:role/<path/>{role}"
+            )
+        allowed = "an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)"
+        matches(f"{field}[{i}]", value, pattern, allowed + (" or account root" if root else ""))
+        if value in values[:i]:
+            raise ConfigError(f"{field}[{i}] {value!r} is listed twice")

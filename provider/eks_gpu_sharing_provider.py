@@ -35,8 +35,8 @@ class GpuSharingInputs(TypedDict):
     """Name of the EKS cluster. Default: `<name>-cluster`, from the component's name."""
     kubernetes_version: NotRequired[str]
     """Kubernetes minor version in EKS standard support. Default: the newest EKS lists."""
-    public_access_cidrs: NotRequired[list[str]]
-    """CIDR blocks that may reach the public API endpoint. Default `["0.0.0.0/0"]`, warned."""
+    public_access_cidrs: list[str]
+    """CIDR blocks that may reach the public API endpoint; required: no default opens it."""
     instance_type: NotRequired[str]
     """EC2 instance type of the GPU nodes; a g4dn type. Default `"g4dn.xlarge"` (one T4)."""
     ami_type: NotRequired[str]

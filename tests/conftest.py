@@ -20,11 +20,35 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: What ``make plan`` adds for a stack that leaves the endpoint's CIDRs unset, as a fresh
+#: clone's do (the Makefile's PLAN_ADDRESS; tests/test_cli.py checks they agree).
+PLAN_CIDRS = 'publicAccessCidrs=["192.0.2.1/32"]'
+
+
+#: The address tests open a public endpoint to (RFC 5737 TEST-NET-2): it needs one.
+OWN_CIDRS = ("198.51.100.7/32",)
+
+
+def cluster_args(**kwargs: Any) -> Any:
+    """GpuClusterArgs as a user writes them: a public endpoint gets its CIDRs."""
+    from components import GpuClusterArgs
+
+    if kwargs.get("endpoint_public_access", True):
+        kwargs.setdefault("public_access_cidrs", list(OWN_CIDRS))
+    return GpuClusterArgs(**kwargs)
+
+
 def run_stack(stack: str = "dev", overrides: list[str] | None = None) -> Plan:
-    """The real ``__main__.py`` with ``Pulumi.<stack>.yaml`` (and overrides), under mocks."""
+    """The real ``__main__.py`` with ``Pulumi.<stack>.yaml`` (and overrides), under mocks,
+    planned as ``make plan`` plans it."""
     from components.tools import plan as planner
 
-    return planner.run(ROOT, stack, planner.stack_config(ROOT, stack, overrides or []))
+    config = planner.stack_config(ROOT, stack, overrides or [])
+    if not {"eks-gpu-sharing:publicAccessCidrs", "eks-gpu-sharing:endpointPublicAccess"} & set(
+        config
+    ):
+        config = planner.stack_config(ROOT, stack, [*(overrides or []), PLAN_CIDRS])
+    return planner.run(ROOT, stack, config)
 
 
 def run_program(program: Callable[[], Any], config: dict[str, str] | None = None) -> Plan:

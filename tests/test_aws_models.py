@@ -46,8 +46,7 @@ def test_node_group_inputs_fit_create_nodegroup(demo_plan):
     # Every field the API requires is given, under the name pulumi-aws gives it;
     # nodegroupName is auto-named by Pulumi (the name plus a random suffix).
     pulumi_name = {"subnets": "subnetIds", "nodeRole": "nodeRoleArn"}
-    assert set(request.required_members) == {"clusterName", "nodegroupName", "subnets",
-                                             "nodeRole"}
+    assert set(request.required_members) == {"clusterName", "nodegroupName", "subnets", "nodeRole"}
     for required in set(request.required_members) - {"nodegroupName"}:
         assert pulumi_name.get(required, required) in inputs, required
     assert inputs["amiType"] in enum("eks", "AMITypes")
@@ -157,7 +156,8 @@ def test_g_instance_quota_codes_are_service_quotas_ids():
 def hop_limit_range() -> tuple[int, int]:
     """The range EC2 documents for the hop limit; the model has no min/max traits for it."""
     member = shape("ec2", "LaunchTemplateInstanceMetadataOptionsRequest").members[
-        "HttpPutResponseHopLimit"]
+        "HttpPutResponseHopLimit"
+    ]
     assert member.type_name == "integer"
     low, high = re.search(r"Integers from (\d+) to (\d+)", member.documentation).groups()
     return int(low), int(high)
@@ -167,6 +167,7 @@ def test_hop_limit_we_send_and_allow_is_what_ec2_takes(demo_plan):
     low, high = hop_limit_range()
     metadata = demo_plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]["metadataOptions"]
     assert low <= metadata["httpPutResponseHopLimit"] <= high
+
     def args(hop_limit: int) -> GpuNodeGroupArgs:
         return GpuNodeGroupArgs(cluster_name="c", subnet_ids=["a", "b"], imds_hop_limit=hop_limit)
 

@@ -27,10 +27,19 @@ import yaml
 from components.tools.cli import MANIFEST_MARK
 from components.tools.plan import Plan, aws_config_keys, plan_warnings
 from tests import fake_kube_api as fake
-from tests.conftest import ROOT
+from tests.conftest import PLAN_CIDRS, ROOT
+
+CIDR_KEYS = ("publicAccessCidrs", "endpointPublicAccess")
 
 
 def cli(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m components``; a plan of our stacks gets the CIDRs ``make plan`` gives."""
+    if (
+        args[:1] == ("plan",)
+        and "--project-dir" not in args
+        and not any(key in arg for arg in args for key in CIDR_KEYS)
+    ):
+        args = ("plan", "--config", PLAN_CIDRS, *args[1:])
     return subprocess.run(
         [sys.executable, "-m", "components", *args],
         cwd=cwd,
@@ -60,8 +69,10 @@ def project(tmp_path: Path) -> Path:
 
 
 def plan_stack(project: Path, text: str, *args: str) -> subprocess.CompletedProcess:
+    """Plan this stack file, given the CIDRs ``make plan`` gives one that sets none."""
     (project / "Pulumi.t.yaml").write_text(text, encoding="utf-8")
-    return cli("plan", "--project-dir", str(project), "--stack", "t", *args)
+    extra = [] if any(key in text for key in CIDR_KEYS) else ["--config", PLAN_CIDRS]
+    return cli("plan", "--project-dir", str(project), "--stack", "t", *extra, *args)
 
 
 NS = "eks-gpu-sharing"
@@ -179,13 +190,13 @@ def test_the_aws_keys_are_the_providers():
 
 
 def test_warnings_go_to_stderr_after_the_table(project):
-    """`plan > file` still shows them: aws:region unset, and the program's 0.0.0.0/0 one."""
+    """`plan > file` still shows them: aws:region unset, and the program's public subnets."""
     result = plan_stack(project, "")
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stdout
     lines = result.stderr.splitlines()
     assert all(line.startswith("python -m components plan: warning: ") for line in lines)
-    assert any("publicAccessCidrs includes 0.0.0.0/0" in line for line in lines)
+    assert any("the nodes run in the default VPC's default subnets" in line for line in lines)
     assert any(
         "aws:region is unset: the offline plan assumes us-west-2 (a real `pulumi up` takes "
         "AWS_REGION" in line
@@ -338,7 +349,7 @@ def test_a_pipe_closed_early_is_one_line():
     os.close(read)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "components", "plan"],
+            [sys.executable, "-m", "components", "plan", "--config", PLAN_CIDRS],
             cwd=ROOT,
             stdout=write,
             stderr=subprocess.PIPE,
@@ -532,7 +543,7 @@ def fake_tools(tmp_path: Path) -> tuple[dict[str, str], Path]:
     bin_dir.mkdir()
     (bin_dir / "pulumi").write_text(
         "#!/bin/sh\n"
-        f'echo "pulumi $1 passphrase=${{PULUMI_CONFIG_PASSPHRASE-unset}}" >> {log}\n'
+        f'echo "pulumi $* passphrase=${{PULUMI_CONFIG_PASSPHRASE-unset}}" >> {log}\n'
         "exit 3\n"
     )
     (bin_dir / "aws").write_text("#!/bin/sh\nexit 0\n")
@@ -549,9 +560,9 @@ def fake_tools(tmp_path: Path) -> tuple[dict[str, str], Path]:
     return env, log
 
 
-def make(target: str, env: dict[str, str], venv: Path) -> subprocess.CompletedProcess:
+def make(target: str, env: dict[str, str], venv: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["make", "-s", target, f"VENV={venv}"],
+        ["make", "-s", target, f"VENV={venv}", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -575,15 +586,89 @@ def test_every_state_target_passes_the_same_passphrase(fake_tools, passphrase, s
     if passphrase is not None:
         env["PULUMI_CONFIG_PASSPHRASE"] = passphrase
     venv = log.parent / "venv"
-    for target in ("up", "verify", "destroy"):
+    for target in ("verify", "destroy"):
         result = make(target, env, venv)
         assert result.returncode != 0  # the fake pulumi fails every call
-        # It reads and writes the secrets with an empty passphrase (up, verify and destroy alike).
+        # They read the secrets with an empty passphrase, if that is what the state has.
         warning = "empty: using an empty passphrase for stack dev's secrets"
         assert (warning in result.stderr) == warned
+    up = make("up", env, venv)
+    assert up.returncode == 2
+    # `up` creates state: an empty passphrase is refused before pulumi is called.
+    refused = "error: make up will not create stack dev's state with an empty passphrase"
+    assert (refused in up.stderr) == warned
     calls = log.read_text().splitlines()
-    assert [c.split()[1] for c in calls] == ["stack", "stack", "destroy"]
+    expected = ["stack", "destroy"] if warned else ["stack", "destroy", "stack"]
+    assert [c.split()[1] for c in calls] == expected
     assert {c.split("passphrase=", 1)[1] for c in calls} == {seen}
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_up_puts_the_secrets_in_kms_when_asked_without_a_passphrase(fake_tools):
+    env, log = fake_tools
+    provider = "awskms://alias/eks-gpu-sharing?region=us-west-2"
+    result = make("up", env, log.parent / "venv", f"SECRETS_PROVIDER={provider}")
+    assert "passphrase" not in result.stderr
+    (call,) = log.read_text().splitlines()
+    assert call.startswith(f"pulumi stack select dev --create --secrets-provider {provider} ")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_up_opens_the_endpoint_to_the_deployers_address_when_none_is_set(fake_tools):
+    """checkip.amazonaws.com answers with the caller's public address."""
+    env, log = fake_tools
+    bin_dir = Path(env["PATH"].split(os.pathsep)[0])
+    (bin_dir / "pulumi").write_text(
+        "#!/bin/sh\n"
+        f'echo "pulumi $*" >> {log}\n'
+        'case "$1 $2" in "config get") exit 1 ;; esac\n'
+        "exit 0\n"
+    )
+    (bin_dir / "curl").write_text("#!/bin/sh\nprintf '203.0.113.9\\n'\n")
+    (bin_dir / "curl").chmod(0o755)
+    env["PULUMI_CONFIG_PASSPHRASE"] = "s3cret"
+    result = make("up", env, log.parent / "venv")
+    calls = log.read_text().splitlines()
+    assert calls[:4] == [
+        "pulumi stack select dev --create",
+        "pulumi config get eks-gpu-sharing:publicAccessCidrs --stack dev",
+        "pulumi config get eks-gpu-sharing:endpointPublicAccess --stack dev",
+        'pulumi config set --stack dev eks-gpu-sharing:publicAccessCidrs ["203.0.113.9/32"]',
+    ]
+    assert (
+        "publicAccessCidrs was unset: the API endpoint of stack dev is open to this machine's "
+        "address alone, 203.0.113.9/32"
+    ) in result.stderr
+
+
+def test_make_plan_gives_an_unset_stack_the_documentation_address(tmp_path):
+    """The Makefile's PLAN_ADDRESS is the one the tests plan with (conftest.PLAN_CIDRS), and
+    a stack that sets its CIDRs, or a private endpoint, gets none."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"PLAN_ADDRESS := {json.loads(PLAN_CIDRS.split('=', 1)[1])[0]}\n" in makefile
+    (tmp_path / "Makefile").write_text(makefile)
+    for name in ("requirements.txt", "pyproject.toml"):
+        (tmp_path / name).write_text("")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / ".installed").touch()
+
+    def plan_line(stack_file: str) -> str:
+        (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
+        dry = subprocess.run(
+            ["make", "-n", "plan"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return dry.stdout.strip().splitlines()[-1]
+
+    assert "--config 'publicAccessCidrs=[\"192.0.2.1/32\"]'" in plan_line("config: {}\n")
+    assert "--config" not in plan_line(
+        "config:\n  eks-gpu-sharing:publicAccessCidrs:\n    - 198.51.100.7/32\n"
+    )
+    assert "--config" not in plan_line("config:\n  eks-gpu-sharing:endpointPublicAccess: false\n")
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -592,7 +677,7 @@ def test_a_passphrase_file_is_left_to_pulumi(fake_tools):
     env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(log.parent / "phrase")
     result = make("destroy", env, log.parent / "venv")
     assert "warning" not in result.stderr
-    assert log.read_text() == "pulumi destroy passphrase=unset\n"
+    assert log.read_text() == "pulumi destroy --stack dev --yes passphrase=unset\n"
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -606,7 +691,31 @@ def test_make_preflight_without_credentials_is_a_skip_not_an_error(fake_tools):
     )
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         env.pop(name, None)
-    result = make("preflight", env, log.parent / "venv")
+    # A fresh clone's stack leaves the endpoint's CIDRs to `make up`: preflight says so.
+    fresh = make("preflight", env, log.parent / "venv")
+    assert fresh.returncode == 2
+    assert fresh.stderr.startswith(
+        "python -m components preflight: error: publicAccessCidrs is unset and the API endpoint "
+        "is public"
+    )
+    # A copy of the project whose stack has them, as `make up` leaves it.
+    copy = log.parent / "project"
+    copy.mkdir()
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy(ROOT / name, copy)
+    (log.parent / "venv" / ".installed").touch()  # newer than the copies
+    (copy / "Pulumi.dev.yaml").write_text(
+        (ROOT / "Pulumi.dev.yaml").read_text()
+        + '  eks-gpu-sharing:publicAccessCidrs: ["100.20.30.40/32"]\n'
+    )
+    result = subprocess.run(
+        ["make", "-s", "preflight", f"VENV={log.parent / 'venv'}"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     skipped = "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials"
     assert skipped in result.stdout + result.stderr

@@ -11,21 +11,26 @@ import pulumi_aws as aws
 import pytest
 
 from components import ConfigError, GpuCluster, GpuClusterArgs
-from components.cluster import DISABLE_LOGGING
+from components.cluster import DISABLE_LOGGING, keep_created_version
 from components.config import args_from_config
 from components.tools import mocks
 from components.tools.plan import Plan, config_error
-from tests.conftest import run_program
+from tests.conftest import cluster_args, run_program
 from tests.test_plan import plan_cli
 
 TODAY = dt.date(2026, 11, 22)
+PUBLIC_SUBNETS = (
+    "the nodes run in the default VPC's default subnets, which are public: each node gets a "
+    "public IP address. Give subnet_ids of private subnets with a NAT gateway to keep them off "
+    "the internet (docs/security.md)."
+)
 
 
 def build(**kwargs):
     holder = {}
 
     def program():
-        holder["cluster"] = GpuCluster("c", GpuClusterArgs(today=TODAY, **kwargs))
+        holder["cluster"] = GpuCluster("c", cluster_args(today=TODAY, **kwargs))
 
     return run_program(program)
 
@@ -42,7 +47,7 @@ def test_defaults_are_locked_down():
     assert key["inputs"]["enableKeyRotation"] is True
     assert inputs["encryptionConfigKeyArn"].startswith("arn:aws:kms:us-west-2:")
     assert key["urn"] in plan.one("eks:index:Cluster")["dependencies"]
-    assert not plan.warnings
+    assert plan.warnings == [PUBLIC_SUBNETS]  # the default VPC's subnets are public
 
 
 def test_default_network_is_the_default_vpc_in_azs_that_offer_the_gpu_type():
@@ -52,8 +57,11 @@ def test_default_network_is_the_default_vpc_in_azs_that_offer_the_gpu_type():
 
 
 def test_given_network_and_key_are_used_and_no_key_is_created():
-    plan = build(vpc_id="vpc-123", subnet_ids=["subnet-a", "subnet-b"],
-                 kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/given")
+    plan = build(
+        vpc_id="vpc-123",
+        subnet_ids=["subnet-a", "subnet-b"],
+        kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/given",
+    )
     inputs = plan.one("eks:index:Cluster")["inputs"]
     assert (inputs["vpcId"], inputs["subnetIds"]) == ("vpc-123", ["subnet-a", "subnet-b"])
     assert inputs["encryptionConfigKeyArn"].endswith("key/given")
@@ -66,7 +74,7 @@ def test_given_network_and_key_are_used_and_no_key_is_created():
 )
 def test_region_without_enough_gpu_azs_is_explained(region, subnets):
     with pytest.raises(Exception) as error:
-        run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)), {"aws:region": region})
+        run_program(lambda: GpuCluster("c", cluster_args(today=TODAY)), {"aws:region": region})
     assert str(config_error(error.value)) == (
         f"the default VPC has {subnets} default subnet(s) in AZs that offer g4dn.xlarge and "
         "that EKS accepts; EKS needs two AZs. Give subnet_ids, or pick another gpuInstanceType "
@@ -81,13 +89,13 @@ def test_unknown_region_says_what_the_offline_plan_knows_without_a_traceback():
     assert result.stderr.startswith(
         "python -m components plan: error: the offline plan knows only the regions "
         "ap-south-2, eu-west-1, synthetic-one-az-1, us-east-1, us-west-1, us-west-2, not "
-        "aws:region 'ca-west-1'")
+        "aws:region 'ca-west-1'"
+    )
     assert "Traceback" not in result.stderr
 
 
 def default_subnets(region: str) -> set[str]:
-    plan = run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
-                       {"aws:region": region})
+    plan = run_program(lambda: GpuCluster("c", cluster_args(today=TODAY)), {"aws:region": region})
     return set(plan.one("eks:index:Cluster")["inputs"]["subnetIds"])
 
 
@@ -105,7 +113,8 @@ def test_default_subnets_skip_azs_eks_refuses(monkeypatch):
     monkeypatch.setitem(mocks.ZONE_IDS, "us-east-1", mocks.ZONE_IDS["us-east-1"] | swapped)
     assert "us-east-1c" in mocks.G4DN_AZS["us-east-1"]
     assert default_subnets("us-east-1") == subnets_in(
-        "us-east-1", "us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f")
+        "us-east-1", "us-east-1a", "us-east-1b", "us-east-1d", "us-east-1f"
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,7 +129,7 @@ def test_default_subnets_skip_azs_eks_refuses(monkeypatch):
 )
 def test_bad_args_are_rejected_before_any_resource(kwargs, message):
     with pytest.raises(ConfigError) as error:
-        GpuClusterArgs(today=TODAY, **kwargs).validate()
+        cluster_args(today=TODAY, **kwargs).validate()
     assert message in str(error.value)
 
 
@@ -139,25 +148,29 @@ def test_private_only_endpoint_sends_no_public_cidrs():
     # pulumi-eks throws on publicAccessCidrs without a public endpoint (nodejs/eks/cluster/
     # cluster.ts: "`publicAccessCidrs` can only be set when `endpointPublicAccess` is true").
     assert "publicAccessCidrs" not in inputs
-    assert not plan.warnings  # 0.0.0.0/0 does not matter with no public endpoint
+    assert plan.warnings == [PUBLIC_SUBNETS]  # nothing about the endpoint
 
 
 def test_public_cidrs_with_a_private_only_endpoint_are_refused():
     with pytest.raises(ConfigError) as error:
-        GpuClusterArgs(today=TODAY, endpoint_public_access=False,
-                       public_access_cidrs=["198.51.100.7/32"]).validate()
+        cluster_args(
+            today=TODAY, endpoint_public_access=False, public_access_cidrs=["198.51.100.7/32"]
+        ).validate()
     assert str(error.value).startswith(
-        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off")
+        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off"
+    )
 
 
 def test_upgrade_policy_is_standard_unless_asked():
     """EKS defaults a cluster to EXTENDED support (6x per hour after standard support)."""
     assert build().one("eks:index:Cluster")["inputs"]["upgradePolicy"] == {
-        "supportType": "STANDARD"}
-    assert build(support_type="EXTENDED").one("eks:index:Cluster")["inputs"][
-        "upgradePolicy"] == {"supportType": "EXTENDED"}
+        "supportType": "STANDARD"
+    }
+    assert build(support_type="EXTENDED").one("eks:index:Cluster")["inputs"]["upgradePolicy"] == {
+        "supportType": "EXTENDED"
+    }
     with pytest.raises(ConfigError, match="supportType 'standard'; use one of STANDARD"):
-        GpuClusterArgs(today=TODAY, support_type="standard").validate()
+        cluster_args(today=TODAY, support_type="standard").validate()
 
 
 def test_kubernetes_provider_does_not_drop_state_when_unreachable(monkeypatch):
@@ -179,8 +192,9 @@ def test_logging_is_turned_off_before_the_cluster_is_deleted():
     assert "create" not in off["inputs"] and off["inputs"]["delete"] == DISABLE_LOGGING
     env = off["inputs"]["environment"]
     assert (env["CLUSTER"], env["REGION"]) == ("demo", "us-west-2") and "PROFILE" not in env
-    assert json.loads(env["LOGGING_OFF"]) == {"clusterLogging": [
-        {"types": ["api", "audit", "authenticator"], "enabled": False}]}
+    assert json.loads(env["LOGGING_OFF"]) == {
+        "clusterLogging": [{"types": ["api", "audit", "authenticator"], "enabled": False}]
+    }
     assert build(cluster_log_types=[]).by_type("command:local:Command") == []
 
 
@@ -198,23 +212,44 @@ def test_logging_off_request_fits_update_cluster_config():
 def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
     """pulumi-eks appends ``--profile <name>`` to get-token's args only in its own provider's
     kubeconfig (generateKubeconfig, includeProfile; nodejs/eks/cluster/cluster.ts)."""
-    args = args_from_config({"aws:region": "us-west-2", "aws:profile": "work"}, "dev",
-                            today=TODAY)
+    args = args_from_config(
+        {
+            "aws:region": "us-west-2",
+            "aws:profile": "work",
+            "eks-gpu-sharing:endpointPublicAccess": "false",
+        },
+        "dev",
+        today=TODAY,
+    )
     assert args.cluster.aws_profile == "work"
     plan = run_program(lambda: GpuCluster("c", args.cluster))
     cluster = plan.one("eks:index:Cluster")["inputs"]
     assert cluster["providerCredentialOpts"] == {"profileName": "work"}
     provider = json.loads(plan.one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"])
     exec_ = provider["users"][0]["user"]["exec"]
-    assert exec_["args"] == ["--region", "us-west-2", "eks", "get-token", "--cluster-name",
-                             "eks-gpu-sharing-dev", "--output", "json", "--profile", "work"]
-    assert exec_["env"] == [{"name": "KUBERNETES_EXEC_INFO",
-                             "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}'}]
+    assert exec_["args"] == [
+        "--region",
+        "us-west-2",
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "eks-gpu-sharing-dev",
+        "--output",
+        "json",
+        "--profile",
+        "work",
+    ]
+    assert exec_["env"] == [
+        {
+            "name": "KUBERNETES_EXEC_INFO",
+            "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}',
+        }
+    ]
     off = plan.one("command:local:Command")["inputs"]["environment"]
     assert off["PROFILE"] == "work" and "AWS_PROFILE" not in off
     assert "--profile" not in build().one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"]
     with pytest.raises(ConfigError, match="aws:profile ' ' is not an AWS CLI profile name"):
-        GpuClusterArgs(today=TODAY, aws_profile=" ").validate()
+        cluster_args(today=TODAY, aws_profile=" ").validate()
 
 
 @pytest.mark.parametrize(
@@ -227,7 +262,7 @@ def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
 )
 def test_bad_endpoint_and_log_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
-        GpuClusterArgs(today=TODAY, **kwargs).validate()
+        cluster_args(today=TODAY, **kwargs).validate()
     assert message in str(error.value)
 
 
@@ -235,7 +270,7 @@ def test_authentication_mode_can_keep_the_aws_auth_configmap():
     plan = build(authentication_mode="API_AND_CONFIG_MAP")
     assert plan.one("eks:index:Cluster")["inputs"]["authenticationMode"] == "API_AND_CONFIG_MAP"
     with pytest.raises(ConfigError, match="authentication_mode 'CONFIG_MAP'"):
-        GpuClusterArgs(today=TODAY, authentication_mode="CONFIG_MAP").validate()
+        cluster_args(today=TODAY, authentication_mode="CONFIG_MAP").validate()
 
 
 def test_the_mocks_claim_no_offering_in_a_region_they_do_not_know():
@@ -267,25 +302,40 @@ esac
     (bin_dir / "sleep").write_text("#!/bin/sh\n")
     for tool in ("aws", "sleep"):
         (bin_dir / tool).chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CLUSTER": "demo", "REGION": "eu-west-1",
-           "LOGGING_OFF": '{"clusterLogging": []}', "HOME": str(tmp_path)}
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "CLUSTER": "demo",
+        "REGION": "eu-west-1",
+        "LOGGING_OFF": '{"clusterLogging": []}',
+        "HOME": str(tmp_path),
+    }
     if profile:
         env["PROFILE"] = profile
-    result = subprocess.run(["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True,
-                            text=True, timeout=30)
-    calls = (tmp_path / "calls").read_text().splitlines() if os.path.exists(
-        tmp_path / "calls") else []
+    result = subprocess.run(
+        ["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True, text=True, timeout=30
+    )
+    calls = (
+        (tmp_path / "calls").read_text().splitlines() if os.path.exists(tmp_path / "calls") else []
+    )
     return result, calls
 
 
 def test_disable_logging_waits_until_eks_has_applied_it(tmp_path):
     result, calls = run_disable_logging(tmp_path, ["InProgress", "InProgress", "Successful"])
     assert result.returncode == 0, result.stderr
-    assert calls[0] == ("eks update-cluster-config --name demo --logging "
-                        '{"clusterLogging": []} --query update.id --output text '
-                        "--region eu-west-1")
-    assert calls[1:] == ["eks describe-update --name demo --update-id upd-1 --query "
-                         "update.status --output text --region eu-west-1"] * 3
+    assert calls[0] == (
+        "eks update-cluster-config --name demo --logging "
+        '{"clusterLogging": []} --query update.id --output text '
+        "--region eu-west-1"
+    )
+    assert (
+        calls[1:]
+        == [
+            "eks describe-update --name demo --update-id upd-1 --query "
+            "update.status --output text --region eu-west-1"
+        ]
+        * 3
+    )
 
 
 def test_disable_logging_passes_the_profile_on_the_command_line(tmp_path):
@@ -315,7 +365,8 @@ REFUSED = "An error occurred ({}) when calling the UpdateClusterConfig operation
     ],
 )
 def test_disable_logging_lets_the_destroy_go_on_when_there_is_nothing_to_turn_off(
-        tmp_path, code, message):
+    tmp_path, code, message
+):
     """A cluster already gone, or with logging already off, refuses the update."""
     result, calls = run_disable_logging(tmp_path, [], refusal=REFUSED.format(code, message))
     assert result.returncode == 0 and len(calls) == 1, result.stderr
@@ -339,10 +390,10 @@ def test_disable_logging_fails_the_destroy_on_any_other_refusal(tmp_path, refusa
 
 
 def test_disable_logging_fails_the_destroy_without_an_aws_cli(tmp_path):
-    env = {"PATH": str(tmp_path), "CLUSTER": "demo", "REGION": "eu-west-1",
-           "LOGGING_OFF": "{}"}
-    result = subprocess.run(["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True,
-                            text=True, timeout=30)
+    env = {"PATH": str(tmp_path), "CLUSTER": "demo", "REGION": "eu-west-1", "LOGGING_OFF": "{}"}
+    result = subprocess.run(
+        ["/bin/sh", "-c", DISABLE_LOGGING], env=env, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("disabling control-plane logging of demo: ")
     assert "aws" in result.stderr
@@ -366,11 +417,29 @@ def test_the_aws_cli_accepts_the_logging_off_request(tmp_path):
     plan = build(cluster_name="demo")
     env = plan.one("command:local:Command")["inputs"]["environment"]
     result = subprocess.run(
-        [aws, "eks", "update-cluster-config", "--name", "demo", "--logging", env["LOGGING_OFF"],
-         "--region", "us-west-2", "--endpoint-url", "http://127.0.0.1:9"],
-        capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "x",
-             "AWS_SECRET_ACCESS_KEY": "x", "AWS_MAX_ATTEMPTS": "1"},
+        [
+            aws,
+            "eks",
+            "update-cluster-config",
+            "--name",
+            "demo",
+            "--logging",
+            env["LOGGING_OFF"],
+            "--region",
+            "us-west-2",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_MAX_ATTEMPTS": "1",
+        },
     )
     assert "Could not connect to the endpoint URL" in result.stderr, result.stderr
 
@@ -395,15 +464,23 @@ def test_a_defaulted_version_is_chosen_at_create_and_kept_afterwards(monkeypatch
     """Else an `up` after EKS lists a newer version upgrades the control plane in place.
     ``transforms`` reach pulumi-eks's children (Pulumi docs, resource option transforms);
     ignoreChanges keeps the created value (Pulumi docs, resource option ignoreChanges)."""
-    (transform,) = eks_transforms(monkeypatch)
+    transform, _ = eks_transforms(monkeypatch)
+    assert transform is keep_created_version
     opts = pulumi.ResourceOptions(protect=False)
-    child = transform(pulumi.ResourceTransformArgs(
-        True, "aws:eks/cluster:Cluster", "c-eks-eksCluster", {"version": "1.35"}, opts))
+    child = transform(
+        pulumi.ResourceTransformArgs(
+            True, "aws:eks/cluster:Cluster", "c-eks-eksCluster", {"version": "1.35"}, opts
+        )
+    )
     assert child.props == {"version": "1.35"} and child.opts.ignore_changes == ["version"]
-    assert transform(pulumi.ResourceTransformArgs(
-        True, "aws:iam/role:Role", "c-eks-eksRole", {}, opts)) is None
+    assert (
+        transform(
+            pulumi.ResourceTransformArgs(True, "aws:iam/role:Role", "c-eks-eksRole", {}, opts)
+        )
+        is None
+    )
     # A version the user set is theirs to change: that is how to upgrade.
-    assert eks_transforms(monkeypatch, kubernetes_version="1.34") == []
+    assert keep_created_version not in eks_transforms(monkeypatch, kubernetes_version="1.34")
 
 
 def test_node_groups_are_deleted_before_logging_goes_off():
@@ -412,11 +489,15 @@ def test_node_groups_are_deleted_before_logging_goes_off():
     holder = {}
 
     def program():
-        holder["cluster"] = GpuCluster("c", GpuClusterArgs(today=TODAY))
+        holder["cluster"] = GpuCluster("c", cluster_args(today=TODAY))
         pulumi.export("name", holder["cluster"].cluster_name)
-        aws.eks.NodeGroup("ng", cluster_name=holder["cluster"].cluster_name, node_role_arn="r",
-                          subnet_ids=["s-a", "s-b"],
-                          scaling_config={"desired_size": 1, "max_size": 1, "min_size": 1})
+        aws.eks.NodeGroup(
+            "ng",
+            cluster_name=holder["cluster"].cluster_name,
+            node_role_arn="r",
+            subnet_ids=["s-a", "s-b"],
+            scaling_config={"desired_size": 1, "max_size": 1, "min_size": 1},
+        )
 
     plan = run_program(program)
     off = plan.one("command:local:Command")
@@ -428,7 +509,9 @@ def test_public_cidrs_reach_eks_in_cidr_notation():
     """Python's ip_network also takes a netmask or a bare address; EKS gets CIDR notation."""
     plan = build(public_access_cidrs=["10.0.0.0/255.0.0.0", "100.20.30.40"])
     assert plan.one("eks:index:Cluster")["inputs"]["publicAccessCidrs"] == [
-        "10.0.0.0/8", "100.20.30.40/32"]
+        "10.0.0.0/8",
+        "100.20.30.40/32",
+    ]
 
 
 def through_provider(region: str) -> Plan:
@@ -438,8 +521,9 @@ def through_provider(region: str) -> Plan:
 
     def program():
         provider = aws.Provider("elsewhere", region=region)
-        GpuCluster("c", GpuClusterArgs(today=TODAY),
-                   opts=pulumi.ResourceOptions(providers={"aws": provider}))
+        GpuCluster(
+            "c", cluster_args(today=TODAY), opts=pulumi.ResourceOptions(providers={"aws": provider})
+        )
 
     return run_program(program)
 
@@ -456,8 +540,9 @@ def test_the_default_network_is_looked_up_through_the_clusters_aws_provider():
 
 def test_two_azs_are_enough():
     """us-west-1 offers g4dn in two AZs (moto's recorded offerings): EKS takes that."""
-    plan = run_program(lambda: GpuCluster("c", GpuClusterArgs(today=TODAY)),
-                       {"aws:region": "us-west-1"})
+    plan = run_program(
+        lambda: GpuCluster("c", cluster_args(today=TODAY)), {"aws:region": "us-west-1"}
+    )
     assert len(plan.one("eks:index:Cluster")["inputs"]["subnetIds"]) == 2
 
 
@@ -480,7 +565,7 @@ def test_the_kubeconfig_output_is_the_clusters_and_secret():
     import pulumi
 
     def program():
-        cluster = GpuCluster("c", GpuClusterArgs(today=TODAY))
+        cluster = GpuCluster("c", cluster_args(today=TODAY))
         pulumi.export("secret", cluster.kubeconfig)
         pulumi.export("plain", pulumi.Output.unsecret(cluster.kubeconfig))
 
@@ -495,8 +580,7 @@ def test_what_the_cluster_waits_for_its_children_wait_for():
 
     def program():
         first = aws.s3.Bucket("first")
-        GpuCluster("c", GpuClusterArgs(today=TODAY),
-                   opts=pulumi.ResourceOptions(depends_on=[first]))
+        GpuCluster("c", cluster_args(today=TODAY), opts=pulumi.ResourceOptions(depends_on=[first]))
 
     plan = run_program(program)
     first = plan.one("aws:s3/bucket:Bucket")["urn"]
@@ -504,10 +588,30 @@ def test_what_the_cluster_waits_for_its_children_wait_for():
         assert first in plan.one(typ)["dependencies"], typ
 
 
-def test_the_open_endpoint_warning_says_what_to_do():
-    (warning,) = build().warnings
-    assert warning == (
-        "publicAccessCidrs includes 0.0.0.0/0: the cluster's API endpoint is reachable from the "
-        "whole internet. Set eks-gpu-sharing:publicAccessCidrs to your own address (e.g. "
-        '["<your address>/32"]).'
+def test_the_whole_internet_needs_the_opt_in_and_is_warned_about():
+    with pytest.raises(ConfigError) as error:
+        cluster_args(today=TODAY, public_access_cidrs=["198.51.100.7/32", "0.0.0.0/0"]).validate()
+    assert str(error.value) == (
+        "publicAccessCidrs ['198.51.100.7/32', '0.0.0.0/0'] opens the API endpoint to the whole "
+        "internet; give your own addresses, or set allowPublicAccessFromAnywhere true to mean it"
     )
+    plan = build(public_access_cidrs=["0.0.0.0/0"], allow_public_access_from_anywhere=True)
+    assert plan.one("eks:index:Cluster")["inputs"]["publicAccessCidrs"] == ["0.0.0.0/0"]
+    assert plan.warnings[0] == (
+        "publicAccessCidrs includes 0.0.0.0/0 (allowPublicAccessFromAnywhere): the cluster's "
+        "API endpoint is reachable from the whole internet."
+    )
+
+
+def test_a_public_endpoint_without_cidrs_is_refused_naming_the_key():
+    """No default opens the endpoint: a library user says who may reach it."""
+    with pytest.raises(ConfigError) as error:
+        GpuClusterArgs(today=TODAY).validate()
+    assert str(error.value).startswith("publicAccessCidrs is unset and the API endpoint is public")
+    assert "endpoint_public_access false" in str(error.value)
+    GpuClusterArgs(today=TODAY, endpoint_public_access=False).validate()
+
+
+def test_nodes_in_the_default_vpcs_public_subnets_are_warned_about():
+    assert PUBLIC_SUBNETS in build().warnings
+    assert build(vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"]).warnings == []

@@ -9,19 +9,30 @@ import pytest
 
 from components import ConfigError, args_from_config
 from components.config import KEYS, NAMESPACE
+from tests.conftest import OWN_CIDRS
 
 TODAY = dt.date(2026, 11, 22)
 
 
 def config(**values: str) -> dict[str, str]:
-    return {"aws:region": "us-west-2", **{f"{NAMESPACE}:{k}": v for k, v in values.items()}}
+    """Stack config with these keys, and CIDRs for the public endpoint unless it is given
+    other (``None`` leaves a key out)."""
+    if values.get("endpointPublicAccess") != "false":
+        values.setdefault("publicAccessCidrs", json.dumps(list(OWN_CIDRS)))
+    return {
+        "aws:region": "us-west-2",
+        **{f"{NAMESPACE}:{k}": v for k, v in values.items() if v is not None},
+    }
 
 
 def test_defaults_are_the_demo():
     args = args_from_config(config(), "dev", today=TODAY)
     group = args.node_groups["gpu"]
     assert (group.instance_type, group.ami_type, group.capacity_type) == (
-        "g4dn.xlarge", "AL2023_x86_64_NVIDIA", "ON_DEMAND")
+        "g4dn.xlarge",
+        "AL2023_x86_64_NVIDIA",
+        "ON_DEMAND",
+    )
     assert (group.min_size, group.desired_size, group.max_size) == (1, 1, 1)
     assert args.plugin_configs["default"].units_per_gpu() == 5
     assert args.verification_pods == 5
@@ -31,9 +42,15 @@ def test_defaults_are_the_demo():
 
 def test_values_are_read_as_pulumi_stores_them():
     args = args_from_config(
-        config(gpuNodeMax="3", gpuNodeDesired="2", timeSlicingReplicas="8",
-               gpuCapacityType="SPOT", publicAccessCidrs='["198.51.100.0/24"]'),
-        "prod", today=TODAY,
+        config(
+            gpuNodeMax="3",
+            gpuNodeDesired="2",
+            timeSlicingReplicas="8",
+            gpuCapacityType="SPOT",
+            publicAccessCidrs='["198.51.100.0/24"]',
+        ),
+        "prod",
+        today=TODAY,
     )
     group = args.node_groups["gpu"]
     assert (group.desired_size, group.max_size, group.capacity_type) == (2, 3, "SPOT")
@@ -47,8 +64,11 @@ BAD = [
     ("kubernetesVersion", "latest", ["kubernetesVersion", "1.34"]),
     ("gpuInstanceType", "m5.large", ["gpuInstanceType", "'m5.large'", "g4dn.xlarge"]),
     ("gpuInstanceType", "p3.2xlarge", ["gpuInstanceType", "g4dn.xlarge"]),
-    ("gpuAmiType", "AL2023_x86_64_STANDARD",
-     ["gpuAmiType", "no NVIDIA driver", "AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"]),
+    (
+        "gpuAmiType",
+        "AL2023_x86_64_STANDARD",
+        ["gpuAmiType", "no NVIDIA driver", "AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"],
+    ),
     ("gpuAmiType", "AL2_x86_64_GPU", ["gpuAmiType", "deprecated", "AL2023_x86_64_NVIDIA"]),
     ("gpuCapacityType", "spot", ["gpuCapacityType", "ON_DEMAND", "SPOT"]),
     ("gpuNodeDesired", "two", ["gpuNodeDesired", "integer", "'two'"]),
@@ -88,13 +108,13 @@ def test_bad_config_is_rejected_naming_the_key(key, value, words):
 
 
 def test_one_replica_means_whole_gpus():
-    args = args_from_config(config(timeSlicingReplicas="1", verificationPods="1"), "dev",
-                            today=TODAY)
+    args = args_from_config(
+        config(timeSlicingReplicas="1", verificationPods="1"), "dev", today=TODAY
+    )
     assert args.plugin_configs["default"].strategy == "none"
     assert args.plugin_configs["default"].units_per_gpu() == 1
     with pytest.raises(ConfigError, match="verificationPods 2 is more than the 1 GPU slices"):
-        args_from_config(config(timeSlicingReplicas="1", verificationPods="2"), "dev",
-                         today=TODAY)
+        args_from_config(config(timeSlicingReplicas="1", verificationPods="2"), "dev", today=TODAY)
 
 
 @pytest.mark.parametrize("replicas", [2, 3])
@@ -102,11 +122,17 @@ def test_two_or_more_replicas_time_slice(replicas):
     """Only replicas 1 means whole GPUs; 2 is the smallest time-slicing the plugin takes."""
     pods = str(replicas)
     single = args_from_config(
-        config(timeSlicingReplicas=str(replicas), verificationPods=pods), "dev", today=TODAY)
+        config(timeSlicingReplicas=str(replicas), verificationPods=pods), "dev", today=TODAY
+    )
     groups = args_from_config(
-        config(verificationPods=pods, nodeGroups=json.dumps(
-            [{"name": "ts", "sharing": {"strategy": "time-slicing", "replicas": replicas}}])),
-        "dev", today=TODAY,
+        config(
+            verificationPods=pods,
+            nodeGroups=json.dumps(
+                [{"name": "ts", "sharing": {"strategy": "time-slicing", "replicas": replicas}}]
+            ),
+        ),
+        "dev",
+        today=TODAY,
     )
     for plugin_config in (single.plugin_configs["default"], groups.plugin_configs["ts"]):
         assert plugin_config.strategy == "time-slicing"
@@ -120,9 +146,15 @@ def test_more_pods_are_allowed_when_more_nodes_run():
     assert args.advertised_slices("default") == 10
 
 
+def test_the_documented_defaults_leave_the_endpoints_cidrs_to_the_user():
+    with pytest.raises(ConfigError, match="^publicAccessCidrs is unset and the API endpoint"):
+        args_from_config({"aws:region": "us-west-2"}, "dev", today=TODAY)
+
+
 def test_every_documented_key_has_a_default_that_validates():
-    explicit = {k: v if isinstance(v, str) else __import__("json").dumps(v)
-                for k, (_, v) in KEYS.items() if v is not None}
+    explicit = {
+        k: v if isinstance(v, str) else json.dumps(v) for k, (_, v) in KEYS.items() if v is not None
+    }
     args_from_config(config(**explicit), "dev", today=TODAY)
 
 
@@ -135,18 +167,26 @@ def test_version_support_follows_the_calendar():
 GROUP = '{"name": "a", "sharing": {"strategy": "none"}'
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ('"instanceType": "m5.large"', "nodeGroups[0].instanceType 'm5.large' is not a g4dn"),
-    ('"amiType": "AL2023_x86_64_STANDARD"',
-     "nodeGroups[0].amiType 'AL2023_x86_64_STANDARD' has no NVIDIA driver"),
-    ('"amiType": "AL2_x86_64_GPU"', "nodeGroups[0].amiType 'AL2_x86_64_GPU' is deprecated"),
-    ('"capacityType": "spot"', "nodeGroups[0].capacityType 'spot'; use one of"),
-    ('"min": -1', "nodeGroups[0].min must be between 0 and 100, got -1"),
-    ('"max": "2"', "nodeGroups[0].max must be an integer, got '2'"),
-    ('"desired": 101', "nodeGroups[0].desired must be between 0 and 100"),
-    ('"min": 2', f"nodeGroups[0].min <= {NAMESPACE}:nodeGroups[0].desired <= "
-                 f"{NAMESPACE}:nodeGroups[0].max must hold, got 2 <= 1 <= 1"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ('"instanceType": "m5.large"', "nodeGroups[0].instanceType 'm5.large' is not a g4dn"),
+        (
+            '"amiType": "AL2023_x86_64_STANDARD"',
+            "nodeGroups[0].amiType 'AL2023_x86_64_STANDARD' has no NVIDIA driver",
+        ),
+        ('"amiType": "AL2_x86_64_GPU"', "nodeGroups[0].amiType 'AL2_x86_64_GPU' is deprecated"),
+        ('"capacityType": "spot"', "nodeGroups[0].capacityType 'spot'; use one of"),
+        ('"min": -1', "nodeGroups[0].min must be between 0 and 100, got -1"),
+        ('"max": "2"', "nodeGroups[0].max must be an integer, got '2'"),
+        ('"desired": 101', "nodeGroups[0].desired must be between 0 and 100"),
+        (
+            '"min": 2',
+            f"nodeGroups[0].min <= {NAMESPACE}:nodeGroups[0].desired <= "
+            f"{NAMESPACE}:nodeGroups[0].max must hold, got 2 <= 1 <= 1",
+        ),
+    ],
+)
 def test_a_bad_node_group_field_names_the_key_the_user_set(fields, message):
     """Issue 14: not gpuInstanceType, a key that cannot be set inside nodeGroups."""
     with pytest.raises(ConfigError) as error:
@@ -167,25 +207,31 @@ def test_a_group_name_that_is_no_label_value_names_the_name_key():
         args_from_config(config(nodeGroups=raw), "dev", today=TODAY)
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("gpuInstanceType", "m5.large", "gpuInstanceType 'm5.large' is not a g4dn"),
-    ("gpuCapacityType", "spot", "gpuCapacityType 'spot'; use one of"),
-    ("gpuNodeMin", "2", "gpuNodeMin <= gpuNodeDesired <= gpuNodeMax must hold"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("gpuInstanceType", "m5.large", "gpuInstanceType 'm5.large' is not a g4dn"),
+        ("gpuCapacityType", "spot", "gpuCapacityType 'spot'; use one of"),
+        ("gpuNodeMin", "2", "gpuNodeMin <= gpuNodeDesired <= gpuNodeMax must hold"),
+    ],
+)
 def test_the_single_group_keys_keep_their_names(key, value, message):
     with pytest.raises(ConfigError) as error:
         args_from_config(config(**{key: value}), "dev", today=TODAY)
     assert str(error.value).startswith(message)
 
 
-@pytest.mark.parametrize(("key", "hint"), [
-    ("eks_gpu_sharing:gpuNodeMax", "write eks-gpu-sharing:gpuNodeMax"),
-    ("EKS-GPU-SHARING:gpuNodeMax", "write eks-gpu-sharing:gpuNodeMax"),
-    ("aws:gpuNodeMax", "write eks-gpu-sharing:gpuNodeMax"),
-    ("aws:GPUNODEMAX", "write eks-gpu-sharing:gpuNodeMax"),
-    ("eks-gpu-sharing:GpuNodeMax", "did you mean eks-gpu-sharing:gpuNodeMax?"),
-    ("eks-gpu-sharing:gpuNodeMaxx", "did you mean eks-gpu-sharing:gpuNodeMax?"),
-])
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("eks_gpu_sharing:gpuNodeMax", "write eks-gpu-sharing:gpuNodeMax"),
+        ("EKS-GPU-SHARING:gpuNodeMax", "write eks-gpu-sharing:gpuNodeMax"),
+        ("aws:gpuNodeMax", "write eks-gpu-sharing:gpuNodeMax"),
+        ("aws:GPUNODEMAX", "write eks-gpu-sharing:gpuNodeMax"),
+        ("eks-gpu-sharing:GpuNodeMax", "did you mean eks-gpu-sharing:gpuNodeMax?"),
+        ("eks-gpu-sharing:gpuNodeMaxx", "did you mean eks-gpu-sharing:gpuNodeMax?"),
+    ],
+)
 def test_a_key_in_the_wrong_namespace_or_case_is_refused_not_ignored(key, hint):
     with pytest.raises(ConfigError) as error:
         args_from_config({**config(), key: "2"}, "dev", today=TODAY)
@@ -193,8 +239,9 @@ def test_a_key_in_the_wrong_namespace_or_case_is_refused_not_ignored(key, hint):
 
 
 def test_other_namespaces_are_left_to_their_providers():
-    args_from_config({**config(), "aws:profile": "x", "kubernetes:context": "y"}, "dev",
-                     today=TODAY)
+    args_from_config(
+        {**config(), "aws:profile": "x", "kubernetes:context": "y"}, "dev", today=TODAY
+    )
 
 
 @pytest.mark.parametrize("stack", ["a.b", "x" * 85])
@@ -215,8 +262,9 @@ def test_the_longest_stack_name_eks_accepts():
 def test_an_ipv6_public_access_cidr_is_refused_on_an_ipv4_cluster(cidr):
     """botocore eks VpcConfigRequest.publicAccessCidrs: no IPv6 blocks on IPv4 clusters."""
     with pytest.raises(ConfigError, match=r"^publicAccessCidrs\[1\] .* is IPv6; the cluster"):
-        args_from_config(config(publicAccessCidrs=f'["198.51.100.0/24", "{cidr}"]'), "dev",
-                         today=TODAY)
+        args_from_config(
+            config(publicAccessCidrs=f'["198.51.100.0/24", "{cidr}"]'), "dev", today=TODAY
+        )
 
 
 def test_too_many_mps_clients_in_a_group_name_the_key_set():

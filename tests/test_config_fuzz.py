@@ -57,8 +57,29 @@ PLAUSIBLE: dict[str, list[str]] = {
     "verificationPods": ["0", "1", "3", "5", "48", "1000", "1001"],
     "verificationMode": ["nvidia-smi", "measure", "bench"],
     "devicePluginVersion": ["v0.17.0", "v0.20.0", "v0.19.3", "v0.16.2", "latest", "0.20.0"],
-    "publicAccessCidrs": ['["203.0.113.7/32"]', '["10.0.0.0/33"]', "[]", '"0.0.0.0/0"', '["::/0"]'],
+    "publicAccessCidrs": [
+        '["203.0.113.7/32"]',
+        '["203.0.113.7/32"]',
+        '["0.0.0.0/0"]',
+        '["10.0.0.0/33"]',
+        "[]",
+        '"0.0.0.0/0"',
+        '["::/0"]',
+    ],
+    "allowPublicAccessFromAnywhere": ["false", "true", "yes"],
+    "endpointPublicAccess": ["true", "false", "off"],
+    "clusterAdmins": [
+        '["arn:aws:iam::123456789012:role/admin"]',
+        '["arn:aws:sts::123456789012:assumed-role/admin/me"]',
+        "[]",
+    ],
+    "kmsKeyAdmins": [
+        '["arn:aws:iam::123456789012:root"]',
+        '["arn:aws:iam::123456789012:user/bob", "arn:aws:iam::123456789012:user/bob"]',
+    ],
 }
+
+
 @functools.cache
 def ec2_gpus() -> dict[str, int]:
     """GPUs per g4dn size as EC2 answers DescribeInstanceTypes (moto's recorded data)."""
@@ -171,7 +192,10 @@ def names_the_key(message: str, i: int, named: str) -> bool:
 
 
 def config_of(groups: list[dict[str, Any]], pods: int | None) -> dict[str, str]:
-    values = {f"{NAMESPACE}:nodeGroups": json.dumps(groups)}
+    values = {
+        f"{NAMESPACE}:nodeGroups": json.dumps(groups),
+        f"{NAMESPACE}:publicAccessCidrs": '["203.0.113.7/32"]',
+    }
     if pods is not None:
         values[f"{NAMESPACE}:verificationPods"] = str(pods)
     return values

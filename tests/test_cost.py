@@ -21,8 +21,7 @@ def test_demo_costs_a_control_plane_one_g4dn_xlarge_its_disk_and_a_key(demo_plan
 
 
 def test_more_nodes_cost_more():
-    plan = run_stack("dev", ["gpuNodeDesired=2", "gpuNodeMax=2",
-                             "gpuInstanceType=g4dn.2xlarge"])
+    plan = run_stack("dev", ["gpuNodeDesired=2", "gpuNodeMax=2", "gpuInstanceType=g4dn.2xlarge"])
     lines = {line.item: line.usd_per_hour for line in cost.estimate(plan.resources)}
     assert lines["gpu-sharing-gpu: 2 x g4dn.2xlarge"] == pytest.approx(
         2 * catalog.G4DN["g4dn.2xlarge"].on_demand_usd_per_hour)

@@ -27,8 +27,11 @@ def tolerates(pod, taint) -> bool:
 
 
 def node_taints(plan):
-    effects = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute",
-               "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+    effects = {
+        "NO_SCHEDULE": "NoSchedule",
+        "NO_EXECUTE": "NoExecute",
+        "PREFER_NO_SCHEDULE": "PreferNoSchedule",
+    }
     return [
         {**t, "effect": effects[t["effect"]]}
         for group in plan.by_type("aws:eks/nodeGroup:NodeGroup")
@@ -59,8 +62,11 @@ def test_plugin_and_workload_select_labels_the_gpu_nodes_carry(demo_plan):
 
 
 def test_plugin_reads_the_configmap_and_key_we_create(demo_plan):
-    (config_map,) = [c for c in objects(demo_plan, "ConfigMap")
-                     if c["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
+    (config_map,) = [
+        c
+        for c in objects(demo_plan, "ConfigMap")
+        if c["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME
+    ]
     (daemonset,) = objects(demo_plan, "DaemonSet")
     spec = pod_spec(daemonset)
     assert config_map["metadata"]["namespace"] == daemonset["metadata"]["namespace"]
@@ -81,8 +87,11 @@ def test_plugin_reads_the_configmap_and_key_we_create(demo_plan):
 
 
 def test_pods_request_the_resource_the_sharing_config_advertises(demo_plan):
-    (config_map,) = [c for c in objects(demo_plan, "ConfigMap")
-                     if c["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
+    (config_map,) = [
+        c
+        for c in objects(demo_plan, "ConfigMap")
+        if c["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME
+    ]
     config = yaml.safe_load(config_map["data"]["default"])
     assert config["version"] == "v1"
     (resource,) = config["sharing"]["timeSlicing"]["resources"]
@@ -119,7 +128,8 @@ def test_images_are_pinned(demo_plan):
             assert name and tag and tag != "latest", container["image"]
     (daemonset,) = objects(demo_plan, "DaemonSet")
     assert {c["image"] for c in pod_spec(daemonset)["containers"]} == {
-        "nvcr.io/nvidia/k8s-device-plugin:v0.20.0"}
+        "nvcr.io/nvidia/k8s-device-plugin:v0.20.0"
+    }
 
 
 def test_the_plugin_pods_run_as_the_account_the_role_is_bound_to(demo_plan):
@@ -129,8 +139,9 @@ def test_the_plugin_pods_run_as_the_account_the_role_is_bound_to(demo_plan):
     (daemonset,) = objects(demo_plan, "DaemonSet")
     namespace = daemonset["metadata"]["namespace"]
     account_name = pod_spec(daemonset)["serviceAccountName"]
-    (account,) = [a for a in objects(demo_plan, "ServiceAccount")
-                  if a["metadata"]["name"] == account_name]
+    (account,) = [
+        a for a in objects(demo_plan, "ServiceAccount") if a["metadata"]["name"] == account_name
+    ]
     assert account["metadata"]["namespace"] == namespace
     assert account["automountServiceAccountToken"] is False
     spec = pod_spec(daemonset)
@@ -142,7 +153,8 @@ def test_the_plugin_pods_run_as_the_account_the_role_is_bound_to(demo_plan):
         s.get("serviceAccountToken") for s in volume["projected"]["sources"]]
     (binding,) = objects(demo_plan, "ClusterRoleBinding")
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account_name, "namespace": namespace}]
+        {"kind": "ServiceAccount", "name": account_name, "namespace": namespace}
+    ]
     (role,) = objects(demo_plan, "ClusterRole")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
 

@@ -379,8 +379,12 @@ def test_every_changed_kubernetes_object_is_updated_in_place(update):
     configmap = plugin_configmap(before)
     if configmap in changes:
         without = {k: v for k, v in provider.items() if k != "enableConfigMapMutable"}
-        assert kubernetes_change("ConfigMap", old[configmap]["inputs"],
-                                 new[configmap]["inputs"], without) == "delete, then create"
+        assert (
+            kubernetes_change(
+                "ConfigMap", old[configmap]["inputs"], new[configmap]["inputs"], without
+            )
+            == "delete, then create"
+        )
 
 
 def test_infrastructure_is_left_alone(update):

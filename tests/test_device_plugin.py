@@ -33,8 +33,14 @@ def daemonset(plan):
 def test_plugin_objects_and_pinned_image():
     plan = build()
     kinds = sorted(o["kind"] for o in kubernetes_objects(plan))
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace",
-                     "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "DaemonSet",
+        "Namespace",
+        "ServiceAccount",
+    ]
     spec = daemonset(plan)["spec"]["template"]["spec"]
     images = {c["image"] for c in spec["containers"] + spec["initContainers"]}
     assert images == {"nvcr.io/nvidia/k8s-device-plugin:v0.20.0"}
@@ -49,8 +55,9 @@ def test_namespace_admits_the_hostpath_the_plugin_needs():
 
 def test_config_manager_may_read_nodes_and_nothing_else():
     role = next(o for o in kubernetes_objects(build()) if o["kind"] == "ClusterRole")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes"],
-                              "verbs": ["get", "list", "watch"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}
+    ]
 
 
 def test_containers_drop_every_capability_and_cannot_escalate():
@@ -63,14 +70,14 @@ def test_containers_drop_every_capability_and_cannot_escalate():
 
 def test_a_new_version_changes_only_the_image_tag():
     spec = daemonset(build(version="v0.19.3"))["spec"]["template"]["spec"]
-    assert {c["image"] for c in spec["containers"]} == {
-        "nvcr.io/nvidia/k8s-device-plugin:v0.19.3"}
+    assert {c["image"] for c in spec["containers"]} == {"nvcr.io/nvidia/k8s-device-plugin:v0.19.3"}
 
 
 def test_a_changed_config_changes_the_pod_template_hash():
     def annotation(plan):
         return daemonset(plan)["spec"]["template"]["metadata"]["annotations"][
-            "eks-gpu-sharing/config-hash"]
+            "eks-gpu-sharing/config-hash"
+        ]
 
     five = annotation(build(configs={"default": time_slicing(5)}))
     four = annotation(build(configs={"default": time_slicing(4)}))
@@ -112,14 +119,18 @@ def api_server_errors(pod_spec: dict) -> list[str]:
     "ShareProcessNamespace and HostPID cannot both be enabled".
     """
     if pod_spec.get("shareProcessNamespace") is True and pod_spec.get("hostPID") is True:
-        return ["spec.shareProcessNamespace: ShareProcessNamespace and HostPID cannot both be "
-                "enabled"]
+        return [
+            "spec.shareProcessNamespace: ShareProcessNamespace and HostPID cannot both be enabled"
+        ]
     return []
 
 
 def daemonsets(plan) -> dict[str, dict]:
-    return {o["metadata"]["name"]: o["spec"]["template"]["spec"]
-            for o in kubernetes_objects(plan) if o["kind"] == "DaemonSet"}
+    return {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]
+        for o in kubernetes_objects(plan)
+        if o["kind"] == "DaemonSet"
+    }
 
 
 def test_the_mps_control_daemon_runs_in_the_host_pid_namespace_as_upstream_does():
@@ -144,12 +155,14 @@ def test_the_mps_control_daemon_mounts_and_privileges_match_upstream():
     mounts the shm with Bidirectional propagation; the daemon itself is privileged and mounts
     /dev/shm and /mps from the host's mps.root (/run/nvidia/mps)."""
     daemon = daemonsets(build(configs={"default": mps(2)}))[
-        "nvidia-device-plugin-mps-control-daemon"]
+        "nvidia-device-plugin-mps-control-daemon"
+    ]
     mounts, ctr = daemon["initContainers"][0], daemon["containers"][-1]
     assert mounts["command"] == ["mps-control-daemon", "mount-shm"]
     assert mounts["securityContext"] == {"privileged": True}
-    assert mounts["volumeMounts"] == [{"name": "mps-root", "mountPath": "/mps",
-                                       "mountPropagation": "Bidirectional"}]
+    assert mounts["volumeMounts"] == [
+        {"name": "mps-root", "mountPath": "/mps", "mountPropagation": "Bidirectional"}
+    ]
     assert ctr["command"] == ["mps-control-daemon"]
     assert ctr["securityContext"] == {"privileged": True}
     volumes = {v["name"]: v.get("hostPath") for v in daemon["volumes"]}
@@ -183,9 +196,19 @@ def test_both_daemonsets_stay_off_nodes_whose_host_runs_a_device_plugin():
     """The affinity names our AMI type label and every AMI type with a host plugin."""
     for spec in daemonsets(build(configs={"default": mps(2)})).values():
         terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        assert terms == {"nodeSelectorTerms": [{"matchExpressions": [
-            {"key": conventions.AMI_TYPE_NODE_LABEL, "operator": "NotIn",
-             "values": list(conventions.HOST_DEVICE_PLUGIN_AMI_TYPES)}]}]}
+        assert terms == {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {
+                            "key": conventions.AMI_TYPE_NODE_LABEL,
+                            "operator": "NotIn",
+                            "values": list(conventions.HOST_DEVICE_PLUGIN_AMI_TYPES),
+                        }
+                    ]
+                }
+            ]
+        }
 
 
 def test_a_bad_namespace_is_named_with_what_is_allowed():

@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 
-from components import ConfigError, GpuClusterArgs, catalog
+from components import ConfigError, catalog
 from components.tools.plan import config_error
+from tests.conftest import cluster_args
 from tests.test_cluster import build
 from tests.test_plan import plan_cli
 
@@ -24,24 +25,26 @@ def test_a_version_eks_does_not_list_is_refused():
     with pytest.raises(Exception) as error:
         build(kubernetes_version="1.36")
     assert str(config_error(error.value)).startswith(
-        "kubernetesVersion '1.36' is not in EKS standard support by EKS's own list")
+        "kubernetesVersion '1.36' is not in EKS standard support by EKS's own list"
+    )
 
 
 def test_the_message_on_the_day_standard_support_ends():
     ends = catalog.EKS_STANDARD_SUPPORT_ENDS["1.35"]
-    GpuClusterArgs(kubernetes_version="1.35", today=ends).validate()
+    cluster_args(kubernetes_version="1.35", today=ends).validate()
     with pytest.raises(ConfigError) as error:
-        GpuClusterArgs(kubernetes_version="1.35", today=ends + dt.timedelta(days=1)).validate()
+        cluster_args(kubernetes_version="1.35", today=ends + dt.timedelta(days=1)).validate()
     assert str(error.value) == (
         f"kubernetesVersion '1.35': no Kubernetes version is in EKS standard support on "
         f"{ends + dt.timedelta(days=1)} by the calendar in components/catalog.py (as of "
-        f"{catalog.CALENDAR_AS_OF}); update the catalog")
+        f"{catalog.CALENDAR_AS_OF}); update the catalog"
+    )
 
 
 def test_the_product_reads_the_pinned_clock(pinned_today):
     assert catalog.today() == pinned_today
     with pytest.raises(ConfigError, match="on 2026-11-22"):
-        GpuClusterArgs(kubernetes_version="1.33").validate()
+        cluster_args(kubernetes_version="1.33").validate()
 
 
 def test_canary_catalog_newest_version_is_in_standard_support():
@@ -52,11 +55,14 @@ def test_canary_catalog_newest_version_is_in_standard_support():
     assert dt.date.today() <= ends, (
         f"Kubernetes {newest}, the newest in components/catalog.py EKS_STANDARD_SUPPORT_ENDS, "
         f"left EKS standard support on {ends}: update catalog EKS_STANDARD_SUPPORT_ENDS and "
-        "CALENDAR_AS_OF from the EKS version calendar")
+        "CALENDAR_AS_OF from the EKS version calendar"
+    )
 
 
 def test_the_offline_plan_says_its_calendar_date():
     result = plan_cli()
     assert result.returncode == 0, result.stderr
-    assert (f"Kubernetes versions offline: the EKS calendar in components/catalog.py as of "
-            f"{catalog.CALENDAR_AS_OF} (a real `pulumi up` asks EKS).") in result.stdout
+    assert (
+        f"Kubernetes versions offline: the EKS calendar in components/catalog.py as of "
+        f"{catalog.CALENDAR_AS_OF} (a real `pulumi up` asks EKS)."
+    ) in result.stdout

@@ -10,12 +10,14 @@ docs/library.md, whose figures ``test_docs_state_the_live_run_cost`` keeps to th
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ import pytest
 from components import catalog
 from components.config import args_from_config
 from components.tools import plan as planner
-from tests.conftest import ROOT
+from tests.conftest import PLAN_CIDRS, ROOT
 
 LIVE = "EKS_GPU_SHARING_LIVE"
 #: What a run takes, roughly: up ~15-20 min, verify ~2 min, destroy ~8-12 min.
@@ -41,12 +43,18 @@ DOCS = ROOT / "docs" / "library.md"
 
 def hourly_cost() -> float:
     """The demo's GPU nodes plus the EKS control plane; gp3 and KMS add under $0.01/hour."""
-    args = args_from_config(planner.stack_config(ROOT, "dev", []), "dev")
+    args = args_from_config(planner.stack_config(ROOT, "dev", [PLAN_CIDRS]), "dev")
     nodes = sum(
         group.desired_size * catalog.G4DN[group.instance_type].on_demand_usd_per_hour
         for group in args.node_groups.values()
     )
     return nodes + catalog.EKS_CONTROL_PLANE_USD_PER_HOUR
+
+
+def own_address() -> str:
+    """This machine's public address, as `make up` asks for it (checkip.amazonaws.com)."""
+    with urllib.request.urlopen("https://checkip.amazonaws.com", timeout=10) as answer:
+        return str(ipaddress.IPv4Address(answer.read().decode().strip()))
 
 
 def run_cost(minutes: float = RUN_MINUTES) -> float:
@@ -203,7 +211,7 @@ def test_up_verify_destroy_leaves_nothing_behind(tmp_path):
     from pulumi import automation as auto
 
     stack_name = f"live-{uuid.uuid4().hex[:8]}"
-    config = planner.stack_config(ROOT, "dev", [])
+    config = planner.stack_config(ROOT, "dev", [f'publicAccessCidrs=["{own_address()}/32"]'])
     args = args_from_config(config, stack_name)
     cluster = args.cluster.cluster_name
     assert cluster is not None

@@ -12,7 +12,7 @@ import yaml
 
 from components import ConfigError, args_from_config, conventions
 from components.tools.plan import kubernetes_objects
-from tests.conftest import plan_scope, run_stack
+from tests.conftest import cluster_args, plan_scope, run_stack
 
 
 @pytest.fixture(scope=plan_scope)
@@ -21,13 +21,18 @@ def multi_plan():
 
 
 def labels_by_group(plan):
-    return {r["name"].removeprefix("gpu-sharing-").removesuffix("-ng"): r["inputs"]["labels"]
-            for r in plan.by_type("aws:eks/nodeGroup:NodeGroup")}
+    return {
+        r["name"].removeprefix("gpu-sharing-").removesuffix("-ng"): r["inputs"]["labels"]
+        for r in plan.by_type("aws:eks/nodeGroup:NodeGroup")
+    }
 
 
 def test_one_configmap_with_a_key_per_group_and_a_default(multi_plan):
-    (config_map,) = [o for o in kubernetes_objects(multi_plan)
-                     if o["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
+    (config_map,) = [
+        o
+        for o in kubernetes_objects(multi_plan)
+        if o["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME
+    ]
     configs = {k: yaml.safe_load(v) for k, v in config_map["data"].items()}
     assert set(configs) == {"timesliced", "mps", "exclusive", "default"}
     assert "timeSlicing" in configs["timesliced"]["sharing"]
@@ -46,14 +51,17 @@ def test_each_group_is_labelled_with_its_config_key(multi_plan):
 
 
 def test_mps_control_daemon_runs_only_where_mps_is_configured(multi_plan):
-    daemonsets = {o["metadata"]["name"]: o for o in kubernetes_objects(multi_plan)
-                  if o["kind"] == "DaemonSet"}
+    daemonsets = {
+        o["metadata"]["name"]: o for o in kubernetes_objects(multi_plan) if o["kind"] == "DaemonSet"
+    }
     mps = daemonsets["nvidia-device-plugin-mps-control-daemon"]
     assert mps["spec"]["template"]["spec"]["nodeSelector"] == {
-        conventions.MPS_CAPABLE_NODE_LABEL: "true"}
+        conventions.MPS_CAPABLE_NODE_LABEL: "true"
+    }
     demo = run_stack("dev")
-    assert [o["metadata"]["name"] for o in kubernetes_objects(demo)
-            if o["kind"] == "DaemonSet"] == ["nvidia-device-plugin"]
+    assert [
+        o["metadata"]["name"] for o in kubernetes_objects(demo) if o["kind"] == "DaemonSet"
+    ] == ["nvidia-device-plugin"]
 
 
 def test_verification_pods_target_the_first_group(multi_plan):
@@ -91,18 +99,25 @@ def test_every_object_is_schema_valid(multi_plan):
 
 
 BAD = [
-    ('[]', "non-empty list"),
+    ("[]", "non-empty list"),
     ('[{"sharing": {"strategy": "none"}}]', "nodeGroups[0] must be a map with a name"),
-    ('[{"name": "a", "sharing": {"strategy": "none"}}, {"name": "a", "sharing": '
-     '{"strategy": "none"}}]', "nodeGroups[1].name 'a' is used twice"),
+    (
+        '[{"name": "a", "sharing": {"strategy": "none"}}, {"name": "a", "sharing": '
+        '{"strategy": "none"}}]',
+        "nodeGroups[1].name 'a' is used twice",
+    ),
     ('[{"name": "a", "sharing": {"strategy": "vgpu"}}]', "nodeGroups[0].sharing.strategy"),
-    ('[{"name": "a", "sharing": {"strategy": "mps", "replicas": 0}}]',
-     "nodeGroups[0].sharing.replicas must be an integer >= 1"),
+    (
+        '[{"name": "a", "sharing": {"strategy": "mps", "replicas": 0}}]',
+        "nodeGroups[0].sharing.replicas must be an integer >= 1",
+    ),
     ('[{"name": "a", "sharing": {"strategy": "none", "replicas": 2}}]', "strategy none"),
     ('[{"name": "a", "size": 3, "sharing": {"strategy": "none"}}]', "unknown fields ['size']"),
     ('[{"name": "a"}]', "nodeGroups[0].sharing must be a map"),
-    ('[{"name": "a", "instanceType": "m5.large", "sharing": {"strategy": "none"}}]',
-     "nodeGroups[0].instanceType 'm5.large'"),
+    (
+        '[{"name": "a", "instanceType": "m5.large", "sharing": {"strategy": "none"}}]',
+        "nodeGroups[0].instanceType 'm5.large'",
+    ),
 ]
 
 
@@ -116,8 +131,13 @@ def test_bad_node_groups_are_rejected(raw, message):
 def test_node_groups_and_single_group_keys_do_not_mix():
     with pytest.raises(ConfigError, match="nodeGroups replaces gpuNodeMax"):
         args_from_config(
-            {"eks-gpu-sharing:nodeGroups": '[{"name": "a", "sharing": {"strategy": "none"}}]',
-             "eks-gpu-sharing:gpuNodeMax": "2"}, "x", today=dt.date(2026, 11, 22))
+            {
+                "eks-gpu-sharing:nodeGroups": '[{"name": "a", "sharing": {"strategy": "none"}}]',
+                "eks-gpu-sharing:gpuNodeMax": "2",
+            },
+            "x",
+            today=dt.date(2026, 11, 22),
+        )
 
 
 # --- Bottlerocket groups: the host's plugin, never ours, sharing as the config says -------
@@ -133,8 +153,11 @@ def selects(pod_spec: dict, node_labels: dict[str, str]) -> bool:
     """
     if any(node_labels.get(k) != v for k, v in pod_spec.get("nodeSelector", {}).items()):
         return False
-    required = (pod_spec.get("affinity", {}).get("nodeAffinity", {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    required = (
+        pod_spec.get("affinity", {})
+        .get("nodeAffinity", {})
+        .get("requiredDuringSchedulingIgnoredDuringExecution")
+    )
     if required is None:
         return True
 
@@ -149,8 +172,10 @@ def selects(pod_spec: dict, node_labels: dict[str, str]) -> bool:
         assert op == "DoesNotExist", op
         return key not in node_labels
 
-    return any(all(matches(e) for e in term.get("matchExpressions", []))
-               for term in required["nodeSelectorTerms"])
+    return any(
+        all(matches(e) for e in term.get("matchExpressions", []))
+        for term in required["nodeSelectorTerms"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +188,7 @@ def mixed_plan():
 
     def program():
         gpu = GpuSharing("g", GpuSharingArgs(
+            cluster=cluster_args(),
             node_groups={
                 "al": GpuNodeGroupArgs(plugin_config_key="shared"),
                 "br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA",
@@ -178,13 +204,17 @@ def mixed_plan():
 
 
 def test_our_daemonsets_never_land_beside_the_bottlerocket_host_plugin(mixed_plan):
-    labels = {r["name"]: r["inputs"]["labels"]
-              for r in mixed_plan.by_type("aws:eks/nodeGroup:NodeGroup")}
+    labels = {
+        r["name"]: r["inputs"]["labels"] for r in mixed_plan.by_type("aws:eks/nodeGroup:NodeGroup")
+    }
     al, br = labels["g-al-ng"], labels["g-br-ng"]
     assert al[conventions.AMI_TYPE_NODE_LABEL] == "AL2023_x86_64_NVIDIA"
     assert br[conventions.AMI_TYPE_NODE_LABEL] == "BOTTLEROCKET_x86_64_NVIDIA"
-    specs = {o["metadata"]["name"]: o["spec"]["template"]["spec"]
-             for o in kubernetes_objects(mixed_plan) if o["kind"] == "DaemonSet"}
+    specs = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]
+        for o in kubernetes_objects(mixed_plan)
+        if o["kind"] == "DaemonSet"
+    }
     plugin, daemon = specs["nvidia-device-plugin"], specs["nvidia-device-plugin-mps-control-daemon"]
     assert selects(plugin, al) and selects(daemon, al)
     assert not selects(plugin, br) and not selects(daemon, br)
@@ -212,6 +242,7 @@ def test_the_verification_pods_count_bottlerocket_slices():
 
     def args(pods):
         return GpuSharingArgs(
+            cluster=cluster_args(),
             node_groups={"br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA")},
             plugin_configs={"default": time_slicing(5)},
             verification_pods=pods,
@@ -228,6 +259,7 @@ def test_bottlerocket_gpus_count_for_a_renamed_resource_too():
     from components import GpuNodeGroupArgs, GpuSharingArgs, time_slicing
 
     args = GpuSharingArgs(
+        cluster=cluster_args(),
         node_groups={
             "al": GpuNodeGroupArgs(),
             "br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA"),

@@ -34,8 +34,9 @@ def test_node_group_defaults():
     assert group["amiType"] == "AL2023_x86_64_NVIDIA"
     assert group["capacityType"] == "ON_DEMAND"
     assert group["scalingConfig"] == {"desiredSize": 1, "minSize": 1, "maxSize": 1}
-    assert group["taints"] == [{"key": conventions.GPU_TAINT_KEY, "value": "true",
-                                "effect": "NO_SCHEDULE"}]
+    assert group["taints"] == [
+        {"key": conventions.GPU_TAINT_KEY, "value": "true", "effect": "NO_SCHEDULE"}
+    ]
     assert group["labels"][conventions.PLUGIN_CONFIG_NODE_LABEL] == "default"
     assert "remoteAccess" not in group  # no SSH
 
@@ -44,7 +45,10 @@ def test_launch_template_requires_imdsv2_and_encrypts_the_volume():
     plan = build()
     template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     assert template["metadataOptions"] == {
-        "httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1}
+        "httpEndpoint": "enabled",
+        "httpTokens": "required",
+        "httpPutResponseHopLimit": 1,
+    }
     (disk,) = template["blockDeviceMappings"]
     assert disk["deviceName"] == "/dev/xvda"
     assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3"
@@ -61,15 +65,22 @@ def test_role_has_exactly_the_worker_policies_and_the_group_waits_for_them():
     assert assume["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     attachments = plan.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     assert sorted(a["inputs"]["policyArn"].rsplit("/", 1)[1] for a in attachments) == sorted(
-        catalog.WORKER_NODE_POLICIES)
+        catalog.WORKER_NODE_POLICIES
+    )
     group = plan.one("aws:eks/nodeGroup:NodeGroup")
     for attachment in attachments:
         assert attachment["urn"] in group["dependencies"]
 
 
 def test_spot_bottlerocket_and_a_bigger_group():
-    plan = build(capacity_type="SPOT", ami_type="BOTTLEROCKET_x86_64_NVIDIA",
-                 instance_type="g4dn.12xlarge", min_size=0, desired_size=1, max_size=3)
+    plan = build(
+        capacity_type="SPOT",
+        ami_type="BOTTLEROCKET_x86_64_NVIDIA",
+        instance_type="g4dn.12xlarge",
+        min_size=0,
+        desired_size=1,
+        max_size=3,
+    )
     group = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]
     assert (group["capacityType"], group["amiType"]) == ("SPOT", "BOTTLEROCKET_x86_64_NVIDIA")
     template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
@@ -98,9 +109,14 @@ def test_gpus_per_node_is_what_ec2_reports_for_the_instance_type():
     holder = {}
 
     def program():
-        holder["g"] = GpuNodeGroup("g", GpuNodeGroupArgs(
-            cluster_name="demo", subnet_ids=["a", "b"], instance_type="g4dn.metal"))
+        holder["g"] = GpuNodeGroup(
+            "g",
+            GpuNodeGroupArgs(
+                cluster_name="demo", subnet_ids=["a", "b"], instance_type="g4dn.metal"
+            ),
+        )
         import pulumi
+
         pulumi.export("gpus", holder["g"].gpus_per_node)
 
     assert run_program(program).outputs["gpus"] == 8
@@ -133,10 +149,13 @@ def test_metadata_hop_limit_and_ssh_are_opt_in_and_warned_about():
     assert not build().warnings
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"imds_hop_limit": 0}, "imds_hop_limit must be between 1 and 64"),
-    ({"ssh_key_name": ""}, "ssh_key_name"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"imds_hop_limit": 0}, "imds_hop_limit must be between 1 and 64"),
+        ({"ssh_key_name": ""}, "ssh_key_name"),
+    ],
+)
 def test_bad_security_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
         GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], **kwargs).validate()
@@ -156,8 +175,11 @@ def test_the_role_is_one_ec2_can_assume_and_everything_is_tagged():
             }
         ],
     }
-    for typ in ("aws:iam/role:Role", "aws:ec2/launchTemplate:LaunchTemplate",
-                "aws:eks/nodeGroup:NodeGroup"):
+    for typ in (
+        "aws:iam/role:Role",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "aws:eks/nodeGroup:NodeGroup",
+    ):
         assert plan.one(typ)["inputs"]["tags"] == {"team": "ml"}, typ
 
 
@@ -166,7 +188,11 @@ def test_the_template_says_what_it_enforces_and_its_volume_goes_with_the_node():
     assert template["description"] == "GPU nodes: IMDSv2 only, encrypted gp3 volume, no SSH key"
     (disk,) = template["blockDeviceMappings"]
     assert disk["ebs"] == {
-        "volumeSize": 50, "volumeType": "gp3", "encrypted": "true", "deleteOnTermination": "true"}
+        "volumeSize": 50,
+        "volumeType": "gp3",
+        "encrypted": "true",
+        "deleteOnTermination": "true",
+    }
 
 
 def test_warnings_say_what_is_at_stake():

@@ -52,10 +52,11 @@ CONSUMER = textwrap.dedent(
     from pathlib import Path
 
     import components
-    from components import GpuSharing, GpuSharingArgs, manifest_files
+    from components import GpuClusterArgs, GpuSharing, GpuSharingArgs, manifest_files
     from components.tools.plan import record
 
-    plan = record(lambda: GpuSharing("gpu", GpuSharingArgs()), "consumer", {})
+    plan = record(lambda: GpuSharing("gpu", GpuSharingArgs(
+        cluster=GpuClusterArgs(public_access_cidrs=["198.51.100.7/32"]))), "consumer", {})
     package = Path(components.__file__).parent
     daemonset = next(r for r in plan.resources if r["type"] == "kubernetes:apps/v1:DaemonSet")
     probe = next(r for r in plan.resources if r["name"] == "gpu-verification-program")
@@ -187,7 +188,6 @@ def test_docs_list_the_public_api():
     rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     listed = {name for row in rows for name in re.findall(r"`(\w+)`", row)}
     assert listed == set(components.__all__)
-
 
 
 def _imported_modules(path: Path) -> list[tuple[int, str]]:

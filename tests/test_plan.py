@@ -11,19 +11,33 @@ import pulumi
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_program
+from tests.conftest import PLAN_CIDRS, ROOT, run_program
 
 
 def plan_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    """``python -m components plan``, given our stack's CIDRs as ``make plan`` gives them."""
+    ours = "--project-dir" not in args and not any(
+        key in arg for arg in args for key in ("publicAccessCidrs", "endpointPublicAccess")
+    )
+    extra = ["--config", PLAN_CIDRS] if ours else []
     return subprocess.run(
-        [sys.executable, "-m", "components", "plan", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "components", "plan", *extra, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
-    result = plan_cli("--stack", "dev", "--json", str(tmp_path / "plan.json"),
-                      "--manifests", str(tmp_path / "k8s"))
+    result = plan_cli(
+        "--stack",
+        "dev",
+        "--json",
+        str(tmp_path / "plan.json"),
+        "--manifests",
+        str(tmp_path / "k8s"),
+    )
     assert result.returncode == 0, result.stderr
     assert "aws:eks/nodeGroup:NodeGroup" in result.stdout
     assert "31 resources" in result.stdout
@@ -39,8 +53,15 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
     assert plan["stack"] == "dev"
     assert plan["config"]["eks-gpu-sharing:timeSlicingReplicas"] == "5"
     for resource in plan["resources"]:
-        assert set(resource) == {"urn", "type", "name", "parent", "provider", "dependencies",
-                                 "inputs"}
+        assert set(resource) == {
+            "urn",
+            "type",
+            "name",
+            "parent",
+            "provider",
+            "dependencies",
+            "inputs",
+        }
     assert plan["outputs"]["gpuSlicesPerNode"] == 5
     files = sorted((tmp_path / "k8s").glob("*.yaml"))
     assert len(files) == 13
@@ -80,6 +101,7 @@ def test_malformed_override_is_a_usage_error():
 
 def test_a_failed_program_leaves_nothing_that_breaks_the_next():
     """An output still in flight when a program fails must not reach the next program."""
+
     def fails_with_an_output_in_flight():
         loop = asyncio.get_running_loop()
         # While the SDK waits for the failing output, another output starts, and is

@@ -658,9 +658,7 @@ def test_a_list_of_strategies_is_read_as_the_tuple_python_builds() -> None:
 def test_mps_with_mixed_mig_says_what_to_use_instead() -> None:
     with pytest.raises(ConfigError) as error:
         PluginConfig(flags=Flags(mig_strategy="mixed"), sharing=mps(4).sharing).validate()
-    assert str(error.value).endswith(
-        "to start); use migStrategy none or single, or time-slicing"
-    )
+    assert str(error.value).endswith("to start); use migStrategy none or single, or time-slicing")
 
 
 def test_both_sharing_modes_is_refused_saying_which_the_plugin_would_use() -> None:

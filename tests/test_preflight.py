@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -16,16 +17,29 @@ from components.tools import preflight
 from components.tools.plan import stack_config
 from tests.conftest import ROOT
 
+#: The shipped stacks leave publicAccessCidrs to `make up`, which sets the deployer's own
+#: address; this stands for it (a public address, not a documentation range).
+FILLED_IN = '["100.20.30.40/32"]'
+
 
 def stack_args(stack: str = "dev", **overrides: str):
+    """The stack's args as `make up` leaves them: with the deployer's address filled in."""
+    overrides.setdefault("publicAccessCidrs", FILLED_IN)
     config = stack_config(ROOT, stack, [f"{k}={v}" for k, v in overrides.items()])
     return args_from_config(config, stack)
 
 
+def stack_file_as_make_up_leaves_it(folder: Path, stack: str = "dev") -> None:
+    text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+    (folder / f"Pulumi.{stack}.yaml").write_text(
+        text + f"  eks-gpu-sharing:publicAccessCidrs: {FILLED_IN}\n"
+    )
+
+
 def stubbed(answers: dict[str, float]):
     client = boto3.client(
-        "service-quotas", region_name="us-west-2", aws_access_key_id="x",
-        aws_secret_access_key="x")
+        "service-quotas", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stub = Stubber(client)
     for code, value in answers.items():
         stub.add_response(
@@ -52,7 +66,8 @@ def test_quota_below_the_stack_is_named_up_front():
     assert output == (
         'error: the quota "Running On-Demand G and VT instances" (L-DB2E81BA) is 0 vCPUs; the '
         "ON_DEMAND node groups can use 4 at their max size: ask for more in Service Quotas "
-        "first (the node group would wait and fail)\n")
+        "first (the node group would wait and fail)\n"
+    )
 
 
 def test_spot_and_on_demand_are_asked_separately_and_pass_when_they_fit():
@@ -70,8 +85,7 @@ def test_spot_and_on_demand_are_asked_separately_and_pass_when_they_fit():
 def test_without_credentials_the_aws_checks_are_skipped_and_said_why():
     code, output = checked(stack_args(), why_not="no AWS credentials")
     assert code == preflight.SKIPPED == 3
-    assert output == (
-        "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials\n")
+    assert output == ("skipped: the quota checks in us-west-2 (aws:region): no AWS credentials\n")
 
 
 @pytest.mark.parametrize("cidr", ["203.0.113.0/24", "198.51.100.7/32", "192.0.2.0/25"])
@@ -82,42 +96,63 @@ def test_documentation_ranges_are_refused_for_a_real_up(cidr):
 
 
 @pytest.mark.parametrize("stack", ["dev", "multi"])
-def test_shipped_stacks_use_no_documentation_range(stack):
-    """A stack file we ship must be `up`-able as it is."""
+def test_shipped_stacks_leave_the_cidrs_to_make_up(stack):
+    """A stack file we ship must be `up`-able as it is: no documentation range, no 0.0.0.0/0,
+    but no address either, for `make up` to fill in the deployer's."""
+    assert "eks-gpu-sharing:publicAccessCidrs" not in stack_config(ROOT, stack, [])
     assert preflight.documentation_cidrs(stack_args(stack)) == []
 
 
 def test_cli_without_credentials_exits_3(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true",
-           "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "components", "preflight", "--stack", "dev"],
-                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PYTHONPATH": str(ROOT),
+    }
+    stack_file_as_make_up_leaves_it(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "preflight", "--stack", "dev"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 3, result.stderr
     assert result.stdout.startswith(
-        "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials")
+        "skipped: the quota checks in us-west-2 (aws:region): no AWS credentials"
+    )
 
 
 def test_a_profile_that_does_not_exist_is_said(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     assert preflight.quotas_client("us-west-2", "nope") == (
-        None, "no AWS profile 'nope' (aws:profile) in ~/.aws")
+        None,
+        "no AWS profile 'nope' (aws:profile) in ~/.aws",
+    )
 
 
 def test_a_refused_api_call_is_one_line_and_skips_the_aws_checks():
     """AccessDeniedException is one of GetServiceQuota's errors in botocore's model."""
-    client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
-                          aws_secret_access_key="x")
+    client = boto3.client(
+        "service-quotas", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stub = Stubber(client)
-    stub.add_client_error("get_service_quota", "AccessDeniedException",
-                          "User is not authorized to perform servicequotas:GetServiceQuota")
+    stub.add_client_error(
+        "get_service_quota",
+        "AccessDeniedException",
+        "User is not authorized to perform servicequotas:GetServiceQuota",
+    )
     stub.activate()
     code, output = checked(stack_args(), client)
     assert code == preflight.SKIPPED
     assert output == (
         "skipped: the quota checks in us-west-2 (aws:region): An error occurred "
         "(AccessDeniedException) when calling the GetServiceQuota operation: User is not "
-        "authorized to perform servicequotas:GetServiceQuota\n")
+        "authorized to perform servicequotas:GetServiceQuota\n"
+    )
 
 
 def test_no_network_is_one_line_too_and_a_config_error_still_fails(tmp_path):
@@ -125,9 +160,14 @@ def test_no_network_is_one_line_too_and_a_config_error_still_fails(tmp_path):
     EndpointConnectionError (a BotoCoreError), as with no network."""
     from botocore.config import Config
 
-    client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
-                          aws_secret_access_key="x", endpoint_url="http://127.0.0.1:9",
-                          config=Config(retries={"max_attempts": 0}, connect_timeout=5))
+    client = boto3.client(
+        "service-quotas",
+        region_name="us-west-2",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"max_attempts": 0}, connect_timeout=5),
+    )
     code, output = checked(stack_args(publicAccessCidrs='["203.0.113.0/24"]'), client)
     assert code == 1
     lines = output.splitlines()
@@ -138,15 +178,19 @@ def test_no_network_is_one_line_too_and_a_config_error_still_fails(tmp_path):
 def test_without_an_applied_value_the_aws_default_quota_is_used():
     """GetServiceQuota raises NoSuchResourceException when the account has no applied value
     (botocore service-quotas model); GetAWSDefaultServiceQuota has the default."""
-    client = boto3.client("service-quotas", region_name="us-west-2", aws_access_key_id="x",
-                          aws_secret_access_key="x")
+    client = boto3.client(
+        "service-quotas", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stub = Stubber(client)
     ask = {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
-    stub.add_client_error("get_service_quota", "NoSuchResourceException", "no applied value",
-                          expected_params=ask)
-    stub.add_response("get_aws_default_service_quota",
-                      {"Quota": {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA", "Value": 8.0}},
-                      ask)
+    stub.add_client_error(
+        "get_service_quota", "NoSuchResourceException", "no applied value", expected_params=ask
+    )
+    stub.add_response(
+        "get_aws_default_service_quota",
+        {"Quota": {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA", "Value": 8.0}},
+        ask,
+    )
     stub.activate()
     code, output = checked(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), client)
     stub.assert_no_pending_responses()
@@ -154,17 +198,25 @@ def test_without_an_applied_value_the_aws_default_quota_is_used():
     assert output == (
         'ok: in us-west-2 (aws:region), the quota "Running On-Demand G and VT instances" '
         "(L-DB2E81BA, 8 vCPUs) is at least the 4 the stack's ON_DEMAND nodes need at max size "
-        "(G instances already running count against it too)\n")
+        "(G instances already running count against it too)\n"
+    )
 
 
 def cli(*args: str, cwd=ROOT):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "AWS_EC2_METADATA_DISABLED": "true"}
-    return subprocess.run([sys.executable, "-m", "components", "preflight", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "components", "preflight", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_a_stack_without_a_region_is_refused_not_guessed(tmp_path):
-    stack = (ROOT / "Pulumi.dev.yaml").read_text().replace("  aws:region: us-west-2\n", "")
+    stack_file_as_make_up_leaves_it(tmp_path)
+    stack = (tmp_path / "Pulumi.dev.yaml").read_text().replace("  aws:region: us-west-2\n", "")
     (tmp_path / "Pulumi.dev.yaml").write_text(stack)
     result = cli("--project-dir", str(tmp_path))
     assert result.returncode == 1

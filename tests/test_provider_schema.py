@@ -23,7 +23,7 @@ from typing_extensions import NotRequired
 
 import components
 from components.tools import plan as planner
-from tests.conftest import ROOT
+from tests.conftest import OWN_CIDRS, ROOT, cluster_args
 
 PROVIDER_DIR = ROOT / "provider"
 sys.path.insert(0, str(PROVIDER_DIR))
@@ -125,7 +125,7 @@ def test_required_inputs_are_what_the_library_cannot_default(schema):
         c.__name__: schema["resources"][token(c)]["requiredInputs"] for c in adapters.COMPONENTS
     }
     assert required == {
-        "GpuSharing": [],
+        "GpuSharing": ["publicAccessCidrs"],
         "GpuNodeGroup": ["clusterName", "subnetIds"],
         "NvidiaDevicePlugin": ["kubeconfig"],
         "VerificationWorkload": ["kubeconfig"],
@@ -192,8 +192,8 @@ def test_every_gpu_sharing_input_is_routed_somewhere():
 
 
 def test_inputs_left_out_keep_the_library_defaults():
-    args = adapters.gpu_sharing_args({})
-    default = components.GpuSharingArgs()
+    args = adapters.gpu_sharing_args({"public_access_cidrs": list(OWN_CIDRS)})
+    default = components.GpuSharingArgs(cluster=cluster_args())
     assert args.plugin_configs == default.plugin_configs
     assert args.node_groups == default.node_groups
     assert args.cluster == default.cluster
@@ -203,7 +203,7 @@ def test_inputs_left_out_keep_the_library_defaults():
 
 def test_sharing_and_replicas_become_the_library_config():
     def config(**inputs: Any) -> components.PluginConfig:
-        given = {"verification_pods": 0, **inputs}
+        given = {"verification_pods": 0, "public_access_cidrs": list(OWN_CIDRS), **inputs}
         args = adapters.gpu_sharing_args(typing.cast(adapters.GpuSharingInputs, given))
         return args.plugin_configs["default"]
 
@@ -224,7 +224,7 @@ def test_sharing_and_replicas_become_the_library_config():
 )
 def test_bad_inputs_are_refused_before_anything_is_registered(inputs, message):
     with pytest.raises(components.ConfigError, match=re.escape(message)):
-        adapters.gpu_sharing_args(inputs)
+        adapters.gpu_sharing_args({"public_access_cidrs": list(OWN_CIDRS), **inputs})
 
 
 def construct(provider: ComponentProvider, component: type, inputs: dict[str, Any]) -> None:
@@ -237,7 +237,12 @@ def test_construct_with_engine_inputs_builds_the_library_components(provider):
         lambda: construct(
             provider,
             adapters.GpuSharing,
-            {"instanceType": "g4dn.2xlarge", "replicas": 3.0, "verificationPods": 3.0},
+            {
+                "instanceType": "g4dn.2xlarge",
+                "replicas": 3.0,
+                "verificationPods": 3.0,
+                "publicAccessCidrs": list(OWN_CIDRS),
+            },
         ),
         "test",
         {"aws:region": "us-west-2"},

@@ -19,7 +19,10 @@ def test_every_args_field_is_documented_with_its_default():
         for name, (_, doc) in docs.items():
             assert doc, f"{cls.__name__}.{name} has no #: comment"
             field = next(f for f in dataclasses.fields(cls) if f.name == name)
-            has_default = (field.default is not dataclasses.MISSING
-                           or field.default_factory is not dataclasses.MISSING)
+            has_default = (
+                field.default is not dataclasses.MISSING
+                or field.default_factory is not dataclasses.MISSING
+            )
             assert ("Default" in doc) if has_default and "required" not in doc else True, (
-                f"{cls.__name__}.{name}: say the default")
+                f"{cls.__name__}.{name}: say the default"
+            )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
 
 import pytest
 
 from components import ConfigError, conventions
-from components.tools.plan import kubernetes_objects
-from tests.conftest import by_name
+from components.tools.plan import config_error, kubernetes_objects, stack_config
+from tests.conftest import PLAN_CIDRS, ROOT, by_name, cluster_args
 
 COMPONENT_TYPES = {
     "eks-gpu-sharing:index:GpuSharing",
@@ -38,7 +39,9 @@ def test_children_are_parented_to_the_component_that_owns_them(demo_plan):
         "eks:index:Cluster": "GpuCluster",
         "pulumi:providers:kubernetes": "GpuCluster",
         "aws:eks/nodeGroup:NodeGroup": "GpuNodeGroup",
-        "aws:iam/role:Role": "GpuNodeGroup",
+        "aws:eks/addon:Addon": "GpuCluster",
+        "aws:eks/accessEntry:AccessEntry": "GpuCluster",
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation": "GpuCluster",
         "aws:ec2/launchTemplate:LaunchTemplate": "GpuNodeGroup",
         "kubernetes:apps/v1:DaemonSet": "NvidiaDevicePlugin",
         "kubernetes:apps/v1:Deployment": "VerificationWorkload",
@@ -46,6 +49,9 @@ def test_children_are_parented_to_the_component_that_owns_them(demo_plan):
     for typ, owner in owners.items():
         for resource in demo_plan.by_type(typ):
             assert resource["parent"].split("::")[2].endswith(f"index:{owner}"), resource["urn"]
+    assert by_name(demo_plan, "gpu-sharing-gpu-role")["parent"].endswith("::gpu-sharing-gpu")
+    aws_node = by_name(demo_plan, "gpu-sharing-cluster-aws-node-role")
+    assert aws_node["parent"].endswith("::gpu-sharing-cluster")
 
 
 def test_every_kubernetes_object_uses_the_cluster_provider_explicitly(demo_plan):
@@ -92,17 +98,25 @@ def test_slices_per_node_follow_gpus_per_instance():
     assert plan.outputs["gpuSlicesPerNode"] == 12  # 3 replicas x 4 T4s
 
 
-def test_plan_warns_about_an_api_endpoint_open_to_the_internet(demo_plan):
-    assert any("0.0.0.0/0" in w for w in demo_plan.warnings)
+def test_the_demo_plan_opens_the_endpoint_to_no_one(demo_plan):
+    """A fresh clone's stack sets no CIDRs; its plan gets make plan's documentation address."""
+    assert "eks-gpu-sharing:publicAccessCidrs" not in stack_config(ROOT, "dev", [])
+    cidrs = demo_plan.one("eks:index:Cluster")["inputs"]["publicAccessCidrs"]
+    assert cidrs == json.loads(PLAN_CIDRS.split("=", 1)[1]) == ["192.0.2.1/32"]
+    assert not any("0.0.0.0/0" in w for w in demo_plan.warnings)
 
 
-def test_no_warning_when_the_endpoint_is_narrowed():
+def test_the_whole_internet_is_an_explicit_choice():
     from tests.conftest import run_stack
 
-    plan = run_stack("dev", ['publicAccessCidrs=["203.0.113.7/32"]'])
-    assert not any("0.0.0.0/0" in w for w in plan.warnings)
-    cluster = plan.one("eks:index:Cluster")
-    assert cluster["inputs"]["publicAccessCidrs"] == ["203.0.113.7/32"]
+    with pytest.raises(Exception) as error:
+        run_stack("dev", ['publicAccessCidrs=["0.0.0.0/0"]'])
+    assert "allowPublicAccessFromAnywhere" in str(config_error(error.value))
+    plan = run_stack(
+        "dev", ['publicAccessCidrs=["0.0.0.0/0"]', "allowPublicAccessFromAnywhere=true"]
+    )
+    assert any("0.0.0.0/0" in w for w in plan.warnings)
+    assert plan.one("eks:index:Cluster")["inputs"]["publicAccessCidrs"] == ["0.0.0.0/0"]
 
 
 def test_cluster_name_and_version_reach_eks(demo_plan):
@@ -119,10 +133,14 @@ def test_renamed_shared_resource_flows_to_the_pods_and_slices():
     from tests.conftest import run_program
 
     def program():
-        gpu = GpuSharing("g", GpuSharingArgs(
-            plugin_configs={"default": time_slicing(4, rename_by_default=True)},
-            verification_pods=4,
-        ))
+        gpu = GpuSharing(
+            "g",
+            GpuSharingArgs(
+                cluster=cluster_args(),
+                plugin_configs={"default": time_slicing(4, rename_by_default=True)},
+                verification_pods=4,
+            ),
+        )
         pulumi.export("slices", gpu.gpu_slices_per_node["gpu"])
 
     plan = run_program(program)
@@ -141,9 +159,11 @@ def sharing_args(**groups):
 
     return functools.partial(
         GpuSharingArgs,
+        cluster=cluster_args(),
         node_groups={
-            name: GpuNodeGroupArgs(plugin_config_key=key, desired_size=desired,
-                                   min_size=desired, max_size=most)
+            name: GpuNodeGroupArgs(
+                plugin_config_key=key, desired_size=desired, min_size=desired, max_size=most
+            )
             for name, (key, desired, most) in groups.items()
         },
         plugin_configs={"default": time_slicing(5), "whole": unshared()},
@@ -159,8 +179,12 @@ def test_pods_are_counted_on_the_nodes_that_run_not_on_max_size():
         args(verification_pods=10).validate()
     message = str(error.value)
     assert message.startswith("verificationPods 10 is more than the 5 GPU slices")
-    for key in ("gpuNodeDesired", "timeSlicingReplicas", "lower verificationPods",
-                "nodeGroups: desired, sharing.replicas"):
+    for key in (
+        "gpuNodeDesired",
+        "timeSlicingReplicas",
+        "lower verificationPods",
+        "nodeGroups: desired, sharing.replicas",
+    ):
         assert key in message
     sharing_args(gpu=("default", 2, 2))(verification_pods=10).validate()
 
@@ -207,7 +231,9 @@ def test_no_verification_pods_means_no_workload():
 
     holder = {}
     plan = run_program(
-        lambda: holder.setdefault("gpu", GpuSharing("g", GpuSharingArgs(verification_pods=0)))
+        lambda: holder.setdefault(
+            "gpu", GpuSharing("g", GpuSharingArgs(cluster=cluster_args(), verification_pods=0))
+        )
     )
     assert holder["gpu"].verification is None
     assert not plan.by_type("eks-gpu-sharing:index:VerificationWorkload")

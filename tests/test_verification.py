@@ -47,8 +47,7 @@ def test_pulumi_up_waits_for_every_pod_and_fails_after_the_timeout():
     plan = build(ready_timeout_seconds=600)
     resource = plan.one("kubernetes:apps/v1:Deployment")
     # The provider's await logic fails the update (naming Pending pods) after the timeout.
-    assert resource["inputs"]["metadata"].get("annotations", {}).get(
-        "pulumi.com/skipAwait") is None
+    assert resource["inputs"]["metadata"].get("annotations", {}).get("pulumi.com/skipAwait") is None
     assert "pulumi.com/timeoutSeconds" in resource["inputs"]["metadata"]["annotations"]
     assert resource["inputs"]["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "600"
 
@@ -62,13 +61,16 @@ def test_restricted_pod_security():
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     container = spec["containers"][0]
     assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]}}
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
 def test_renamed_resource_measure_mode_and_config_key():
-    plan = build(pods=2, resource_name="nvidia.com/gpu.shared", mode="measure",
-                 plugin_config_key="mps-x2")
+    plan = build(
+        pods=2, resource_name="nvidia.com/gpu.shared", mode="measure", plugin_config_key="mps-x2"
+    )
     spec = deployment(plan)["spec"]["template"]["spec"]
     container = spec["containers"][0]
     assert container["resources"]["limits"] == {"memory": "2Gi", "nvidia.com/gpu.shared": "1"}

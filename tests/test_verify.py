@@ -527,7 +527,9 @@ def test_unreachable_api_exits_2_with_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
-    assert line.startswith("python -m components verify: error: cannot reach the Kubernetes API at http://127.0.0.1:")
+    assert line.startswith(
+        "python -m components verify: error: cannot reach the Kubernetes API at http://127.0.0.1:"
+    )
     assert line.endswith("Connection refused")
 
 

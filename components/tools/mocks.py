@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -22,6 +23,11 @@ from .. import catalog
 from ..errors import ConfigError
 
 ACCOUNT = "123456789012"
+#: Who runs the plan: a session of a role with a path, as SSO roles have, so that the
+#: conversion to the role's ARN (cluster_access.deployer) is exercised.
+DEPLOYER_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
+DEPLOYER_ROLE = "AWSReservedSSO_Admin_0123456789abcdef"
+DEPLOYER_SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/{DEPLOYER_ROLE}/deployer@example.com"
 #: The region the mocks answer for when the stack sets no aws:region.
 DEFAULT_REGION = "us-west-2"
 #: DescribeSubnets filters the mocks answer (names from botocore's ec2 model).
@@ -264,6 +270,11 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             return self._zones(region)
         if token == "aws:eks/getClusterVersions:getClusterVersions":
             return self._cluster_versions(a)
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            user_id = f"AROA{_suffix(DEPLOYER_ROLE, length=17).upper()}:deployer@example.com"
+            return {"id": ACCOUNT, "accountId": ACCOUNT, "arn": DEPLOYER_SESSION, "userId": user_id}
+        if token == "aws:iam/getSessionContext:getSessionContext":
+            return _session_context(a["arn"])
         if token == "aws:ec2/getVpc:getVpc":
             if not a.get("default"):
                 raise NotImplementedError("the offline mocks know only the default VPC")
@@ -345,6 +356,27 @@ def _cluster_version(version: str) -> dict[str, Any]:
         "endOfStandardSupportDate": ends.isoformat(),
         "endOfExtendedSupportDate": _months_after(ends, 12).isoformat(),
         "versionStatus": "STANDARD_SUPPORT",
+    }
+
+
+def _session_context(arn: str) -> dict[str, Any]:
+    """As pulumi-aws's aws.iam.getSessionContext (its docs: "For non-role ARNs, this data
+    source simply passes the ARN through in issuerArn"): an assumed-role ARN becomes its
+    role's, with the path IAM GetRole gives (the session ARN has none:
+    hashicorp/terraform-provider-aws#19957)."""
+    found = re.fullmatch(r"arn:([^:]+):sts::(\d{12}):assumed-role/([^/]+)/(.+)", arn)
+    if not found:
+        return {"id": arn, "arn": arn, "issuerArn": arn, "issuerId": "", "issuerName": ""}
+    partition, account, role, session = found.groups()
+    if (account, role) != (ACCOUNT, DEPLOYER_ROLE):
+        raise NotImplementedError(f"the offline mocks know only the deployer's role, not {arn}")
+    return {
+        "id": arn,
+        "arn": arn,
+        "issuerArn": f"arn:{partition}:iam::{account}:role{DEPLOYER_ROLE_PATH}{role}",
+        "issuerId": f"AROA{_suffix(role, length=17).upper()}",
+        "issuerName": role,
+        "sessionName": session,
     }
 
 
