@@ -401,10 +401,11 @@ class GpuCluster(pulumi.ComponentResource):
         if args.authentication_mode == "API" and args.cluster_admins is not None:
             waits.append(cluster_access.deployer_among(args.cluster_admins, deployer))
         kubeconfig = pulumi.Output.all(kubeconfig, *waits).apply(operator.itemgetter(0))
-        # Node groups take the name: their nodes' aws-node pods must find their role.
-        self.cluster_name = pulumi.Output.all(self.cluster_name, aws_node.id).apply(
-            operator.itemgetter(0)
-        )
+        # Node groups take the name: their nodes' aws-node pods must find their role, and
+        # the agent that hands it out.
+        self.cluster_name = pulumi.Output.all(
+            self.cluster_name, aws_node.id, self.pod_identity_agent.id
+        ).apply(operator.itemgetter(0))
         if args.cluster_log_types:
             logging_off = self._logging_off_before_delete(name, args, child)
             self.cluster_name = pulumi.Output.all(self.cluster_name, logging_off.urn).apply(
@@ -515,9 +516,7 @@ class GpuCluster(pulumi.ComponentResource):
             namespace="kube-system",
             service_account="aws-node",
             managed_policy_arns=[f"arn:aws:iam::aws:policy/{catalog.CNI_POLICY}"],
-            opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[self.pod_identity_agent])
-            ),
+            opts=child,
         )
 
     def _invoke(self) -> pulumi.InvokeOutputOptions:

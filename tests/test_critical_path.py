@@ -22,8 +22,13 @@ from tests.conftest import plan_scope, run_stack
 #: What must be serial in the demo: the control plane, the GPU node joining, the plugin
 #: ready on it, the pods ready with their slices. Before them, one API call the cluster
 #: needs created first (its log group and KMS key are created side by side).
+#: The node group waits for one API call after the cluster: aws-node's Pod Identity
+#: association and the agent add-on that serves it (the first node's aws-node pod needs
+#: both, components/cluster.py ``_aws_node_role``); the two run side by side.
+POD_IDENTITY = ("aws:eks/addon:Addon", "aws:eks/podIdentityAssociation:PodIdentityAssociation")
 DEMO_STEPS = [
     ("eks:index:Cluster", AWS_CREATE),
+    (POD_IDENTITY, API_CALL),
     ("aws:eks/nodeGroup:NodeGroup", NODE_JOIN),
     ("kubernetes:apps/v1:DaemonSet", POD_READY),
     ("kubernetes:apps/v1:Deployment", POD_READY),
@@ -38,8 +43,10 @@ def measure_plan():
 def test_the_demo_waits_for_cluster_then_node_group_then_plugin_then_pods(demo_plan):
     path = critical_path(demo_plan.resources)
     first, *steps = path
-    assert [(step.type, step.wait) for step in steps] == DEMO_STEPS
-    assert [step.name for step in steps[2:]] == [
+    assert [
+        (POD_IDENTITY if step.type in POD_IDENTITY else step.type, step.wait) for step in steps
+    ] == DEMO_STEPS
+    assert [step.name for step in steps[3:]] == [
         "gpu-sharing-device-plugin-ds", "gpu-sharing-verification-pods"]  # fmt: skip
     cluster = demo_plan.one("eks:index:Cluster")
     assert first.wait == API_CALL and first.urn in cluster["dependencies"]

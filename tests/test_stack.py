@@ -272,6 +272,7 @@ def test_groups_without_the_pods_and_set_sizes_are_sized_otherwise():
 
     def program():
         GpuSharing("gpu-sharing", GpuSharingArgs(
+            cluster=cluster_args(),
             node_groups={
                 "own": GpuNodeGroupArgs(disk_size_gib=80),
                 "br": GpuNodeGroupArgs(ami_type="BOTTLEROCKET_x86_64_NVIDIA"),
