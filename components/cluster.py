@@ -120,7 +120,8 @@ class GpuClusterArgs:
     #: Serve the API on a public endpoint, limited to ``public_access_cidrs``. Default ``True``
     #: (``False``: reach the API only from inside the VPC).
     endpoint_public_access: bool = True
-    #: Also serve the API on a private endpoint inside the VPC. Default ``True``.
+    #: Also serve the API on a private endpoint inside the VPC. Default ``True``. Off, the
+    #: nodes use the public endpoint, so ``public_access_cidrs`` must hold ``0.0.0.0/0``.
     endpoint_private_access: bool = True
     #: Control-plane log types sent to CloudWatch. Default ``api``, ``audit``, ``authenticator``.
     cluster_log_types: Sequence[str] = ("api", "audit", "authenticator")
@@ -174,6 +175,22 @@ class GpuClusterArgs:
                     f"publicAccessCidrs {cidrs} opens the API endpoint to the whole internet; "
                     "give your own addresses, or set allowPublicAccessFromAnywhere true to "
                     "mean it"
+                )
+            # Without the private endpoint, nodes reach the API through the public one from
+            # their own public addresses (awsdocs/amazon-eks-user-guide
+            # latest/ug/clusters/cluster-endpoint.adoc: "your public access endpoint CIDR
+            # sources must include the egress sources from your VPC"); otherwise their node
+            # group fails after about 20 minutes.
+            if (
+                self.endpoint_public_access
+                and not self.endpoint_private_access
+                and OPEN_TO_THE_INTERNET not in cidrs
+            ):
+                raise ConfigError(
+                    f"endpoint_private_access false with publicAccessCidrs {cidrs}: the nodes "
+                    "would reach the API through the public endpoint from their own public "
+                    "addresses, which these CIDRs leave out, so they would never join. Turn "
+                    "endpoint_private_access on (the default)"
                 )
             # pulumi-eks refuses them then (pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts:
             # "`publicAccessCidrs` can only be set when `endpointPublicAccess` is true").

@@ -266,6 +266,27 @@ def test_bad_endpoint_and_log_args(kwargs, message):
     assert message in str(error.value)
 
 
+def test_without_the_private_endpoint_the_public_one_must_let_the_nodes_in():
+    """awsdocs/amazon-eks-user-guide latest/ug/clusters/cluster-endpoint.adoc: with the
+    private endpoint off, "your public access endpoint CIDR sources must include the egress
+    sources from your VPC"; nodes come from their own public addresses."""
+    with pytest.raises(ConfigError) as error:
+        cluster_args(
+            today=TODAY, endpoint_private_access=False, public_access_cidrs=["203.0.113.7/32"]
+        ).validate()
+    assert str(error.value).startswith(
+        "endpoint_private_access false with publicAccessCidrs ['203.0.113.7/32']: the nodes"
+    )
+    assert "Turn endpoint_private_access on" in str(error.value)
+    cluster_args(
+        today=TODAY,
+        endpoint_private_access=False,
+        public_access_cidrs=["0.0.0.0/0"],
+        allow_public_access_from_anywhere=True,
+    ).validate()
+    cluster_args(today=TODAY, public_access_cidrs=["203.0.113.7/32"]).validate()
+
+
 def test_authentication_mode_can_keep_the_aws_auth_configmap():
     plan = build(authentication_mode="API_AND_CONFIG_MAP")
     assert plan.one("eks:index:Cluster")["inputs"]["authenticationMode"] == "API_AND_CONFIG_MAP"
