@@ -110,9 +110,9 @@ class GpuClusterArgs:
     #: assumed role as its role's ARN). With ``"API"`` these are the only cluster admins,
     #: and they must include that identity (its Kubernetes objects need the access).
     cluster_admins: Sequence[str] | None = None
-    #: IAM role or user ARNs that administer (but cannot use) the created KMS key; they must
-    #: include whoever runs ``pulumi up``. Default ``None``: that identity alone. Ignored
-    #: with ``kms_key_arn``.
+    #: IAM role or user ARNs that administer the created KMS key (which lets them grant
+    #: themselves its use); they must include whoever runs ``pulumi up``, or its account
+    #: root. Default ``None``: that identity alone. Ignored with ``kms_key_arn``.
     kms_key_admins: Sequence[str] | None = None
     #: How IAM principals are mapped to Kubernetes: ``"API"`` (access entries only) or
     #: ``"API_AND_CONFIG_MAP"`` (also the legacy aws-auth ConfigMap). Default ``"API"``.
@@ -343,9 +343,7 @@ class GpuCluster(pulumi.ComponentResource):
                 enable_key_rotation=True,
                 deletion_window_in_days=7,
                 policy=cluster_access.secrets_key_policy(
-                    cluster_access.principals(args.kms_key_admins, deployer),
-                    self._region(),
-                    self._invoke(),
+                    args.kms_key_admins, deployer, self._region(), self._invoke()
                 ),
                 tags=dict(args.tags),
                 opts=child,
@@ -417,6 +415,8 @@ class GpuCluster(pulumi.ComponentResource):
         waits: list[pulumi.Output[str]] = [a.id for a in admins]
         if args.authentication_mode == "API" and args.cluster_admins is not None:
             waits.append(cluster_access.deployer_among(args.cluster_admins, deployer))
+        elif args.cluster_admins is not None:
+            waits.append(cluster_access.deployer_not_among(args.cluster_admins, deployer))
         kubeconfig = pulumi.Output.all(kubeconfig, *waits).apply(operator.itemgetter(0))
         # Node groups take the name: their nodes' aws-node pods must find their role, and
         # the agent that hands it out.

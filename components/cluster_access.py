@@ -14,9 +14,11 @@ from .errors import ConfigError
 #: EKS's access policy for cluster-admin (awsdocs/amazon-eks-user-guide
 #: latest/ug/manage-access/k8s-access/access-policy-reference.adoc).
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
-#: What a key administrator may do: manage the key, never use it (the KeyAdministration
-#: statement of terraform-aws-modules/terraform-aws-kms main.tf, from the AWS KMS Developer
-#: Guide, "Allows key administrators to administer the KMS key").
+#: What a key administrator may do: manage the key (the KeyAdministration statement of
+#: terraform-aws-modules/terraform-aws-kms main.tf, from the AWS KMS Developer Guide,
+#: "Allows key administrators to administer the KMS key"). No use action is listed, but
+#: kms:Create* includes kms:CreateGrant and kms:Put* kms:PutKeyPolicy, so an admin can give
+#: itself the use of the key: admins are trusted with the secrets.
 KEY_ADMIN_ACTIONS = (
     "kms:Create*",
     "kms:Describe*",
@@ -33,10 +35,12 @@ KEY_ADMIN_ACTIONS = (
     "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
 )
-#: What EKS does with the key for the account's principals: the creator of the cluster needs
-#: kms:DescribeKey and kms:CreateGrant (awsdocs/amazon-eks-user-guide
-#: latest/ug/security/security-k8s.adoc, "scope down the permissions"); the grant it makes
-#: lets the cluster role encrypt and decrypt, whatever this policy says.
+#: What the principal calling CreateCluster needs of the key: kms:DescribeKey and
+#: kms:CreateGrant (awsdocs/amazon-eks-user-guide latest/ug/security/security-k8s.adoc,
+#: "scope down the permissions"); the grant EKS makes lets the cluster role encrypt and
+#: decrypt, whatever this policy says.
+CLUSTER_CREATOR_ACTIONS = ("kms:DescribeKey", "kms:CreateGrant")
+#: What EKS does with the key for the account's principals.
 KEY_USE_ACTIONS = (
     "kms:Encrypt",
     "kms:Decrypt",
@@ -81,8 +85,49 @@ def deployer_among(admins: Sequence[str], deployer: pulumi.Output[str]) -> pulum
     return deployer.apply(check)
 
 
-def key_policy(admins: Sequence[str], account: str, partition: str, region: str) -> str:
-    """The secrets key's policy: ``admins`` administer it; the account uses it through EKS.
+def deployer_not_among(admins: Sequence[str], deployer: pulumi.Output[str]) -> pulumi.Output[str]:
+    """The deployer, refused if the declared ``admins`` name it while the creator keeps EKS's
+    own entry (``API_AND_CONFIG_MAP``): EKS takes one access entry per principal
+    (awsdocs/amazon-eks-user-guide creating-access-entries: "An IAM principal can't be
+    included in more than one access entry"), so ours would fail, ResourceInUseException."""
+
+    def check(arn: str) -> str:
+        if arn in admins:
+            raise ConfigError(
+                f"clusterAdmins {list(admins)} names {arn}, which runs `pulumi up`: with "
+                "authentication_mode API_AND_CONFIG_MAP it keeps the cluster-admin access "
+                "entry EKS gives a cluster's creator, and EKS refuses a second entry for it "
+                "(ResourceInUseException). Remove it from clusterAdmins"
+            )
+        return arn
+
+    return deployer.apply(check)
+
+
+def key_admins_include(admins: Sequence[str], deployer: pulumi.Output[str]) -> pulumi.Output[str]:
+    """The deployer, refused unless the declared key ``admins`` name it or its account root
+    (which hands the decision to IAM): KMS refuses CreateKey with a policy that would lock
+    its caller out (botocore's kms model, CreateKey BypassPolicyLockoutSafetyCheck:
+    MalformedPolicyDocumentException), which `up` would find only after the preview."""
+
+    def check(arn: str) -> str:
+        root = ":".join(arn.split(":")[:5]) + ":root"
+        if arn not in admins and root not in admins:
+            raise ConfigError(
+                f"kmsKeyAdmins {list(admins)} leaves out {arn}, which runs `pulumi up`: KMS "
+                "refuses to create a key whose policy locks its creator out. Add it, or the "
+                f"account root {root}, to kmsKeyAdmins"
+            )
+        return arn
+
+    return deployer.apply(check)
+
+
+def key_policy(
+    admins: Sequence[str], deployer: str, account: str, partition: str, region: str
+) -> str:
+    """The secrets key's policy: ``admins`` administer it; ``deployer`` may let EKS use it
+    for a cluster it creates; the account uses it through EKS.
 
     No statement gives the account root ``kms:*`` (KMS's default policy): with it any
     IAM admin of the account could disable the key or schedule its deletion.
@@ -97,6 +142,13 @@ def key_policy(admins: Sequence[str], account: str, partition: str, region: str)
             "Effect": "Allow",
             "Principal": {"AWS": list(admins)},
             "Action": list(KEY_ADMIN_ACTIONS),
+            "Resource": "*",
+        },
+        {
+            "Sid": "DeployerCreatesTheCluster",
+            "Effect": "Allow",
+            "Principal": {"AWS": deployer},
+            "Action": list(CLUSTER_CREATOR_ACTIONS),
             "Resource": "*",
         },
         {
@@ -117,19 +169,24 @@ def key_policy(admins: Sequence[str], account: str, partition: str, region: str)
 
 
 def secrets_key_policy(
-    admins: Sequence[pulumi.Input[str]],
+    given: Sequence[str] | None,
+    deployer: pulumi.Output[str],
     region: pulumi.Input[str],
     opts: pulumi.InvokeOutputOptions,
 ) -> pulumi.Output[str]:
-    """key_policy in the deployer's account and partition."""
+    """key_policy in the deployer's account and partition, for the key admins ``given``
+    (checked to include the deployer), else the deployer."""
     caller = aws.get_caller_identity_output(opts=opts)
+    admins = principals(given, deployer)
+    if given is not None:
+        deployer = key_admins_include(given, deployer)
 
     def policy(values: list[str]) -> str:
-        caller_arn, region, *admins = values
+        caller_arn, deployer, region, *admins = values
         _, partition, _, _, account, _ = caller_arn.split(":", 5)
-        return key_policy(admins, account=account, partition=partition, region=region)
+        return key_policy(admins, deployer, account=account, partition=partition, region=region)
 
-    return pulumi.Output.all(caller.arn, region, *admins).apply(policy)
+    return pulumi.Output.all(caller.arn, deployer, region, *admins).apply(policy)
 
 
 def cluster_admins(

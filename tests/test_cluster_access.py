@@ -15,6 +15,7 @@ from components.cluster import no_creator_admin
 from components.cluster_access import (
     CLUSTER_ADMIN_POLICY,
     KEY_ADMIN_ACTIONS,
+    CLUSTER_CREATOR_ACTIONS,
     KEY_USE_ACTIONS,
     key_policy,
 )
@@ -139,6 +140,20 @@ def test_with_the_aws_auth_configmap_the_creator_keeps_its_entry(monkeypatch):
     ]
 
 
+def test_with_the_aws_auth_configmap_declared_admins_leave_out_the_creator():
+    """The creator keeps EKS's entry then, and EKS takes one access entry per principal
+    (awsdocs/amazon-eks-user-guide creating-access-entries: "An IAM principal can't be
+    included in more than one access entry"): ours for it would fail, ResourceInUseException."""
+    with pytest.raises(Exception) as error:
+        build(authentication_mode="API_AND_CONFIG_MAP", cluster_admins=[ALICE, DEPLOYER])
+    assert str(config_error(error.value)) == (
+        f"clusterAdmins ['{ALICE}', '{DEPLOYER}'] names {DEPLOYER}, which runs `pulumi up`: "
+        "with authentication_mode API_AND_CONFIG_MAP it keeps the cluster-admin access entry "
+        "EKS gives a cluster's creator, and EKS refuses a second entry for it "
+        "(ResourceInUseException). Remove it from clusterAdmins"
+    )
+
+
 @pytest.mark.parametrize(
     ("arns", "message"),
     [
@@ -209,7 +224,40 @@ def test_the_key_is_administered_by_the_deployer_and_used_only_through_eks():
             "kms:CallerAccount": mocks.ACCOUNT,
         }
     }
-    assert set(found) == {"KeyAdministration", "UseThroughEksOnly"}
+    assert set(found) == {"KeyAdministration", "DeployerCreatesTheCluster", "UseThroughEksOnly"}
+
+
+def test_the_deployer_may_let_eks_use_the_key_whoever_administers_it():
+    """CreateCluster needs kms:DescribeKey and kms:CreateGrant of its caller
+    (awsdocs/amazon-eks-user-guide latest/ug/security/security-k8s.adoc): a statement of
+    its own, not the admins' kms:Create* and kms:Describe*."""
+    root = f"arn:aws:iam::{mocks.ACCOUNT}:root"
+    for plan in (build(), build(kms_key_admins=[ALICE, root])):
+        creator = statements(plan)["DeployerCreatesTheCluster"]
+        assert creator["Principal"] == {"AWS": DEPLOYER}
+        assert creator["Action"] == ["kms:DescribeKey", "kms:CreateGrant"]
+        assert "Condition" not in creator
+    assert set(CLUSTER_CREATOR_ACTIONS) <= set(KEY_USE_ACTIONS)
+
+
+def test_key_admins_must_include_the_deployer_or_its_account_root():
+    """KMS refuses CreateKey with a policy that locks its caller out (botocore's kms model,
+    CreateKey BypassPolicyLockoutSafetyCheck): refused in the preview, not during `up`."""
+    assert "lockout" in KMS.operation_model("CreateKey").input_shape.members[
+        "BypassPolicyLockoutSafetyCheck"
+    ].documentation.lower().replace(" ", "")
+    with pytest.raises(Exception) as error:
+        build(kms_key_admins=[ALICE])
+    root = f"arn:aws:iam::{mocks.ACCOUNT}:root"
+    assert str(config_error(error.value)) == (
+        f"kmsKeyAdmins ['{ALICE}'] leaves out {DEPLOYER}, which runs `pulumi up`: KMS refuses "
+        f"to create a key whose policy locks its creator out. Add it, or the account root "
+        f"{root}, to kmsKeyAdmins"
+    )
+    assert statements(build(kms_key_admins=[ALICE, DEPLOYER]))["KeyAdministration"][
+        "Principal"
+    ] == {"AWS": [ALICE, DEPLOYER]}
+    build(kms_key_admins=[ALICE], kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/given")
 
 
 def test_declared_key_admins_replace_the_deployer():
@@ -222,7 +270,7 @@ def test_declared_key_admins_replace_the_deployer():
 def test_no_statement_hands_the_key_to_every_account_admin():
     """KMS's default policy gives the account root kms:*: then any IAM admin could disable
     the key or schedule its deletion, and use it outside EKS."""
-    policy = key_policy([ALICE], account="123456789012", partition="aws", region="eu-west-1")
+    policy = key_policy([ALICE], BOB, account="123456789012", partition="aws", region="eu-west-1")
     for statement in json.loads(policy)["Statement"]:
         assert "kms:*" not in statement["Action"]
         if statement["Principal"]["AWS"] == "arn:aws:iam::123456789012:root":
@@ -232,7 +280,8 @@ def test_no_statement_hands_the_key_to_every_account_admin():
             assert not {"kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"} & set(
                 statement["Action"]
             )
-    assert not {"kms:Decrypt", "kms:Encrypt"} & set(KEY_ADMIN_ACTIONS)  # admins do not use it
+    # No use action for admins, though kms:Create* (CreateGrant) lets them take one.
+    assert not {"kms:Decrypt", "kms:Encrypt"} & set(KEY_ADMIN_ACTIONS)
 
 
 def test_every_action_names_kms_operations_and_the_policy_fits_the_api():
@@ -245,7 +294,7 @@ def test_every_action_names_kms_operations_and_the_policy_fits_the_api():
     # latest/ug/security/security-k8s.adoc): kms:DescribeKey and kms:CreateGrant.
     assert {"kms:DescribeKey", "kms:CreateGrant"} <= set(KEY_USE_ACTIONS)
     shape = KMS.shape_for("CreateKeyRequest").members["Policy"]
-    policy = key_policy([ALICE], account="123456789012", partition="aws", region="us-west-2")
+    policy = key_policy([ALICE], BOB, account="123456789012", partition="aws", region="us-west-2")
     assert shape.metadata["min"] <= len(policy) <= shape.metadata["max"]
     assert re.fullmatch(shape.metadata["pattern"], policy)
 
