@@ -108,7 +108,8 @@ class GpuClusterArgs:
     #: IAM role or user ARNs that get ``AmazonEKSClusterAdminPolicy`` through access entries
     #: the stack manages. Default ``None``: the identity that runs ``pulumi up`` (an
     #: assumed role as its role's ARN). With ``"API"`` these are the only cluster admins,
-    #: and they must include that identity (its Kubernetes objects need the access).
+    #: and they must include that identity (its Kubernetes objects need the access); with
+    #: ``"API_AND_CONFIG_MAP"`` they must leave it out (it keeps EKS's creator entry).
     cluster_admins: Sequence[str] | None = None
     #: IAM role or user ARNs that administer the created KMS key (which lets them grant
     #: themselves its use); they must include whoever runs ``pulumi up``, or its account

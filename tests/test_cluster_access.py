@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from pathlib import Path
 
 import botocore.session
 import pulumi
@@ -24,6 +25,7 @@ from components.tools.plan import config_error
 from tests.conftest import cluster_args
 from tests.test_cluster import TODAY, build, eks_transforms
 
+ROOT = Path(__file__).resolve().parent.parent
 SESSION = botocore.session.get_session()
 EKS = SESSION.get_service_model("eks")
 KMS = SESSION.get_service_model("kms")
@@ -125,6 +127,20 @@ def test_the_creator_gets_no_unmanaged_admin_entry(monkeypatch):
         )
         is None
     )
+
+
+def test_the_docs_delete_an_old_creator_entry_before_the_first_up():
+    """A cluster created before the managed entries keeps the creator's entry; EKS takes one
+    entry per principal, so ours would fail (ResourceInUseException, pulumi/pulumi-eks#2373)
+    unless the old one is deleted first: "once a managed entry exists" never happens."""
+    text = " ".join((ROOT / "docs" / "security.md").read_text(encoding="utf-8").split())
+    assert "once a managed entry exists" not in text
+    before = text.index("**Before the first `pulumi up` with this version**, delete")
+    command = text.index(
+        "`aws eks delete-access-entry --cluster-name <cluster> --principal-arn <creator-role-arn>`"
+    )
+    assert before < command < before + 120
+    assert "DeleteAccessEntry" in EKS.operation_names
 
 
 def test_with_the_aws_auth_configmap_the_creator_keeps_its_entry(monkeypatch):
