@@ -11,9 +11,10 @@ PREFLIGHT := $(PY) -m components preflight --stack $(STACK)
 # A stack that leaves publicAccessCidrs unset (a fresh clone's) gets the deployer's own
 # address from `make up`. The offline plan has none to find, so it plans 192.0.2.1/32: a
 # documentation address (RFC 5737) that no client has, so it opens the endpoint to no one,
-# and that preflight refuses for a real `up`.
+# and that preflight refuses for a real `up`. Only endpointPublicAccess false (Pulumi writes
+# "false") makes the endpoint private; true still needs CIDRs.
 PLAN_ADDRESS := 192.0.2.1/32
-PLAN_CIDRS := $(if $(shell grep -sE '^ *eks-gpu-sharing:(publicAccessCidrs|endpointPublicAccess):' Pulumi.$(STACK).yaml),,--config 'publicAccessCidrs=["$(PLAN_ADDRESS)"]')
+PLAN_CIDRS := $(if $(shell grep -sE '^ *eks-gpu-sharing:(publicAccessCidrs:|endpointPublicAccess: *("false"|'\''false'\''|false) *(\#.*)?$$)' Pulumi.$(STACK).yaml),,--config 'publicAccessCidrs=["$(PLAN_ADDRESS)"]')
 PLAN := $(PY) -m components plan --stack $(STACK) $(PLAN_CIDRS) --manifests out/manifests --json out/plan.json
 
 # Every target that reads or writes Pulumi state (up, verify, destroy) starts with this, so

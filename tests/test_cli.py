@@ -643,7 +643,8 @@ def test_up_opens_the_endpoint_to_the_deployers_address_when_none_is_set(fake_to
 
 def test_make_plan_gives_an_unset_stack_the_documentation_address(tmp_path):
     """The Makefile's PLAN_ADDRESS is the one the tests plan with (conftest.PLAN_CIDRS), and
-    a stack that sets its CIDRs, or a private endpoint, gets none."""
+    a stack that sets its CIDRs, or a private endpoint (endpointPublicAccess false, not any
+    value), gets none."""
     makefile = (ROOT / "Makefile").read_text()
     assert f"PLAN_ADDRESS := {json.loads(PLAN_CIDRS.split('=', 1)[1])[0]}\n" in makefile
     (tmp_path / "Makefile").write_text(makefile)
@@ -668,7 +669,15 @@ def test_make_plan_gives_an_unset_stack_the_documentation_address(tmp_path):
     assert "--config" not in plan_line(
         "config:\n  eks-gpu-sharing:publicAccessCidrs:\n    - 198.51.100.7/32\n"
     )
-    assert "--config" not in plan_line("config:\n  eks-gpu-sharing:endpointPublicAccess: false\n")
+    for private in ("false", '"false"', "'false'", "false  # no public endpoint"):
+        assert "--config" not in plan_line(
+            f"config:\n  eks-gpu-sharing:endpointPublicAccess: {private}\n"
+        )
+    # A public endpoint set in so many words still needs CIDRs (pulumi config set writes "true").
+    for public in ("true", '"true"'):
+        assert "--config 'publicAccessCidrs=[\"192.0.2.1/32\"]'" in plan_line(
+            f"config:\n  eks-gpu-sharing:endpointPublicAccess: {public}\n"
+        )
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
