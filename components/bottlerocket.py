@@ -53,7 +53,11 @@ RELEASES = {
 }
 #: Values Bottlerocket's model accepts for the flags it has (modeled-types kubernetes.rs).
 DEVICE_ID_STRATEGIES = ("uuid", "index")
-DEVICE_LIST_STRATEGIES = ("envvar", "volume-mounts", "cdi-cri")
+#: The model also takes cdi-cri, and the 1.54.x docs describe it, but the release in
+#: RELEASES lists only these two (bottlerocket.dev/en/os/1.23.x/api/settings/
+#: kubelet-device-plugins) and we have not found the release that added it, so a node
+#: could refuse it.
+DEVICE_LIST_STRATEGIES = ("envvar", "volume-mounts")
 #: time-slicing.replicas is a BoundedI32<2, i32::MAX>.
 MAX_REPLICAS = 2**31 - 1
 #: Flags of our model that Bottlerocket has no setting for: its template fixes
