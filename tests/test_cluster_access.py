@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from pathlib import Path
 
 import botocore.session
 import pulumi
@@ -15,17 +14,16 @@ from components import ConfigError, args_from_config
 from components.cluster import no_creator_admin
 from components.cluster_access import (
     CLUSTER_ADMIN_POLICY,
-    KEY_ADMIN_ACTIONS,
     CLUSTER_CREATOR_ACTIONS,
+    KEY_ADMIN_ACTIONS,
     KEY_USE_ACTIONS,
     key_policy,
 )
 from components.tools import mocks
 from components.tools.plan import config_error
-from tests.conftest import cluster_args
+from tests.conftest import ROOT, cluster_args
 from tests.test_cluster import TODAY, build, eks_transforms
 
-ROOT = Path(__file__).resolve().parent.parent
 SESSION = botocore.session.get_session()
 EKS = SESSION.get_service_model("eks")
 KMS = SESSION.get_service_model("kms")
