@@ -17,8 +17,8 @@ CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterA
 #: What a key administrator may do: manage the key (the KeyAdministration statement of
 #: terraform-aws-modules/terraform-aws-kms main.tf, from the AWS KMS Developer Guide,
 #: "Allows key administrators to administer the KMS key"). No use action is listed, but
-#: kms:Create* includes kms:CreateGrant and kms:Put* kms:PutKeyPolicy, so an admin can give
-#: itself the use of the key: admins are trusted with the secrets.
+#: kms:Create* includes kms:CreateGrant and kms:Put* includes kms:PutKeyPolicy, so an
+#: admin can give itself the use of the key: admins are trusted with the secrets.
 KEY_ADMIN_ACTIONS = (
     "kms:Create*",
     "kms:Describe*",
