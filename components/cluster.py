@@ -233,6 +233,8 @@ class GpuCluster(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     subnet_ids: pulumi.Output[Sequence[str]]
     provider: k8s.Provider
+    #: The ``eks-pod-identity-agent`` add-on: Pod Identity associations depend on it.
+    pod_identity_agent: aws.eks.Addon
 
     def __init__(
         self, name: str, args: GpuClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -335,6 +337,7 @@ class GpuCluster(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=child,
         )
+        self.pod_identity_agent = self._pod_identity_agent(name, child)
         self.register_outputs(
             {
                 "clusterName": self.cluster_name,
@@ -370,6 +373,16 @@ class GpuCluster(pulumi.ComponentResource):
             delete=DISABLE_LOGGING,
             interpreter=["/bin/sh", "-c"],
             environment=environment,
+            opts=child,
+        )
+
+    def _pod_identity_agent(self, name: str, child: pulumi.ResourceOptions) -> aws.eks.Addon:
+        """The agent that hands pods the credentials of their PodIdentityAssociation's role
+        (EKS docs, pod-id-agent-setup.html): no node-role permissions, no static keys."""
+        return aws.eks.Addon(
+            f"{name}-pod-identity-agent",
+            cluster_name=self.cluster_name,
+            addon_name="eks-pod-identity-agent",
             opts=child,
         )
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .autoscaler import ClusterAutoscalerArgs
 from .cluster import GpuClusterArgs
 from .conventions import DEFAULT_PLUGIN_CONFIG_KEY
 from .device_plugin import DEFAULT_VERSION
@@ -47,6 +48,11 @@ KEYS: dict[str, tuple[str, Any]] = {
     "verificationMode": (f"probe mode: {' or '.join(PROBE_MODES)}", "nvidia-smi"),
     "devicePluginVersion": ("nvcr.io/nvidia/k8s-device-plugin release", DEFAULT_VERSION),
     "publicAccessCidrs": ("CIDR blocks allowed to reach the public API endpoint", ["0.0.0.0/0"]),
+    "clusterAutoscaler": (
+        "run the Cluster Autoscaler when some group's min < max (false: every group stays "
+        "at its desired size)",
+        True,
+    ),
     "nodeGroups": (
         "several GPU node groups, each with its own sharing (see Pulumi.multi.yaml); "
         "replaces the gpu* and timeSlicingReplicas keys",
@@ -76,6 +82,12 @@ def _int(key: str, raw: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{NAMESPACE}:{key} must be an integer, got {raw!r}")
     return value
+
+
+def _bool(key: str, raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{NAMESPACE}:{key} must be true or false, got {raw!r}")
+    return raw == "true"
 
 
 def _list(key: str, raw: str) -> list[str]:
@@ -271,6 +283,11 @@ def args_from_config(
         device_plugin_version=text("devicePluginVersion"),
         verification_pods=integer("verificationPods"),
         verification_mode=text("verificationMode"),
+        cluster_autoscaler=(
+            ClusterAutoscalerArgs()
+            if _bool("clusterAutoscaler", ours.get("clusterAutoscaler", "true"))
+            else None
+        ),
     )
     args.validate()
     return args

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from . import catalog, conventions, validation
+from . import catalog, conventions, node_template, validation
 from .errors import ConfigError
 from .options import child_options
 
@@ -59,10 +59,36 @@ class GpuNodeGroupArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
     #: Tags for every AWS resource. Default none.
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: Units of each extended resource a node advertises once the device plugin has applied
+    #: its config: the Cluster Autoscaler's node template (``GpuSharing`` fills it from the
+    #: group's sharing config). Default ``None``: ``nvidia.com/gpu`` x the instance's GPUs.
+    advertised_resources: Mapping[str, int] | None = None
+    #: A Cluster Autoscaler sizes this group: its Auto Scaling group gets the node-template
+    #: tags, and ``pulumi up`` leaves the desired size the autoscaler set. Default ``False``.
+    autoscaled: bool = False
 
     @property
     def gpus_per_node(self) -> int:
         return catalog.G4DN[self.instance_type].gpus
+
+    def node_labels(self, name: str) -> dict[str, str]:
+        """Every label the group's nodes carry; ``name`` is the component's."""
+        gpu = catalog.G4DN[self.instance_type].gpu_model
+        return {
+            **self.labels,
+            conventions.GPU_NODE_LABEL: conventions.GPU_NODE_LABEL_VALUE,
+            conventions.ACCELERATOR_NODE_LABEL: catalog.ACCELERATOR_LABEL_VALUES[gpu],
+            conventions.NODE_GROUP_LABEL: name,
+            conventions.AMI_TYPE_NODE_LABEL: self.ami_type,
+            conventions.PLUGIN_CONFIG_NODE_LABEL: self.plugin_config_key,
+        }
+
+    def node_template_tags(self, name: str) -> dict[str, str]:
+        """The tags the Cluster Autoscaler builds this group's next node from."""
+        resources = self.advertised_resources
+        if resources is None:
+            resources = {conventions.GPU_RESOURCE: self.gpus_per_node}
+        return node_template.tags(self.node_labels(name), [GPU_TAINT], resources)
 
     @property
     def host_runs_device_plugin(self) -> bool:
@@ -121,6 +147,22 @@ class GpuNodeGroupArgs:
         )
         validation.node_labels("labels", self.labels)
         validation.string_map("tags", self.tags)
+        validation.boolean("autoscaled", self.autoscaled)
+        template = self.node_template_tags(name="")  # how many does not depend on the name
+        if len({**self.tags, **template}) > node_template.MAX_NODE_GROUP_TAGS:
+            raise ConfigError(
+                f"tags: {len(self.tags)} tags and {len(template)} node-template tags (one per "
+                "node label, taint and advertised resource, for the Cluster Autoscaler) are "
+                f"more than the {node_template.MAX_NODE_GROUP_TAGS} an EKS node group takes"
+            )
+
+
+#: The taint every GPU node carries, as EKS takes it.
+GPU_TAINT = {
+    "key": conventions.GPU_TAINT_KEY,
+    "value": conventions.GPU_TAINT_VALUE,
+    "effect": "NO_SCHEDULE",
+}
 
 
 class GpuNodeGroup(pulumi.ComponentResource):
@@ -216,13 +258,10 @@ class GpuNodeGroup(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        labels = {
-            **args.labels,
-            conventions.GPU_NODE_LABEL: conventions.GPU_NODE_LABEL_VALUE,
-            conventions.NODE_GROUP_LABEL: name,
-            conventions.AMI_TYPE_NODE_LABEL: args.ami_type,
-            conventions.PLUGIN_CONFIG_NODE_LABEL: args.plugin_config_key,
-        }
+        # The autoscaler reads the node-template tags from the node group (DescribeNodegroup)
+        # and from its Auto Scaling group, which EKS does not copy them to
+        # (aws/containers-roadmap#608): _tag_auto_scaling_group puts them there.
+        template_tags = args.node_template_tags(name)
         group = aws.eks.NodeGroup(
             f"{name}-ng",
             cluster_name=args.cluster_name,
@@ -237,20 +276,21 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 "max_size": args.max_size,
             },
             update_config={"max_unavailable": 1},
-            labels=labels,
-            taints=[
-                {
-                    "key": conventions.GPU_TAINT_KEY,
-                    "value": conventions.GPU_TAINT_VALUE,
-                    "effect": "NO_SCHEDULE",
-                }
-            ],
+            labels=args.node_labels(name),
+            taints=[GPU_TAINT],
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
-            tags=tags,
+            tags={**tags, **template_tags},
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=attachments)
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=attachments,
+                    # The autoscaler owns the desired size; `up` would reset it.
+                    ignore_changes=["scalingConfig.desiredSize"] if args.autoscaled else None,
+                ),
             ),
         )
+        if args.autoscaled:
+            _tag_auto_scaling_group(name, group, template_tags, child)
         instance = aws.ec2.get_instance_type_output(
             instance_type=args.instance_type, opts=pulumi.InvokeOutputOptions(parent=self)
         )
@@ -263,4 +303,20 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 "roleArn": self.role_arn,
                 "gpusPerNode": self.gpus_per_node,
             }
+        )
+
+
+def _tag_auto_scaling_group(
+    name: str, group: aws.eks.NodeGroup, tags: Mapping[str, str], child: pulumi.ResourceOptions
+) -> None:
+    """The node-template tags on the group's Auto Scaling group, where the autoscaler reads
+    them first (aws_manager.go buildNodeFromTemplate). Not propagated to instances: they
+    describe the group, and EKS sets the nodes' labels and taints itself."""
+    asg_name = group.resources.apply(lambda found: found[0].autoscaling_groups[0].name)
+    for key, value in tags.items():
+        aws.autoscaling.Tag(
+            f"{name}-asg-{key.removeprefix(node_template.PREFIX)}",
+            autoscaling_group_name=asg_name,
+            tag={"key": key, "value": value, "propagate_at_launch": False},
+            opts=child,
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from . import conventions, validation
+from .autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from .cluster import GpuCluster, GpuClusterArgs
 from .device_plugin import (
     DEFAULT_VERSION,
@@ -53,6 +54,36 @@ class GpuSharingArgs:
     verification_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
     #: ``"nvidia-smi"`` or ``"measure"``. Default ``"nvidia-smi"``.
     verification_mode: str = "nvidia-smi"
+    #: The Cluster Autoscaler's settings; it runs when some group's min < max. ``provider``,
+    #: ``cluster_name`` and ``kubernetes_version`` are filled in from the cluster. Default
+    #: ``ClusterAutoscalerArgs()`` (upstream's scale-down settings); ``None``: no autoscaler,
+    #: every group stays at its desired size.
+    cluster_autoscaler: ClusterAutoscalerArgs | None = field(
+        default_factory=ClusterAutoscalerArgs
+    )
+
+    @property
+    def autoscaled(self) -> bool:
+        """Whether the Cluster Autoscaler runs: it is on and some group can change size."""
+        return self.cluster_autoscaler is not None and any(
+            group.min_size < group.max_size for group in self.node_groups.values()
+        )
+
+    def running_nodes(self, group: str) -> int:
+        """The most nodes of a group the verification pods can count on: its max when the
+        autoscaler sizes it, else its desired size (nothing else changes it)."""
+        args = self.node_groups[group]
+        return args.max_size if self.autoscaled else args.desired_size
+
+    def advertised_resources(self, group: str) -> dict[str, int]:
+        """What one node of the group advertises once the device plugin applies its config:
+        units per GPU x GPUs per instance of the config's resource, and no whole
+        ``nvidia.com/gpu`` left when that resource is renamed."""
+        sharing = self.sharing_of(group)
+        units = self.units_per_gpu(group) * self.node_groups[group].gpus_per_node
+        resources = {sharing.resource_name(): units}
+        resources.setdefault(conventions.GPU_RESOURCE, 0)  # renamed: no whole GPU is left
+        return resources
 
     def sharing_of(self, group: str) -> PluginConfig:
         """The config that group's GPUs are really advertised by.
@@ -73,7 +104,7 @@ class GpuSharingArgs:
         """Units of that config's resource the running nodes of the groups using it advertise."""
         resource = self.plugin_configs[config_key].resource_name()
         return sum(
-            _running_nodes(args) * args.gpus_per_node * self.units_per_gpu(group)
+            self.running_nodes(group) * args.gpus_per_node * self.units_per_gpu(group)
             for group, args in self.node_groups.items()
             if args.plugin_config_key == config_key
             and self.sharing_of(group).resource_name() == resource
@@ -93,6 +124,7 @@ class GpuSharingArgs:
                 "is not a key of plugin_configs",
             )
         validate_configs(self.plugin_configs, conventions.DEFAULT_PLUGIN_CONFIG_KEY)
+        self._validate_autoscaling()
         validate_version(self.device_plugin_version)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
         if self.verification_pods:
@@ -105,14 +137,49 @@ class GpuSharingArgs:
             )
             slices = self.advertised_slices(self.verification_config_key)
             if self.verification_pods > slices:
+                size, key = (
+                    ("gpuNodeMax", "max") if self.autoscaled else ("gpuNodeDesired", "desired")
+                )
+                why = (
+                    "the Cluster Autoscaler adds nodes up to gpuNodeMax"
+                    if self.autoscaled
+                    else "nothing scales a group beyond gpuNodeDesired without the Cluster "
+                    "Autoscaler, so gpuNodeMax adds none"
+                )
                 raise ConfigError(
                     f"verificationPods {self.verification_pods} is more than the {slices} GPU "
-                    "slices the running nodes advertise (gpuNodeDesired x GPUs per instance x "
-                    "timeSlicingReplicas, over the groups the pods run on; nothing scales a "
-                    "group beyond gpuNodeDesired, so gpuNodeMax adds none"
-                    f"{self._bottlerocket_note()}); lower verificationPods or raise "
-                    "gpuNodeDesired or timeSlicingReplicas (in nodeGroups: desired, "
-                    "sharing.replicas)"
+                    f"slices the nodes can advertise ({size} x GPUs per instance x "
+                    f"timeSlicingReplicas, over the groups the pods run on; {why}"
+                    f"{self._bottlerocket_note()}); lower verificationPods or raise {size} "
+                    f"or timeSlicingReplicas (in nodeGroups: {key}, sharing.replicas)"
+                )
+
+    def _validate_autoscaling(self) -> None:
+        """min <= desired <= max is each group's own rule; these need the autoscaler setting."""
+        if self.cluster_autoscaler is None:
+            resizable = [g for g, a in self.node_groups.items() if a.min_size < a.max_size]
+            if resizable:
+                raise ConfigError(
+                    f"node groups {resizable} have min < max, but clusterAutoscaler is off, so "
+                    "nothing would ever change their size; set min = desired = max, or turn "
+                    "clusterAutoscaler on"
+                )
+            return
+        self.cluster_autoscaler.validate_settings()
+        if not self.autoscaled:
+            return
+        for group in self.node_groups:
+            resource = self.sharing_of(group).resource_name()
+            if resource != conventions.GPU_RESOURCE:
+                # kubernetes/autoscaler#8095: a node labelled k8s.amazonaws.com/accelerator
+                # counts as not ready until it advertises nvidia.com/gpu, which it never
+                # does once the plugin renames it (cluster-autoscaler/utils/gpu).
+                raise ConfigError(
+                    f"node group {group!r} advertises {resource} (renameByDefault), which the "
+                    "Cluster Autoscaler cannot count: it waits for nvidia.com/gpu on a GPU "
+                    "node before calling it ready, so it would keep adding nodes "
+                    "(kubernetes/autoscaler#8095). Drop renameByDefault, or turn "
+                    "clusterAutoscaler off and set min = desired = max"
                 )
 
     def _bottlerocket_note(self) -> str:
@@ -125,11 +192,6 @@ class GpuSharingArgs:
         if not groups:
             return ""
         return f"; Bottlerocket groups {groups} count one per GPU, their host plugin's default"
-
-
-def _running_nodes(group: GpuNodeGroupArgs) -> int:
-    """The nodes a group runs: its desired size, since nothing scales it (no autoscaler)."""
-    return group.desired_size
 
 
 def _sharing_labels(group: GpuNodeGroupArgs, config: PluginConfig) -> dict[str, str]:
@@ -145,6 +207,8 @@ class GpuSharing(pulumi.ComponentResource):
     cluster: GpuCluster
     node_groups: dict[str, GpuNodeGroup]
     device_plugin: NvidiaDevicePlugin
+    #: None when no group can change size or the autoscaler is off.
+    autoscaler: ClusterAutoscaler | None
     verification: VerificationWorkload | None
     #: Schedulable slices each node of a group advertises (units per GPU x GPUs per node).
     gpu_slices_per_node: dict[str, pulumi.Output[int]]
@@ -165,6 +229,8 @@ class GpuSharing(pulumi.ComponentResource):
                     cluster_name=self.cluster.cluster_name,
                     subnet_ids=self.cluster.subnet_ids,
                     labels=_sharing_labels(a, args.sharing_of(group)),
+                    advertised_resources=args.advertised_resources(group),
+                    autoscaled=args.autoscaled and a.min_size < a.max_size,
                 ),
                 opts=child,
             )
@@ -186,6 +252,22 @@ class GpuSharing(pulumi.ComponentResource):
             # Its DaemonSet is awaited until the plugin runs on the GPU nodes.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
         )
+        self.autoscaler = None
+        if args.autoscaled:
+            assert args.cluster_autoscaler is not None  # args.autoscaled says so
+            self.autoscaler = ClusterAutoscaler(
+                f"{name}-autoscaler",
+                dataclasses.replace(
+                    args.cluster_autoscaler,
+                    provider=self.cluster.provider,
+                    cluster_name=self.cluster.cluster_name,
+                    kubernetes_version=args.cluster.kubernetes_version
+                    or self.cluster.kubernetes_version,
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.cluster.pod_identity_agent]
+                ),
+            )
         self.verification = None
         if args.verification_pods:
             config = args.plugin_configs[args.verification_config_key]
@@ -198,7 +280,11 @@ class GpuSharing(pulumi.ComponentResource):
                     plugin_config_key=args.verification_config_key,
                     mode=args.verification_mode,
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.device_plugin]),
+                # With the autoscaler, its pods are what brings the nodes they wait for.
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[self.device_plugin, *([self.autoscaler] if self.autoscaler else [])],
+                ),
             )
         self.register_outputs(
             {
