@@ -58,9 +58,7 @@ class GpuSharingArgs:
     #: ``cluster_name`` and ``kubernetes_version`` are filled in from the cluster. Default
     #: ``ClusterAutoscalerArgs()`` (upstream's scale-down settings); ``None``: no autoscaler,
     #: every group stays at its desired size.
-    cluster_autoscaler: ClusterAutoscalerArgs | None = field(
-        default_factory=ClusterAutoscalerArgs
-    )
+    cluster_autoscaler: ClusterAutoscalerArgs | None = field(default_factory=ClusterAutoscalerArgs)
 
     @property
     def autoscaled(self) -> bool:
@@ -269,6 +267,8 @@ class GpuSharing(pulumi.ComponentResource):
                 ),
             )
         self.verification = None
+        # With the autoscaler, its pods are what brings the nodes they wait for.
+        before_pods = [self.device_plugin, *([self.autoscaler] if self.autoscaler else [])]
         if args.verification_pods:
             config = args.plugin_configs[args.verification_config_key]
             self.verification = VerificationWorkload(
@@ -280,11 +280,7 @@ class GpuSharing(pulumi.ComponentResource):
                     plugin_config_key=args.verification_config_key,
                     mode=args.verification_mode,
                 ),
-                # With the autoscaler, its pods are what brings the nodes they wait for.
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[self.device_plugin, *([self.autoscaler] if self.autoscaler else [])],
-                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=before_pods),
             )
         self.register_outputs(
             {
