@@ -111,6 +111,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         self, name: str, args: ClusterAutoscalerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         args.validate()
+        assert args.cluster_name is not None and args.kubernetes_version is not None  # validated
         super().__init__("eks-gpu-sharing:index:ClusterAutoscaler", name, None, opts)
         child = child_options(self, opts, provider=args.provider)
         objects = manifest_files.load("cluster-autoscaler.yaml")

@@ -158,7 +158,7 @@ class GpuNodeGroupArgs:
 
 
 #: The taint every GPU node carries, as EKS takes it.
-GPU_TAINT = {
+GPU_TAINT: aws.eks.NodeGroupTaintArgsDict = {
     "key": conventions.GPU_TAINT_KEY,
     "value": conventions.GPU_TAINT_VALUE,
     "effect": "NO_SCHEDULE",
@@ -312,7 +312,7 @@ def _tag_auto_scaling_group(
     """The node-template tags on the group's Auto Scaling group, where the autoscaler reads
     them first (aws_manager.go buildNodeFromTemplate). Not propagated to instances: they
     describe the group, and EKS sets the nodes' labels and taints itself."""
-    asg_name = group.resources.apply(lambda found: found[0].autoscaling_groups[0].name)
+    asg_name = group.resources.apply(_auto_scaling_group_name)
     for key, value in tags.items():
         aws.autoscaling.Tag(
             f"{name}-asg-{key.removeprefix(node_template.PREFIX)}",
@@ -320,3 +320,11 @@ def _tag_auto_scaling_group(
             tag={"key": key, "value": value, "propagate_at_launch": False},
             opts=child,
         )
+
+
+def _auto_scaling_group_name(resources: Sequence[aws.eks.outputs.NodeGroupResource]) -> str:
+    """The one Auto Scaling group EKS made for the node group (DescribeNodegroup)."""
+    (resource,) = resources
+    (group,) = resource.autoscaling_groups or []
+    assert group.name is not None  # EKS names every group it makes
+    return group.name

@@ -11,7 +11,7 @@ not 1: without our tag the autoscaler starts one node per pod.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 PREFIX = "k8s.io/cluster-autoscaler/node-template/"
 LABEL = PREFIX + "label/"
@@ -30,12 +30,13 @@ MAX_NODE_GROUP_TAGS = 50
 
 def tags(
     labels: Mapping[str, str],
-    taints: list[dict[str, str]],
+    taints: Sequence[Mapping[str, object]],
     resources: Mapping[str, int],
 ) -> dict[str, str]:
     """The node-template tags of a group whose nodes carry these labels, taints (as EKS takes
     them) and advertise these extended resources."""
     out = {f"{LABEL}{key}": value for key, value in labels.items()}
     for taint in taints:
-        out[f"{TAINT}{taint['key']}"] = f"{taint['value']}:{TAINT_EFFECTS[taint['effect']]}"
+        effect = TAINT_EFFECTS[str(taint["effect"])]
+        out[f"{TAINT}{taint['key']}"] = f"{taint['value']}:{effect}"
     return out | {f"{RESOURCES}{name}": str(units) for name, units in resources.items()}
