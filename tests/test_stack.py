@@ -17,6 +17,7 @@ COMPONENT_TYPES = {
     "eks-gpu-sharing:index:NvidiaDevicePlugin",
     "eks-gpu-sharing:index:SharingConfig",
     "eks-gpu-sharing:index:VerificationWorkload",
+    "eks-gpu-sharing:index:ClusterAutoscaler",
 }
 
 
@@ -38,20 +39,24 @@ def test_children_are_parented_to_the_component_that_owns_them(demo_plan):
         "eks:index:Cluster": "GpuCluster",
         "pulumi:providers:kubernetes": "GpuCluster",
         "aws:eks/nodeGroup:NodeGroup": "GpuNodeGroup",
-        "aws:iam/role:Role": "GpuNodeGroup",
+        "aws:iam/role:Role": ("GpuNodeGroup", "ClusterAutoscaler"),
         "aws:ec2/launchTemplate:LaunchTemplate": "GpuNodeGroup",
+        "aws:autoscaling/tag:Tag": "GpuNodeGroup",
+        "aws:eks/addon:Addon": "GpuCluster",
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation": "ClusterAutoscaler",
         "kubernetes:apps/v1:DaemonSet": "NvidiaDevicePlugin",
-        "kubernetes:apps/v1:Deployment": "VerificationWorkload",
+        "kubernetes:apps/v1:Deployment": ("VerificationWorkload", "ClusterAutoscaler"),
     }
     for typ, owner in owners.items():
+        allowed = tuple(f"index:{o}" for o in ((owner,) if isinstance(owner, str) else owner))
         for resource in demo_plan.by_type(typ):
-            assert resource["parent"].split("::")[2].endswith(f"index:{owner}"), resource["urn"]
+            assert resource["parent"].split("::")[2].endswith(allowed), resource["urn"]
 
 
 def test_every_kubernetes_object_uses_the_cluster_provider_explicitly(demo_plan):
     provider = demo_plan.one("pulumi:providers:kubernetes")
     k8s = [r for r in demo_plan.resources if r["type"].startswith("kubernetes:")]
-    assert len(k8s) == 9
+    assert len(k8s) == 16  # 9 of the device plugin and the verification, 7 of the autoscaler
     for resource in k8s:
         assert resource["provider"] and resource["provider"].startswith(provider["urn"] + "::")
 
@@ -64,8 +69,14 @@ def test_kubernetes_provider_is_built_from_the_cluster_kubeconfig(demo_plan):
 
 def test_verification_pods_are_created_after_the_device_plugin(demo_plan):
     daemonset = demo_plan.one("kubernetes:apps/v1:DaemonSet")
-    deployment = demo_plan.one("kubernetes:apps/v1:Deployment")
+    deployment = by_name(demo_plan, "gpu-sharing-verification-pods")
     assert daemonset["urn"] in deployment["dependencies"]
+
+
+def test_verification_pods_are_created_after_the_autoscaler_that_brings_their_nodes(demo_plan):
+    autoscaler = by_name(demo_plan, "gpu-sharing-autoscaler-deployment")
+    deployment = by_name(demo_plan, "gpu-sharing-verification-pods")
+    assert autoscaler["urn"] in deployment["dependencies"]
 
 
 def test_device_plugin_waits_for_the_gpu_nodes_and_they_for_the_cluster(demo_plan):
@@ -151,9 +162,10 @@ def sharing_args(**groups):
 
 
 def test_pods_are_counted_on_the_nodes_that_run_not_on_max_size():
-    """Nothing scales a group beyond desired_size yet, so max_size slices never appear:
-    desired 1, max 2, replicas 5 has 5 slices, and 10 pods would wait 900 s and fail `up`."""
-    args = sharing_args(gpu=("default", 1, 2))
+    """Without the autoscaler nothing scales a group beyond desired_size, so max_size slices
+    never appear: desired 1, replicas 5 has 5 slices, and 10 pods would wait 900 s and
+    fail `up`."""
+    args = functools.partial(sharing_args(gpu=("default", 1, 1)), cluster_autoscaler=None)
     args(verification_pods=5).validate()
     with pytest.raises(ConfigError) as error:
         args(verification_pods=10).validate()
@@ -163,6 +175,7 @@ def test_pods_are_counted_on_the_nodes_that_run_not_on_max_size():
                 "nodeGroups: desired, sharing.replicas"):
         assert key in message
     sharing_args(gpu=("default", 2, 2))(verification_pods=10).validate()
+    sharing_args(gpu=("default", 1, 2))(verification_pods=10).validate()  # autoscaled to 2
 
 
 def test_only_the_groups_the_pods_run_on_count():
