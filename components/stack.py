@@ -48,7 +48,8 @@ class GpuSharingArgs:
     #: Device plugin release. Default ``"v0.20.0"``.
     device_plugin_version: str = DEFAULT_VERSION
     #: Number of verification pods, each taking one slice; at most the slices the groups'
-    #: running (desired) nodes advertise. Default 5; 0 deploys none.
+    #: nodes can advertise: at their max size when the autoscaler runs, else their desired
+    #: size. Default 5; 0 deploys none.
     verification_pods: int = 5
     #: Config key whose nodes the verification pods run on. Default ``"default"``.
     verification_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY

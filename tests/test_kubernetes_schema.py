@@ -9,7 +9,10 @@ from components import manifest_files
 from components.catalog import EKS_STANDARD_SUPPORT_ENDS
 from components.tools.plan import kubernetes_objects
 
-MANIFEST_FILES = ["device-plugin.yaml", "sharing-config.yaml", "verification-workload.yaml"]
+MANIFEST_FILES = [
+    "device-plugin.yaml", "sharing-config.yaml", "verification-workload.yaml",
+    "cluster-autoscaler.yaml",
+]
 
 
 def validate_strict(obj: dict, kubernetes_version: str) -> None:
@@ -21,7 +24,7 @@ def test_plan_objects_are_valid_for_the_cluster_version(demo_plan):
     objects = kubernetes_objects(demo_plan)
     assert {o["kind"] for o in objects} == {
         "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-        "DaemonSet", "Deployment",
+        "DaemonSet", "Deployment", "Role", "RoleBinding",
     }
     for obj in objects:
         validate_strict(obj, version)
@@ -42,6 +45,7 @@ def test_strict_validation_catches_a_misspelt_field():
 
 
 def test_numbers_come_back_as_integers(demo_plan):
-    deployment = next(o for o in kubernetes_objects(demo_plan) if o["kind"] == "Deployment")
+    deployment = next(o for o in kubernetes_objects(demo_plan) if o["kind"] == "Deployment"
+                      and o["metadata"]["name"] == "gpu-sharing-verification")
     assert deployment["spec"]["replicas"] == 5
     assert isinstance(deployment["spec"]["replicas"], int)

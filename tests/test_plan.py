@@ -26,7 +26,9 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
                       "--manifests", str(tmp_path / "k8s"))
     assert result.returncode == 0, result.stderr
     assert "aws:eks/nodeGroup:NodeGroup" in result.stdout
-    assert "26 resources" in result.stdout
+    # 26 of the GPU sharing; the autoscaler (min < max) adds its component, 7 Kubernetes
+    # objects, role, policy, association, the Pod Identity agent and 7 ASG tags.
+    assert "45 resources" in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan) == {"stack", "config", "resources", "outputs"}
     assert plan["stack"] == "dev"
@@ -36,9 +38,9 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
                                  "inputs"}
     assert plan["outputs"]["gpuSlicesPerNode"] == 5
     files = sorted((tmp_path / "k8s").glob("*.yaml"))
-    assert len(files) == 9
+    assert len(files) == 16
     kinds = [yaml.safe_load(f.read_text())["kind"] for f in files]
-    assert kinds[:2] == ["Namespace", "Namespace"]  # kubectl apply -f creates them first
+    assert kinds[:3] == ["Namespace"] * 3  # kubectl apply -f creates them first
     probe = yaml.safe_load(next(f for f in files if "gpu-probe" in f.name).read_text())
     assert "def main" in probe["data"]["gpu_probe.py"]
 

@@ -306,7 +306,7 @@ def test_a_pulumi_eks_component_without_inputs_is_left_to_its_child():
 
 
 def test_every_pod_controller_kind_is_looked_into(demo_plan):
-    template = inputs_of(demo_plan, DEPLOYMENT)["spec"]["template"]
+    template = inputs_of(demo_plan, DEPLOYMENT, "gpu-sharing-verification")["spec"]["template"]
     cronjob = {
         "metadata": {"name": "nightly"},
         "spec": {"jobTemplate": {"spec": {"template": template}}},
@@ -318,7 +318,7 @@ def test_every_pod_controller_kind_is_looked_into(demo_plan):
 
 
 def test_load_balancers_and_volumes_that_outlive_destroy_are_advised_against(demo_plan):
-    deployment = inputs_of(demo_plan, DEPLOYMENT)
+    deployment = inputs_of(demo_plan, DEPLOYMENT, "gpu-sharing-verification")
     service = {
         "apiVersion": "v1",
         "kind": "Service",

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from .. import config
+from ..autoscaler import ClusterAutoscalerArgs
 from ..cluster import GpuClusterArgs
 from ..device_plugin import NvidiaDevicePluginArgs
 from ..node_group import GpuNodeGroupArgs
@@ -28,6 +29,7 @@ ARGS = (
     NvidiaDevicePluginArgs,
     SharingConfigArgs,
     VerificationWorkloadArgs,
+    ClusterAutoscalerArgs,
     GpuSharingArgs,
 )
 README = Path(__file__).resolve().parents[2] / "README.md"
