@@ -4,8 +4,6 @@ node templates that tell it a GPU is N slices."""
 from __future__ import annotations
 
 import json
-import math
-import re
 
 import botocore.session
 import kubernetes_validate
@@ -19,12 +17,10 @@ from components import (
     catalog,
     conventions,
     manifest_files,
-    mps,
     time_slicing,
-    unshared,
 )
 from components.autoscaler import ClusterAutoscalerArgs, image
-from components.node_template import LABEL, RESOURCES, TAINT
+from components.node_template import RESOURCES
 from components.pod_identity import TRUST_POLICY
 from components.tools.plan import kubernetes_objects
 from tests.conftest import PINNED_TODAY, by_name, plan_scope, run_stack

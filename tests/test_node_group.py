@@ -6,8 +6,14 @@ import json
 
 import pytest
 
-from components import node_template
-from components import ConfigError, GpuNodeGroup, GpuNodeGroupArgs, catalog, conventions
+from components import (
+    ConfigError,
+    GpuNodeGroup,
+    GpuNodeGroupArgs,
+    catalog,
+    conventions,
+    node_template,
+)
 from components.tools import plan as planner
 from components.tools.mocks import AwsLikeMocks
 from tests.conftest import run_program

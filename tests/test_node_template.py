@@ -15,8 +15,15 @@ import re
 import botocore.session
 import pytest
 
-from components import GpuNodeGroupArgs, GpuSharingArgs, catalog, conventions, mps, unshared
-from components import time_slicing
+from components import (
+    GpuNodeGroupArgs,
+    GpuSharingArgs,
+    catalog,
+    conventions,
+    mps,
+    time_slicing,
+    unshared,
+)
 from components.node_template import LABEL, PREFIX, RESOURCES, TAINT, TAINT_EFFECTS
 from components.tools.plan import kubernetes_objects
 from tests.conftest import by_name, plan_scope, run_stack

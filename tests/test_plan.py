@@ -29,6 +29,10 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
     # 26 of the GPU sharing; the autoscaler (min < max) adds its component, 7 Kubernetes
     # objects, role, policy, association, the Pod Identity agent and 7 ASG tags.
     assert "45 resources" in result.stdout
+    assert ("gpu-sharing-gpu: 5 nvidia.com/gpu per node; min/desired/max 0/1/2; 10 "
+            "nvidia.com/gpu at the most the autoscaler can reach") in result.stdout
+    assert ("With the Cluster Autoscaler: $0.63/hour idle (every group at its min, and 1 x "
+            "g4dn.xlarge the autoscaler runs on), $1.16/hour full") in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan) == {"stack", "config", "resources", "outputs"}
     assert plan["stack"] == "dev"
@@ -133,3 +137,11 @@ def test_a_stack_file_without_config_means_the_defaults(tmp_path, text):
 
     (tmp_path / "Pulumi.t.yaml").write_text(text)
     assert stack_file.read(tmp_path / "Pulumi.t.yaml", "ns") == {}
+
+
+def test_without_the_autoscaler_the_plan_counts_the_nodes_that_run(tmp_path):
+    result = plan_cli("--stack", "dev", "--config", "gpuNodeMin=1", "--config", "gpuNodeMax=1")
+    assert result.returncode == 0, result.stderr
+    assert ("gpu-sharing-gpu: 5 nvidia.com/gpu per node; min/desired/max 1/1/1; 5 "
+            "nvidia.com/gpu at the most it runs (no autoscaler)") in result.stdout
+    assert "With the Cluster Autoscaler" not in result.stdout

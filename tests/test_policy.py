@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import re
 import subprocess
 import sys
@@ -343,7 +344,7 @@ def test_load_balancers_and_volumes_that_outlive_destroy_are_advised_against(dem
 
 
 def test_extra_policies_on_a_node_role_are_advised_against(demo_plan):
-    (rule,) = STACK_RULES
+    (rule,) = [r for r in STACK_RULES if r.name == "node-role-worker-policies-only"]
     resources = stack_resources(demo_plan)
     role = next(r for r in resources if r.type == ROLE)
     attachment = next(r for r in resources if r.type == ROLE_POLICY_ATTACHMENT)
@@ -472,3 +473,43 @@ def test_pack_passes_the_demo_kubernetes_objects(analyzer, demo_plan):
         if resource["type"].startswith("kubernetes:") or resource["type"] == NODE_GROUP:
             diagnostics = analyze(analyzer, resource["type"], resource["inputs"])
             assert all(d.policyName == "containers-read-only-root" for d in diagnostics)
+
+
+# --- The Cluster Autoscaler -------------------------------------------------------------------
+
+
+def test_the_autoscaler_image_must_be_a_release_of_the_table(demo_plan):
+    deployment = inputs_of(demo_plan, DEPLOYMENT, "cluster-autoscaler")
+    assert violated(DEPLOYMENT, deployment) == {}
+    image = ("spec", "template", "spec", "containers", 0, "image")
+    for unlisted in ("registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0",
+                     "registry.k8s.io/autoscaling/cluster-autoscaler:latest"):
+        found = violated(DEPLOYMENT, changed(deployment, image, unlisted))
+        assert "autoscaler-image-pinned" in found, unlisted
+
+
+def test_the_autoscaler_policy_grants_only_its_documented_actions(demo_plan):
+    policy = inputs_of(demo_plan, "aws:iam/rolePolicy:RolePolicy")
+    assert violated("aws:iam/rolePolicy:RolePolicy", policy) == {}
+    document = json.loads(policy["policy"])
+    for extra in ("autoscaling:*", "ec2:TerminateInstances", "*"):
+        widened = json.loads(json.dumps(document))
+        widened["Statement"][0]["Action"].append(extra)
+        found = violated("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps(widened)})
+        assert extra in found["autoscaler-policy-documented"][0]
+    # A policy that grants no Auto Scaling action is not the autoscaler's.
+    other = {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+    assert violated("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps(other)}) == {}
+
+
+def test_scaling_permissions_on_a_node_role_are_refused(demo_plan):
+    (rule,) = [r for r in STACK_RULES if r.name == "autoscaler-pod-identity-role"]
+    resources = stack_resources(demo_plan)
+    assert rule.check(resources) == []
+    node_role = next(r for r in resources if r.type == ROLE
+                     and "ec2.amazonaws.com" in r.props["assumeRolePolicy"])
+    policy = next(r for r in resources if r.type == "aws:iam/rolePolicy:RolePolicy")
+    on_node_role = StackResource(policy.urn + "-node", policy.type, policy.props,
+                                 (node_role.urn,))
+    ((urn, message),) = rule.check([*resources, on_node_role])
+    assert urn == on_node_role.urn and "never the node role" in message

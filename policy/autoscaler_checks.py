@@ -1,0 +1,106 @@
+"""Rules for the Cluster Autoscaler: its release pinned to our table, its IAM policy no wider
+than the one its README documents, and its permissions on a Pod Identity role, not a node's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from components import catalog
+from components.autoscaler import (
+    DESCRIBE_ACTIONS,
+    IMAGE_REPOSITORY,
+    NODEGROUP_ACTIONS,
+    SCALING_ACTIONS,
+)
+from components.pod_identity import TRUST_POLICY
+from policy.aws_checks import ROLE, trusts
+from policy.inputs import Props, StackResource, get, items
+from policy.kubernetes_checks import _containers, _name
+
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+#: Everything the autoscaler's documented policy grants (kubernetes/autoscaler
+#: cluster-autoscaler/cloudprovider/aws/README.md, "Full Cluster Autoscaler Features Policy").
+AUTOSCALER_ACTIONS = frozenset((*DESCRIBE_ACTIONS, *SCALING_ACTIONS, *NODEGROUP_ACTIONS))
+POD_IDENTITY_SERVICE = TRUST_POLICY["Statement"][0]["Principal"]["Service"]
+
+
+def autoscaler_image_pinned(resource_type: str, props: Props) -> list[str]:
+    """The autoscaler image is a release our version table lists (catalog)."""
+    releases = sorted(f"v{v}" for v in catalog.CLUSTER_AUTOSCALER_VERSIONS.values())
+    _, containers = _containers(resource_type, props)
+    violations = []
+    for container in containers:
+        image = container.get("image")
+        name, _, tag = image.rpartition(":") if isinstance(image, str) else ("", "", "")
+        if name == IMAGE_REPOSITORY and tag not in releases:
+            violations.append(
+                f"{_name(container)}: {image!r} is not a Cluster Autoscaler release of "
+                f"components/catalog.py (CLUSTER_AUTOSCALER_VERSIONS: {', '.join(releases)}); "
+                "use the one of the cluster's Kubernetes minor"
+            )
+    return violations
+
+
+def _allowed_actions(document: Any) -> list[str]:
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            return []
+    statements = get(document, "Statement")
+    if isinstance(statements, Mapping):
+        statements = [statements]
+    actions: list[str] = []
+    for statement in items(statements):
+        if get(statement, "Effect") != "Allow":
+            continue
+        action = get(statement, "Action")
+        actions += [action] if isinstance(action, str) else [a for a in items(action)]
+    return actions
+
+
+def _grants_autoscaling(actions: Sequence[str]) -> bool:
+    return any(a.lower().startswith("autoscaling:") or a == "*" for a in actions)
+
+
+def autoscaler_policy_documented(_: str, props: Props) -> list[str]:
+    """A policy that grants Auto Scaling actions grants no wildcard and nothing beyond the
+    autoscaler's documented policy."""
+    actions = _allowed_actions(props.get("policy"))
+    if not _grants_autoscaling(actions):
+        return []
+    extra = sorted({a for a in actions if a not in AUTOSCALER_ACTIONS})
+    if not extra:
+        return []
+    return [
+        f"actions {', '.join(extra)} go beyond the Cluster Autoscaler's documented policy "
+        f"(kubernetes/autoscaler cloudprovider/aws/README.md): grant only "
+        f"{', '.join(sorted(AUTOSCALER_ACTIONS))}, each named, no wildcards"
+    ]
+
+
+def autoscaler_pod_identity_role(resources: Sequence[StackResource]) -> list[tuple[str, str]]:
+    """Scaling permissions sit on a role only EKS Pod Identity assumes: on a node role every
+    pod that reaches the instance metadata could resize the cluster."""
+    roles = {r.urn: r for r in resources if r.type == ROLE}
+    violations = []
+    for policy in resources:
+        if policy.type != ROLE_POLICY or not _grants_autoscaling(
+            _allowed_actions(policy.props.get("policy"))
+        ):
+            continue
+        for urn in set(policy.dependencies) & set(roles):
+            trust = roles[urn].props.get("assumeRolePolicy")
+            if trusts(trust, "ec2.amazonaws.com") or not trusts(trust, POD_IDENTITY_SERVICE):
+                violations.append(
+                    (
+                        policy.urn,
+                        "Auto Scaling permissions on a role that EKS Pod Identity "
+                        f"({POD_IDENTITY_SERVICE}) does not assume alone; give the Cluster "
+                        "Autoscaler its own Pod Identity role, never the node role",
+                    )
+                )
+    return violations
