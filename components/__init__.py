@@ -7,9 +7,13 @@ Where each resource is created, in one hop:
 - :class:`NvidiaDevicePlugin` (device_plugin.py): namespace, RBAC and DaemonSet of the plugin.
 - :class:`SharingConfig` (sharing.py): the ConfigMap of device plugin configs.
 - :class:`VerificationWorkload` (verification.py): the pods that prove the sharing.
+- :class:`ClusterAutoscaler` (autoscaler.py): the Cluster Autoscaler, its RBAC, and its AWS
+  role through EKS Pod Identity (pod_identity.py); node groups carry its node-template
+  tags (node_template.py).
 - :class:`GpuSharing` (stack.py): all of the above, as the demo stack uses it.
 """
 
+from .autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from .cluster import GpuCluster, GpuClusterArgs
 from .config import args_from_config
 from .device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
@@ -21,6 +25,8 @@ from .stack import GpuSharing, GpuSharingArgs
 from .verification import VerificationWorkload, VerificationWorkloadArgs
 
 __all__ = [
+    "ClusterAutoscaler",
+    "ClusterAutoscalerArgs",
     "ConfigError",
     "GpuCluster",
     "GpuClusterArgs",

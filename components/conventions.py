@@ -55,3 +55,6 @@ ACCELERATOR_NODE_LABEL = "k8s.amazonaws.com/accelerator"
 #: Namespace and service account of the Cluster Autoscaler.
 AUTOSCALER_NAMESPACE = "cluster-autoscaler"
 AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+
+#: The service principal EKS Pod Identity assumes roles as (EKS docs, pod-id-role.html).
+POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"

@@ -8,14 +8,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from components import catalog
+from components import catalog, conventions
 from components.autoscaler import (
     DESCRIBE_ACTIONS,
     IMAGE_REPOSITORY,
     NODEGROUP_ACTIONS,
     SCALING_ACTIONS,
 )
-from components.pod_identity import TRUST_POLICY
 from policy.aws_checks import ROLE, trusts
 from policy.inputs import Props, StackResource, get, items
 from policy.kubernetes_checks import _containers, _name
@@ -24,7 +23,7 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 #: Everything the autoscaler's documented policy grants (kubernetes/autoscaler
 #: cluster-autoscaler/cloudprovider/aws/README.md, "Full Cluster Autoscaler Features Policy").
 AUTOSCALER_ACTIONS = frozenset((*DESCRIBE_ACTIONS, *SCALING_ACTIONS, *NODEGROUP_ACTIONS))
-POD_IDENTITY_SERVICE = TRUST_POLICY["Statement"][0]["Principal"]["Service"]
+POD_IDENTITY_SERVICE = conventions.POD_IDENTITY_SERVICE
 
 
 def autoscaler_image_pinned(resource_type: str, props: Props) -> list[str]:
