@@ -137,7 +137,9 @@ def test_every_kubernetes_object_goes_before_the_cluster(demo_plan, closure, wav
 
 def test_workload_goes_before_the_plugin_before_the_nodes(demo_plan, closure, wave_of):
     """Pods are deleted while their nodes still run, and the nodes before the cluster."""
-    chain = [urn_of(demo_plan, t) for t in (DEPLOYMENT, DAEMONSET, NODE_GROUP, EKS, KMS_KEY)]
+    (workload,) = [r["urn"] for r in demo_plan.by_type(DEPLOYMENT)
+                   if r["name"] == "gpu-sharing-verification-pods"]
+    chain = [workload, *(urn_of(demo_plan, t) for t in (DAEMONSET, NODE_GROUP, EKS, KMS_KEY))]
     for later, earlier in zip(chain, chain[1:], strict=False):
         assert earlier in closure[later], f"{later} does not depend on {earlier}"
         assert wave_of[later] < wave_of[earlier]
@@ -156,22 +158,49 @@ def test_namespaces_go_after_everything_in_them(demo_plan, wave_of):
 #: go before the cluster; the KMS key outlives the cluster, whose secrets need it. Logging
 #: goes off after the node group and just before the cluster (docs/security.md): the node
 #: group takes the cluster name from the logging-off command, because whether EKS refuses a
-#: node-group delete during a logging update (ResourceInUseException) is undocumented.
+#: node-group delete during a logging update (ResourceInUseException) is undocumented. The
+#: Cluster Autoscaler goes with the plugin, long before the node groups it could resize; its
+#: role after the association that hands it out.
 DEMO_DESTROY_WAVES = [
     {"Deployment gpu-sharing-verification-pods"},
     {"ConfigMap gpu-sharing-verification-program"},
     {"Namespace gpu-sharing-verification-ns"},
     {"VerificationWorkload gpu-sharing-verification"},
-    {"DaemonSet gpu-sharing-device-plugin-ds"},
+    {"DaemonSet gpu-sharing-device-plugin-ds", "Deployment gpu-sharing-autoscaler-deployment"},
     {
+        "ClusterRole gpu-sharing-autoscaler-role",
         "ClusterRole gpu-sharing-device-plugin-role",
+        "ClusterRoleBinding gpu-sharing-autoscaler-binding",
         "ClusterRoleBinding gpu-sharing-device-plugin-binding",
         "ConfigMap gpu-sharing-device-plugin-sharing-configmap",
+        "PodIdentityAssociation gpu-sharing-autoscaler-aws-association",
+        "Role gpu-sharing-autoscaler-status-role",
+        "RoleBinding gpu-sharing-autoscaler-status-binding",
+        "ServiceAccount gpu-sharing-autoscaler-sa",
         "ServiceAccount gpu-sharing-device-plugin-sa",
     },
-    {"Namespace gpu-sharing-device-plugin-ns", "SharingConfig gpu-sharing-device-plugin-sharing"},
-    {"NvidiaDevicePlugin gpu-sharing-device-plugin", "kubernetes gpu-sharing-cluster-k8s"},
-    {"NodeGroup gpu-sharing-gpu-ng"},
+    {
+        "Namespace gpu-sharing-autoscaler-ns",
+        "Namespace gpu-sharing-device-plugin-ns",
+        "RolePolicy gpu-sharing-autoscaler-aws-policy",
+        "SharingConfig gpu-sharing-device-plugin-sharing",
+    },
+    {
+        "NvidiaDevicePlugin gpu-sharing-device-plugin",
+        "Role gpu-sharing-autoscaler-aws-role",
+        "kubernetes gpu-sharing-cluster-k8s",
+    },
+    {
+        "ClusterAutoscaler gpu-sharing-autoscaler",
+        "Tag gpu-sharing-gpu-asg-label/eks-gpu-sharing/ami-type",
+        "Tag gpu-sharing-gpu-asg-label/eks-gpu-sharing/node-group",
+        "Tag gpu-sharing-gpu-asg-label/k8s.amazonaws.com/accelerator",
+        "Tag gpu-sharing-gpu-asg-label/nvidia.com/device-plugin.config",
+        "Tag gpu-sharing-gpu-asg-label/nvidia.com/gpu.present",
+        "Tag gpu-sharing-gpu-asg-resources/nvidia.com/gpu",
+        "Tag gpu-sharing-gpu-asg-taint/nvidia.com/gpu",
+    },
+    {"Addon gpu-sharing-cluster-pod-identity-agent", "NodeGroup gpu-sharing-gpu-ng"},
     {
         "Command gpu-sharing-cluster-logging-off-before-delete",
         "LaunchTemplate gpu-sharing-gpu-lt",
@@ -262,10 +291,35 @@ def update(request) -> tuple[Plan, Plan, dict[str, list[str]]]:
     return updated(request.param)
 
 
-def test_a_sharing_change_touches_only_the_configmap_and_the_plugin(update):
+def node_template_changes(plan: Plan, changes: dict[str, list[str]]) -> set[str]:
+    """The node group and its Auto Scaling group tags, where only the Cluster Autoscaler's
+    node template changed: the slices a node adds (node_template.py). Tags update in place:
+    a NodeGroup's are not ForceNew (NODE_GROUP_FORCE_NEW), nor an autoscaling.Tag's value
+    (terraform-provider-aws internal/service/autoscaling/group_tag.go: key and group name
+    are)."""
+    template = "tags.k8s.io/cluster-autoscaler/node-template/"
+    types = {r["urn"]: r["type"] for r in plan.resources}
+    return {
+        urn for urn, paths in changes.items()
+        if (types[urn] == NODE_GROUP and all(p.startswith(template) for p in paths))
+        or (types[urn] == "aws:autoscaling/tag:Tag" and paths == ["tag.value"])
+    }  # fmt: skip
+
+
+def test_a_sharing_change_touches_only_the_configmap_the_plugin_and_the_node_template(update):
     before, _, changes = update
     assert urn_of(before, DAEMONSET) in changes
-    assert set(changes) <= {plugin_configmap(before), urn_of(before, DAEMONSET)}
+    assert set(changes) <= {
+        plugin_configmap(before), urn_of(before, DAEMONSET),
+        *node_template_changes(before, changes),
+    }  # fmt: skip
+
+
+def test_a_replica_change_updates_the_slices_the_autoscaler_counts():
+    before, _, changes = updated("replicas")
+    assert changes[urn_of(before, NODE_GROUP)] == [
+        "tags.k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"]
+    assert len(node_template_changes(before, changes)) == 2  # the group and its ASG's tag
 
 
 def test_the_plugin_daemonset_rolls_in_place(update):
@@ -363,8 +417,10 @@ def test_every_changed_kubernetes_object_is_updated_in_place(update):
 
 
 def test_infrastructure_is_left_alone(update):
+    """Bar the node-template tags, which update in place."""
     before, _, changes = update
-    assert not types_of(before, changes) & set(INFRASTRUCTURE)
+    untouched = set(changes) - node_template_changes(before, changes)
+    assert not types_of(before, untouched) & set(INFRASTRUCTURE)
 
 
 def test_no_node_group_input_that_forces_replacement_changes(update):
