@@ -284,7 +284,9 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 child,
                 pulumi.ResourceOptions(
                     depends_on=attachments,
-                    # The autoscaler owns the desired size; `up` would reset it.
+                    # The autoscaler owns the desired size; `up` would reset it (EKS API docs,
+                    # NodegroupScalingConfig.desiredSize: not to be changed with the Cluster
+                    # Autoscaler; pulumi-aws NodeGroup docs, "Ignoring Changes to Desired Size").
                     ignore_changes=["scalingConfig.desiredSize"] if args.autoscaled else None,
                 ),
             ),

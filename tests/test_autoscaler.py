@@ -265,3 +265,24 @@ def test_renamed_resources_are_refused_with_the_autoscaler_saying_why():
 def test_a_renamed_resource_template_has_no_whole_gpu_left():
     args = renamed(1, 1)
     assert args.advertised_resources("gpu") == {"nvidia.com/gpu.shared": 5, "nvidia.com/gpu": 0}
+
+
+def test_up_leaves_alone_the_desired_size_the_autoscaler_set(monkeypatch):
+    """Only for the groups it sizes (pulumi-aws's NodeGroup docs, "Ignoring Changes to
+    Desired Size", the provider's aws_eks_node_group example of the same)."""
+    from components import node_group
+
+    ignored = {}
+    real = node_group.aws.eks.NodeGroup
+
+    def capture(name, **kwargs):
+        ignored[name] = kwargs["opts"].ignore_changes
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(node_group.aws.eks, "NodeGroup", capture)
+    run_stack("multi")
+    assert ignored == {
+        "gpu-sharing-timesliced-ng": None,
+        "gpu-sharing-mps-ng": None,
+        "gpu-sharing-exclusive-ng": ["scalingConfig.desiredSize"],
+    }
