@@ -217,6 +217,12 @@ BREAKS = [
     ("namespace-privileged-only-for-device-plugin", NAMESPACE,
      conventions.VERIFICATION_NAMESPACE,
      ("metadata", "labels", "pod-security.kubernetes.io/enforce"), "privileged", "hostPath"),
+    ("autoscaler-image-pinned", DEPLOYMENT, "cluster-autoscaler",
+     ("spec", "template", "spec", "containers", 0, "image"),
+     "registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0", "not a Cluster Autoscaler release"),
+    ("autoscaler-policy-documented", "aws:iam/rolePolicy:RolePolicy", None, ("policy",),
+     '{"Statement": [{"Effect": "Allow", "Action": "autoscaling:*", "Resource": "*"}]}',
+     "autoscaling:* go beyond"),
 ]
 # fmt: on
 
@@ -453,7 +459,7 @@ def test_pack_serves_its_policies_to_the_engine(analyzer):
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "eks-gpu-sharing"
     mandatory = {p.name for p in info.policies if p.enforcementLevel == analyzer_pb2.MANDATORY}
-    assert mandatory == {r.name for r in RULES if r.mandatory}
+    assert mandatory == {r.name for r in (*RULES, *STACK_RULES) if r.mandatory}
 
 
 def test_pack_blocks_a_launch_template_without_imdsv2(analyzer, demo_plan):
