@@ -148,6 +148,14 @@ class GpuNodeGroupArgs:
         validation.node_labels("labels", self.labels)
         validation.string_map("tags", self.tags)
         validation.boolean("autoscaled", self.autoscaled)
+        for resource, units in (self.advertised_resources or {}).items():
+            validation.matches(
+                "advertised_resources",
+                resource,
+                validation.EXTENDED_RESOURCE,
+                "an extended resource name like nvidia.com/gpu",
+            )
+            validation.integer(f"advertised_resources[{resource!r}]", units, 0)
         template = self.node_template_tags(name="")  # how many does not depend on the name
         if len({**self.tags, **template}) > node_template.MAX_NODE_GROUP_TAGS:
             raise ConfigError(

@@ -195,3 +195,15 @@ def test_the_resource_tag_is_units_per_gpu_times_gpus_per_instance(config, insta
     assert args.units_per_gpu("g") * catalog.G4DN[instance].gpus == slices
     filled = dataclasses.replace(group, advertised_resources=args.advertised_resources("g"))
     assert filled.node_template_tags("g")[f"{RESOURCES}nvidia.com/gpu"] == str(slices)
+
+
+@pytest.mark.parametrize(("resources", "message"), [
+    ({"gpu": 5}, "advertised_resources 'gpu' is not an extended resource name"),
+    ({"nvidia.com/gpu": -1}, r"advertised_resources\['nvidia.com/gpu'\] must be >= 0, got -1"),
+    ({"nvidia.com/gpu": "5"}, "must be an integer"),
+])
+def test_advertised_resources_given_by_hand_are_validated(resources, message):
+    from components import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        GpuNodeGroupArgs(advertised_resources=resources).validate_settings()
