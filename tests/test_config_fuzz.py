@@ -402,7 +402,9 @@ def test_config_is_accepted_or_rejected_with_a_config_error(values):
         assert str(config_error(error.value)).startswith(f"kubernetesVersion {version!r}")
         return
     objects = built(args)[1]
-    assert [o["spec"]["replicas"] for o in objects if o["kind"] == "Deployment"] == (
+    pods = [o for o in objects if o["kind"] == "Deployment"
+            and o["metadata"]["name"] == "gpu-sharing-verification"]
+    assert [o["spec"]["replicas"] for o in pods] == (
         [args.verification_pods] if args.verification_pods else []
     )
 
