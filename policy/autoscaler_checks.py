@@ -15,11 +15,14 @@ from components.autoscaler import (
     NODEGROUP_ACTIONS,
     SCALING_ACTIONS,
 )
-from policy.aws_checks import ROLE, trusts
+from policy.aws_checks import ROLE, ROLE_POLICY_ATTACHMENT, trusts
 from policy.inputs import Props, StackResource, get, items
 from policy.kubernetes_checks import _containers, _name
 
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+POLICY = "aws:iam/policy:Policy"
+#: The resources that carry policy documents.
+POLICY_HOLDERS = (ROLE_POLICY, POLICY, ROLE)
 #: Everything the autoscaler's documented policy grants (kubernetes/autoscaler
 #: cluster-autoscaler/cloudprovider/aws/README.md, "Full Cluster Autoscaler Features Policy").
 AUTOSCALER_ACTIONS = frozenset((*DESCRIBE_ACTIONS, *SCALING_ACTIONS, *NODEGROUP_ACTIONS))
@@ -65,13 +68,28 @@ def _grants_autoscaling(actions: Sequence[str]) -> bool:
     return any(a.lower().startswith("autoscaling:") or a == "*" for a in actions)
 
 
-def autoscaler_policy_documented(_: str, props: Props) -> list[str]:
+def _documents(resource_type: str, props: Props) -> list[Any]:
+    """The policy documents a resource carries: a RolePolicy's or a managed Policy's, or a
+    Role's inline policies (pulumi-aws Role ``inlinePolicies``)."""
+    if resource_type in (ROLE_POLICY, POLICY):
+        return [props.get("policy")]
+    if resource_type == ROLE:
+        return [get(inline, "policy") for inline in items(props.get("inlinePolicies"))]
+    return []
+
+
+def _autoscaling_actions(resource_type: str, props: Props) -> list[str]:
+    """The actions of the resource's documents that grant Auto Scaling actions."""
+    found = [_allowed_actions(document) for document in _documents(resource_type, props)]
+    return [action for actions in found if _grants_autoscaling(actions) for action in actions]
+
+
+def autoscaler_policy_documented(resource_type: str, props: Props) -> list[str]:
     """A policy that grants Auto Scaling actions grants no wildcard and nothing beyond the
     autoscaler's documented policy."""
-    actions = _allowed_actions(props.get("policy"))
-    if not _grants_autoscaling(actions):
-        return []
-    extra = sorted({a for a in actions if a not in AUTOSCALER_ACTIONS})
+    extra = sorted(
+        {a for a in _autoscaling_actions(resource_type, props) if a not in AUTOSCALER_ACTIONS}
+    )
     if not extra:
         return []
     return [
@@ -83,15 +101,23 @@ def autoscaler_policy_documented(_: str, props: Props) -> list[str]:
 
 def autoscaler_pod_identity_role(resources: Sequence[StackResource]) -> list[tuple[str, str]]:
     """Scaling permissions sit on a role only EKS Pod Identity assumes: on a node role every
-    pod that reaches the instance metadata could resize the cluster."""
+    pod that reaches the instance metadata could resize the cluster. The role is the one a
+    RolePolicy depends on, the one a managed Policy is attached to, or the Role itself."""
     roles = {r.urn: r for r in resources if r.type == ROLE}
+    attachments = [r for r in resources if r.type == ROLE_POLICY_ATTACHMENT]
     violations = []
     for policy in resources:
-        if policy.type != ROLE_POLICY or not _grants_autoscaling(
-            _allowed_actions(policy.props.get("policy"))
-        ):
+        if not _autoscaling_actions(policy.type, policy.props):
             continue
-        for urn in set(policy.dependencies) & set(roles):
+        holders = {policy.urn} & set(roles) | set(policy.dependencies) & set(roles)
+        if policy.type == POLICY:
+            holders = {
+                urn
+                for attachment in attachments
+                if policy.urn in attachment.dependencies
+                for urn in set(attachment.dependencies) & set(roles)
+            }
+        for urn in holders:
             trust = roles[urn].props.get("assumeRolePolicy")
             if trusts(trust, "ec2.amazonaws.com") or not trusts(trust, POD_IDENTITY_SERVICE):
                 violations.append(

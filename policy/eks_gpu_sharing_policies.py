@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policy.autoscaler_checks import (
-    ROLE_POLICY,
+    POLICY_HOLDERS,
     autoscaler_image_pinned,
     autoscaler_pod_identity_role,
     autoscaler_policy_documented,
@@ -198,7 +198,7 @@ RULES: tuple[Rule, ...] = (
         "autoscaler-policy-documented",
         "IAM policies granting Auto Scaling actions grant only the Cluster Autoscaler's "
         "documented actions, each named (no wildcards).",
-        (ROLE_POLICY,),
+        POLICY_HOLDERS,
         autoscaler_policy_documented,
         mandatory=True,
     ),

@@ -134,7 +134,8 @@ def test_the_plain_manifest_is_schema_valid(version):
 
 
 def test_its_role_is_trusted_by_pod_identity_and_associated_with_its_service_account(demo_plan):
-    role = by_name(demo_plan, "gpu-sharing-autoscaler-aws-role")["inputs"]
+    (role,) = [r["inputs"] for r in autoscaler_children(demo_plan)
+               if r["type"] == "aws:iam/role:Role"]
     (statement,) = json.loads(role["assumeRolePolicy"])["Statement"]
     assert statement == {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
                          "Action": ["sts:AssumeRole", "sts:TagSession"]}
@@ -166,12 +167,24 @@ def test_no_node_role_permission_and_no_static_keys(demo_plan):
         "aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
     assert node_role_policies == {f"arn:aws:iam::aws:policy/{p}"
                                   for p in catalog.WORKER_NODE_POLICIES}
-    (policy,) = demo_plan.by_type("aws:iam/rolePolicy:RolePolicy")
-    assert policy["parent"].endswith("::gpu-sharing-autoscaler")
+    assert policy_of(demo_plan)["Statement"]  # held by the autoscaler's own role
+
+
+def autoscaler_children(plan) -> list[dict]:
+    return [r for r in plan.resources
+            if (r["parent"] or "").endswith("::gpu-sharing-autoscaler")]
 
 
 def policy_of(plan) -> dict:
-    return json.loads(plan.one("aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    """The autoscaler's policy document, however its Pod Identity role holds it (a
+    RolePolicy, a managed Policy, an inline policy of the role)."""
+    mine = autoscaler_children(plan)
+    documents = [r["inputs"]["policy"] for r in mine
+                 if r["type"] in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")]
+    documents += [p["policy"] for r in mine if r["type"] == "aws:iam/role:Role"
+                  for p in r["inputs"].get("inlinePolicies", [])]
+    (document,) = documents
+    return json.loads(document)
 
 
 def test_every_action_exists_in_its_service_model(demo_plan):

@@ -519,3 +519,31 @@ def test_scaling_permissions_on_a_node_role_are_refused(demo_plan):
                                  (node_role.urn,))
     ((urn, message),) = rule.check([*resources, on_node_role])
     assert urn == on_node_role.urn and "never the node role" in message
+
+
+def test_scaling_permissions_held_any_way_by_a_node_role_are_refused(demo_plan):
+    """A managed Policy attached to the node role, or an inline policy of the node role."""
+    (rule,) = [r for r in STACK_RULES if r.name == "autoscaler-pod-identity-role"]
+    resources = stack_resources(demo_plan)
+    node_role = next(r for r in resources if r.type == ROLE
+                     and "ec2.amazonaws.com" in r.props["assumeRolePolicy"])
+    document = next(r for r in resources if r.type == "aws:iam/rolePolicy:RolePolicy").props[
+        "policy"]
+    managed = StackResource(node_role.urn + "-scaling", "aws:iam/policy:Policy",
+                            {"policy": document}, ())
+    attached = StackResource(node_role.urn + "-attach", ROLE_POLICY_ATTACHMENT,
+                             {"policyArn": "arn:aws:iam::123456789012:policy/scaling"},
+                             (node_role.urn, managed.urn))
+    ((urn, _),) = rule.check([*resources, managed, attached])
+    assert urn == managed.urn
+    inline = StackResource(node_role.urn, ROLE, {**node_role.props, "inlinePolicies": [
+        {"name": "scaling", "policy": document}]}, node_role.dependencies)
+    others = [r for r in resources if r.urn != node_role.urn]
+    ((urn, _),) = rule.check([*others, inline])
+    assert urn == node_role.urn
+    # The same document is within the documented policy wherever it is held.
+    for typ, props in (("aws:iam/policy:Policy", managed.props), (ROLE, inline.props)):
+        assert "autoscaler-policy-documented" not in violated(typ, props)
+    wide = {**managed.props, "policy": document.replace("autoscaling:SetDesiredCapacity",
+                                                         "autoscaling:*")}
+    assert "autoscaler-policy-documented" in violated("aws:iam/policy:Policy", wide)
