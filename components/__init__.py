@@ -12,10 +12,14 @@ Where each resource is created, in one hop:
 - :class:`GpuAdmissionPolicy` (admission_policy.py): the admission policy that keeps GPUs
   to pods holding a slice.
 - :class:`VerificationWorkload` (verification.py): the pods that prove the sharing.
+- :class:`ClusterAutoscaler` (autoscaler.py): the Cluster Autoscaler, its RBAC, and its AWS
+  role through EKS Pod Identity (pod_identity.py); node groups carry its node-template
+  tags (node_template.py).
 - :class:`GpuSharing` (stack.py): all of the above, as the demo stack uses it.
 """
 
 from .admission_policy import GpuAdmissionPolicy, GpuAdmissionPolicyArgs
+from .autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from .cluster import GpuCluster, GpuClusterArgs
 from .config import args_from_config
 from .device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
@@ -27,6 +31,8 @@ from .stack import GpuSharing, GpuSharingArgs
 from .verification import VerificationWorkload, VerificationWorkloadArgs
 
 __all__ = [
+    "ClusterAutoscaler",
+    "ClusterAutoscalerArgs",
     "ConfigError",
     "GpuAdmissionPolicy",
     "GpuAdmissionPolicyArgs",

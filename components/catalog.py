@@ -59,6 +59,24 @@ EKS_STANDARD_SUPPORT_ENDS: dict[str, dt.date] = {
 #: the docs found then name 1.36 as an example but give no dates for it.
 CALENDAR_AS_OF = dt.date(2026, 11, 23)
 
+#: Cluster Autoscaler release for each Kubernetes minor: the newest patch of the same minor,
+#: as its README asks ("use the latest Cluster Autoscaler release that corresponds to the
+#: minor version of Kubernetes"; kubernetes/autoscaler cluster-autoscaler/README.md,
+#: Releases), read from the repository's ``cluster-autoscaler-1.x.y`` tags as of 2026-08-22.
+#: Every minor of EKS_STANDARD_SUPPORT_ENDS has one (a test checks); 1.36 is here too, for a
+#: cluster EKS creates at a minor newer than the calendar.
+CLUSTER_AUTOSCALER_VERSIONS: dict[str, str] = {
+    "1.34": "1.34.5",
+    "1.35": "1.35.2",
+    "1.36": "1.36.1",
+}
+
+#: The ``k8s.amazonaws.com/accelerator`` value of each GPU model: the label the Cluster
+#: Autoscaler's AWS provider reads to know a node has GPUs (its GPULabel,
+#: cluster-autoscaler/cloudprovider/aws/aws_cloud_provider.go), valued as its README's
+#: example (``nvidia-tesla-k80`` on P2).
+ACCELERATOR_LABEL_VALUES: dict[str, str] = {"T4": "nvidia-tesla-t4"}
+
 #: EKS control plane, standard support, USD per hour.
 EKS_CONTROL_PLANE_USD_PER_HOUR = 0.10
 

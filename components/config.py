@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .autoscaler import ClusterAutoscalerArgs
 from .cluster import GpuClusterArgs
 from .conventions import DEFAULT_PLUGIN_CONFIG_KEY
 from .device_plugin import DEFAULT_VERSION
@@ -78,6 +79,11 @@ KEYS: dict[str, tuple[str, Any]] = {
         "(unset: that identity)",
         None,
     ),
+    "clusterAutoscaler": (
+        "run the Cluster Autoscaler when some group's min < max (false: every group stays "
+        "at its desired size)",
+        True,
+    ),
     "nodeGroups": (
         "several GPU node groups, each with its own sharing (see Pulumi.multi.yaml); "
         "replaces the gpu* and timeSlicingReplicas keys",
@@ -109,6 +115,12 @@ def _int(key: str, raw: str) -> int:
     return value
 
 
+def _bool(key: str, raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{NAMESPACE}:{key} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
 def _list(key: str, raw: str) -> list[str]:
     try:
         value = json.loads(raw)
@@ -119,12 +131,6 @@ def _list(key: str, raw: str) -> list[str]:
             f'{NAMESPACE}:{key} must be a list of strings, e.g. ["203.0.113.7/32"], got {raw!r}'
         )
     return value
-
-
-def _bool(key: str, raw: str) -> bool:
-    if raw not in ("true", "false"):
-        raise ConfigError(f"{NAMESPACE}:{key} must be true or false, got {raw!r}")
-    return raw == "true"
 
 
 def _sharing(where: str, sharing: Any) -> PluginConfig:
@@ -315,6 +321,7 @@ def args_from_config(
         verification_pods=integer("verificationPods"),
         verification_mode=text("verificationMode"),
         verification_image=text("verificationImage") if "verificationImage" in ours else None,
+        cluster_autoscaler=(ClusterAutoscalerArgs() if boolean("clusterAutoscaler") else None),
     )
     args.validate()
     return args

@@ -52,3 +52,16 @@ DEFAULT_PLUGIN_CONFIG_KEY = "default"
 
 #: Node label that puts the MPS control daemon on a node (upstream's own label).
 MPS_CAPABLE_NODE_LABEL = "nvidia.com/mps.capable"
+
+#: The label the Cluster Autoscaler's AWS provider reads to know a node has GPUs; until the
+#: node advertises nvidia.com/gpu it counts the node as not ready rather than scale out
+#: again (kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md, "Special
+#: note on GPU instances"; aws_cloud_provider.go GPULabel).
+ACCELERATOR_NODE_LABEL = "k8s.amazonaws.com/accelerator"
+
+#: Namespace and service account of the Cluster Autoscaler.
+AUTOSCALER_NAMESPACE = "cluster-autoscaler"
+AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+
+#: The service principal EKS Pod Identity assumes roles as (EKS docs, pod-id-role.html).
+POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"

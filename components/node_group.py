@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from . import bottlerocket, catalog, conventions, validation
+from . import bottlerocket, catalog, conventions, node_template, validation
 from .errors import ConfigError
 from .options import child_options
 from .plugin_config import PluginConfig, unshared
@@ -69,10 +69,37 @@ class GpuNodeGroupArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
     #: Tags for every AWS resource. Default none.
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: Units of each extended resource a node advertises once the device plugin has applied
+    #: its config: the Cluster Autoscaler's node template (``GpuSharing`` fills it from the
+    #: group's sharing config). Default ``None``: ``nvidia.com/gpu`` x the instance's GPUs.
+    advertised_resources: Mapping[str, int] | None = None
+    #: A Cluster Autoscaler sizes this group: its Auto Scaling group gets the node-template
+    #: tags, and ``pulumi up`` leaves the desired size the autoscaler set. Default ``False``.
+    autoscaled: bool = False
 
     @property
     def gpus_per_node(self) -> int:
         return catalog.G4DN[self.instance_type].gpus
+
+    def node_labels(self, name: str) -> dict[str, str]:
+        """Every label the group's nodes carry; ``name`` is the component's."""
+        gpu = catalog.G4DN[self.instance_type].gpu_model
+        return {
+            **self.labels,
+            conventions.GPU_NODE_LABEL: conventions.GPU_NODE_LABEL_VALUE,
+            conventions.ACCELERATOR_NODE_LABEL: catalog.ACCELERATOR_LABEL_VALUES[gpu],
+            conventions.NODE_GROUP_LABEL: name,
+            conventions.AMI_TYPE_NODE_LABEL: self.ami_type,
+            conventions.PLUGIN_CONFIG_NODE_LABEL: self.plugin_config_key,
+            **(_host_sharing_labels(self.host_sharing) if self.host_runs_device_plugin else {}),
+        }
+
+    def node_template_tags(self, name: str) -> dict[str, str]:
+        """The tags the Cluster Autoscaler builds this group's next node from."""
+        resources = self.advertised_resources
+        if resources is None:
+            resources = {conventions.GPU_RESOURCE: self.gpus_per_node}
+        return node_template.tags(self.node_labels(name), [GPU_TAINT], resources)
 
     @property
     def host_runs_device_plugin(self) -> bool:
@@ -145,6 +172,30 @@ class GpuNodeGroupArgs:
             self.plugin_config.validate("plugin_config")
         if self.host_runs_device_plugin:
             bottlerocket.settings(self.host_sharing, "plugin_config")
+        validation.boolean("autoscaled", self.autoscaled)
+        for resource, units in (self.advertised_resources or {}).items():
+            validation.matches(
+                "advertised_resources",
+                resource,
+                validation.EXTENDED_RESOURCE,
+                "an extended resource name like nvidia.com/gpu",
+            )
+            validation.integer(f"advertised_resources[{resource!r}]", units, 0)
+        template = self.node_template_tags(name="")  # how many does not depend on the name
+        if len({**self.tags, **template}) > node_template.MAX_NODE_GROUP_TAGS:
+            raise ConfigError(
+                f"tags: {len(self.tags)} tags and {len(template)} node-template tags (one per "
+                "node label, taint and advertised resource, for the Cluster Autoscaler) are "
+                f"more than the {node_template.MAX_NODE_GROUP_TAGS} an EKS node group takes"
+            )
+
+
+#: The taint every GPU node carries, as EKS takes it.
+GPU_TAINT: aws.eks.NodeGroupTaintArgsDict = {
+    "key": conventions.GPU_TAINT_KEY,
+    "value": conventions.GPU_TAINT_VALUE,
+    "effect": "NO_SCHEDULE",
+}
 
 
 class GpuNodeGroup(pulumi.ComponentResource):
@@ -158,6 +209,9 @@ class GpuNodeGroup(pulumi.ComponentResource):
     node_group_name: pulumi.Output[str]
     role_arn: pulumi.Output[str]
     gpus_per_node: pulumi.Output[int]
+    #: The EKS node group, created once its nodes have joined: what waits for the nodes
+    #: depends on it, not on the component, whose Auto Scaling group tags come later.
+    eks_node_group: aws.eks.NodeGroup
 
     def __init__(
         self, name: str, args: GpuNodeGroupArgs, opts: pulumi.ResourceOptions | None = None
@@ -236,14 +290,10 @@ class GpuNodeGroup(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        labels = {
-            **args.labels,
-            conventions.GPU_NODE_LABEL: conventions.GPU_NODE_LABEL_VALUE,
-            conventions.NODE_GROUP_LABEL: name,
-            conventions.AMI_TYPE_NODE_LABEL: args.ami_type,
-            conventions.PLUGIN_CONFIG_NODE_LABEL: args.plugin_config_key,
-            **(_host_sharing_labels(args.host_sharing) if args.host_runs_device_plugin else {}),
-        }
+        # The autoscaler reads the node-template tags from the node group (DescribeNodegroup)
+        # and from its Auto Scaling group, which EKS does not copy them to
+        # (aws/containers-roadmap#608): _tag_auto_scaling_group puts them there.
+        template_tags = args.node_template_tags(name)
         group = aws.eks.NodeGroup(
             f"{name}-ng",
             cluster_name=args.cluster_name,
@@ -258,23 +308,27 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 "max_size": args.max_size,
             },
             update_config={"max_unavailable": 1},
-            labels=labels,
-            taints=[
-                {
-                    "key": conventions.GPU_TAINT_KEY,
-                    "value": conventions.GPU_TAINT_VALUE,
-                    "effect": "NO_SCHEDULE",
-                }
-            ],
+            labels=args.node_labels(name),
+            taints=[GPU_TAINT],
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
-            tags=tags,
+            tags={**tags, **template_tags},
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=attachments)
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=attachments,
+                    # The autoscaler owns the desired size; `up` would reset it (EKS API docs,
+                    # NodegroupScalingConfig.desiredSize: not to be changed with the Cluster
+                    # Autoscaler; pulumi-aws NodeGroup docs, "Ignoring Changes to Desired Size").
+                    ignore_changes=["scalingConfig.desiredSize"] if args.autoscaled else None,
+                ),
             ),
         )
+        if args.autoscaled:
+            _tag_auto_scaling_group(name, group, template_tags, child)
         instance = aws.ec2.get_instance_type_output(
             instance_type=args.instance_type, opts=pulumi.InvokeOutputOptions(parent=self)
         )
+        self.eks_node_group = group
         self.node_group_name = group.node_group_name
         self.role_arn = role.arn
         self.gpus_per_node = instance.gpuses.apply(lambda gpus: sum(g.count for g in gpus))
@@ -293,3 +347,27 @@ def _host_sharing_labels(config: PluginConfig) -> dict[str, str]:
         conventions.HOST_PLUGIN_RESOURCE_LABEL: config.resource_name().partition("/")[2],
         conventions.HOST_PLUGIN_UNITS_LABEL: str(config.units_per_gpu()),
     }
+
+
+def _tag_auto_scaling_group(
+    name: str, group: aws.eks.NodeGroup, tags: Mapping[str, str], child: pulumi.ResourceOptions
+) -> None:
+    """The node-template tags on the group's Auto Scaling group, where the autoscaler reads
+    them first (aws_manager.go buildNodeFromTemplate). Not propagated to instances: they
+    describe the group, and EKS sets the nodes' labels and taints itself."""
+    asg_name = group.resources.apply(_auto_scaling_group_name)
+    for key, value in tags.items():
+        aws.autoscaling.Tag(
+            f"{name}-asg-{key.removeprefix(node_template.PREFIX)}",
+            autoscaling_group_name=asg_name,
+            tag={"key": key, "value": value, "propagate_at_launch": False},
+            opts=child,
+        )
+
+
+def _auto_scaling_group_name(resources: Sequence[aws.eks.outputs.NodeGroupResource]) -> str:
+    """The one Auto Scaling group EKS made for the node group (DescribeNodegroup)."""
+    (resource,) = resources
+    (group,) = resource.autoscaling_groups or []
+    assert group.name is not None  # EKS names every group it makes
+    return group.name

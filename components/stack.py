@@ -12,6 +12,7 @@ import pulumi
 
 from . import bottlerocket, catalog, conventions, validation
 from .admission_policy import GpuAdmissionPolicy, GpuAdmissionPolicyArgs
+from .autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from .cluster import GpuCluster, GpuClusterArgs
 from .device_plugin import (
     DEFAULT_VERSION,
@@ -56,7 +57,8 @@ class GpuSharingArgs:
     #: Device plugin release. Default ``"v0.20.0"``.
     device_plugin_version: str = DEFAULT_VERSION
     #: Number of verification pods, each taking one slice; at most the slices the groups'
-    #: running (desired) nodes advertise. Default 5; 0 deploys none.
+    #: nodes can advertise: at their max size when the autoscaler runs, else their desired
+    #: size. Default 5; 0 deploys none.
     verification_pods: int = 5
     #: Config key whose nodes the verification pods run on. Default ``"default"``.
     verification_config_key: str = conventions.DEFAULT_PLUGIN_CONFIG_KEY
@@ -68,6 +70,34 @@ class GpuSharingArgs:
     #: Create ``GpuAdmissionPolicy``, which refuses pods that reach a GPU without a
     #: slice. Default ``True``.
     admission_policy: bool = True
+    #: The Cluster Autoscaler's settings; it runs when some group's min < max. ``provider``,
+    #: ``cluster_name`` and ``kubernetes_version`` are filled in from the cluster. Default
+    #: ``ClusterAutoscalerArgs()`` (upstream's scale-down settings); ``None``: no autoscaler,
+    #: every group stays at its desired size.
+    cluster_autoscaler: ClusterAutoscalerArgs | None = field(default_factory=ClusterAutoscalerArgs)
+
+    @property
+    def autoscaled(self) -> bool:
+        """Whether the Cluster Autoscaler runs: it is on and some group can change size."""
+        return self.cluster_autoscaler is not None and any(
+            group.min_size < group.max_size for group in self.node_groups.values()
+        )
+
+    def running_nodes(self, group: str) -> int:
+        """The most nodes of a group the verification pods can count on: its max when the
+        autoscaler sizes it, else its desired size (nothing else changes it)."""
+        args = self.node_groups[group]
+        return args.max_size if self.autoscaled else args.desired_size
+
+    def advertised_resources(self, group: str) -> dict[str, int]:
+        """What one node of the group advertises once the device plugin applies its config:
+        units per GPU x GPUs per instance of the config's resource, and no whole
+        ``nvidia.com/gpu`` left when that resource is renamed."""
+        sharing = self.sharing_of(group)
+        units = self.units_per_gpu(group) * self.node_groups[group].gpus_per_node
+        resources = {sharing.resource_name(): units}
+        resources.setdefault(conventions.GPU_RESOURCE, 0)  # renamed: no whole GPU is left
+        return resources
 
     def sharing_of(self, group: str) -> PluginConfig:
         """The config that group's GPUs are advertised by: its key's, on either path (our
@@ -95,7 +125,7 @@ class GpuSharingArgs:
         """Units of that config's resource the running nodes of the groups using it advertise."""
         resource = self.plugin_configs[config_key].resource_name()
         return sum(
-            _running_nodes(args) * args.gpus_per_node * self.units_per_gpu(group)
+            self.running_nodes(group) * args.gpus_per_node * self.units_per_gpu(group)
             for group, args in self.node_groups.items()
             if args.plugin_config_key == config_key
             and self.sharing_of(group).resource_name() == resource
@@ -118,6 +148,7 @@ class GpuSharingArgs:
         for name, group in self.node_groups.items():
             if group.host_runs_device_plugin:
                 self._validate_bottlerocket(name, group.plugin_config_key)
+        self._validate_autoscaling()
         validate_version(self.device_plugin_version)
         validation.boolean("admission_policy", self.admission_policy)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
@@ -131,14 +162,49 @@ class GpuSharingArgs:
             )
             slices = self.advertised_slices(self.verification_config_key)
             if self.verification_pods > slices:
+                size, key = (
+                    ("gpuNodeMax", "max") if self.autoscaled else ("gpuNodeDesired", "desired")
+                )
+                why = (
+                    "the Cluster Autoscaler adds nodes up to gpuNodeMax"
+                    if self.autoscaled
+                    else "nothing scales a group beyond gpuNodeDesired without the Cluster "
+                    "Autoscaler, so gpuNodeMax adds none"
+                )
                 raise ConfigError(
                     f"verificationPods {self.verification_pods} is more than the {slices} GPU "
-                    "slices the running nodes advertise (gpuNodeDesired x GPUs per instance x "
-                    "timeSlicingReplicas, over the groups the pods run on; nothing scales a "
-                    "group beyond gpuNodeDesired, so gpuNodeMax adds none); lower "
-                    "verificationPods or raise "
-                    "gpuNodeDesired or timeSlicingReplicas (in nodeGroups: desired, "
-                    "sharing.replicas)"
+                    f"slices the nodes can advertise ({size} x GPUs per instance x "
+                    f"timeSlicingReplicas, over the groups the pods run on; {why}"
+                    f"); lower verificationPods or raise {size} "
+                    f"or timeSlicingReplicas (in nodeGroups: {key}, sharing.replicas)"
+                )
+
+    def _validate_autoscaling(self) -> None:
+        """min <= desired <= max is each group's own rule; these need the autoscaler setting."""
+        if self.cluster_autoscaler is None:
+            resizable = [g for g, a in self.node_groups.items() if a.min_size < a.max_size]
+            if resizable:
+                raise ConfigError(
+                    f"node groups {resizable} have min < max, but clusterAutoscaler is off, so "
+                    "nothing would ever change their size; set min = desired = max, or turn "
+                    "clusterAutoscaler on"
+                )
+            return
+        self.cluster_autoscaler.validate_settings()
+        if not self.autoscaled:
+            return
+        for group in self.node_groups:
+            resource = self.sharing_of(group).resource_name()
+            if resource != conventions.GPU_RESOURCE:
+                # kubernetes/autoscaler#8095: a node labelled k8s.amazonaws.com/accelerator
+                # counts as not ready until it advertises nvidia.com/gpu, which it never
+                # does once the plugin renames it (cluster-autoscaler/utils/gpu).
+                raise ConfigError(
+                    f"node group {group!r} advertises {resource} (renameByDefault), which the "
+                    "Cluster Autoscaler cannot count: it waits for nvidia.com/gpu on a GPU "
+                    "node before calling it ready, so it would keep adding nodes "
+                    "(kubernetes/autoscaler#8095). Drop renameByDefault, or turn "
+                    "clusterAutoscaler off and set min = desired = max"
                 )
 
     def _validate_bottlerocket(self, group: str, key: str) -> None:
@@ -147,11 +213,6 @@ class GpuSharingArgs:
             bottlerocket.settings(self.plugin_configs[key], f"plugin_configs[{key!r}]")
         except ConfigError as error:
             raise ConfigError(f"node group {group!r} runs Bottlerocket: {error}") from None
-
-
-def _running_nodes(group: GpuNodeGroupArgs) -> int:
-    """The nodes a group runs: its desired size, since nothing scales it (no autoscaler)."""
-    return group.desired_size
 
 
 def _volume_gib(args: GpuSharingArgs, group: str) -> int | None:
@@ -182,6 +243,8 @@ class GpuSharing(pulumi.ComponentResource):
     node_groups: dict[str, GpuNodeGroup]
     #: None when every group runs Bottlerocket, whose hosts run their own plugin.
     device_plugin: NvidiaDevicePlugin | None
+    #: None when no group can change size or the autoscaler is off.
+    autoscaler: ClusterAutoscaler | None
     verification: VerificationWorkload | None
     #: Schedulable slices each node of a group advertises (units per GPU x GPUs per node).
     gpu_slices_per_node: dict[str, pulumi.Output[int]]
@@ -204,6 +267,8 @@ class GpuSharing(pulumi.ComponentResource):
                     labels=_sharing_labels(a, args.sharing_of(group)),
                     disk_size_gib=_volume_gib(args, group),
                     plugin_config=args.sharing_of(group),
+                    advertised_resources=args.advertised_resources(group),
+                    autoscaled=args.autoscaled and a.min_size < a.max_size,
                 ),
                 opts=child,
             )
@@ -215,7 +280,8 @@ class GpuSharing(pulumi.ComponentResource):
             )
             for group, node_group in self.node_groups.items()
         }
-        groups: list[pulumi.Resource] = list(self.node_groups.values())
+        # The node groups themselves: their Auto Scaling group tags are the autoscaler's.
+        groups: list[pulumi.Resource] = [g.eks_node_group for g in self.node_groups.values()]
         configs = args.plugin_configs_for_daemonset()
         self.device_plugin = None
         if configs:
@@ -238,6 +304,24 @@ class GpuSharing(pulumi.ComponentResource):
                     opts=child,
                 )
             ]
+        self.autoscaler = None
+        if args.autoscaled:
+            assert args.cluster_autoscaler is not None  # args.autoscaled says so
+            self.autoscaler = ClusterAutoscaler(
+                f"{name}-autoscaler",
+                dataclasses.replace(
+                    args.cluster_autoscaler,
+                    provider=self.cluster.provider,
+                    cluster_name=self.cluster.cluster_name,
+                    kubernetes_version=args.cluster.kubernetes_version
+                    or self.cluster.kubernetes_version,
+                ),
+                # Its association takes cluster_name, which waits for the Pod Identity agent;
+                # its namespace and RBAC need only the API server. The verification pods do
+                # not wait for it: it adds nodes for pods whenever they are pending, and it is
+                # running before the first GPU node is up (issue 13: off the critical path).
+                opts=child,
+            )
         self.verification = None
         if args.verification_pods:
             config = args.plugin_configs[args.verification_config_key]

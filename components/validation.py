@@ -18,6 +18,8 @@ DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 #: A DNS-1123 subdomain: the prefix of a label key (kubernetes/apimachinery
 #: pkg/util/validation/validation.go, IsDNS1123Subdomain).
 DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+#: An extended resource name as the device plugin advertises it: ``<domain>/<name>``.
+EXTENDED_RESOURCE = r"[a-z0-9.-]+/[A-Za-z0-9._-]+"
 #: An EKS cluster name: botocore's eks model, shape ClusterName (pattern
 #: ``^[0-9A-Za-z][A-Za-z0-9\-_]*``, length 1 to 100).
 EKS_CLUSTER_NAME = r"[0-9A-Za-z][A-Za-z0-9\-_]{0,99}"

@@ -87,7 +87,7 @@ class VerificationWorkloadArgs:
         validation.matches(
             "resource_name",
             self.resource_name,
-            r"[a-z0-9.-]+/[A-Za-z0-9._-]+",
+            validation.EXTENDED_RESOURCE,
             "an extended resource name like nvidia.com/gpu",
         )
         validation.matches(

@@ -242,8 +242,9 @@ def node_group_gpu_ami(_: str, props: Props) -> list[str]:
     ]
 
 
-def _trusts_ec2(assume_role_policy: Any) -> bool:
-    """Whether a role's trust policy lets EC2 instances (nodes) assume it."""
+def trusts(assume_role_policy: Any, service: str) -> bool:
+    """Whether a role's trust policy lets that AWS service (``ec2.amazonaws.com``: nodes)
+    assume it."""
     document = assume_role_policy
     if isinstance(document, str):
         try:
@@ -256,7 +257,7 @@ def _trusts_ec2(assume_role_policy: Any) -> bool:
     for statement in items(statements):
         services = get(statement, "Principal", "Service")
         services = [services] if isinstance(services, str) else items(services)
-        if get(statement, "Effect") == "Allow" and "ec2.amazonaws.com" in services:
+        if get(statement, "Effect") == "Allow" and service in services:
             return True
     return False
 
@@ -268,7 +269,7 @@ def node_role_worker_policies_only(resources: Sequence[StackResource]) -> list[t
     node_roles = {
         r.urn: r
         for r in resources
-        if r.type == ROLE and _trusts_ec2(r.props.get("assumeRolePolicy"))
+        if r.type == ROLE and trusts(r.props.get("assumeRolePolicy"), "ec2.amazonaws.com")
     }
     violations = []
     for role in node_roles.values():

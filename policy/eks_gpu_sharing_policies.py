@@ -11,6 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from policy.autoscaler_checks import (
+    POLICY_HOLDERS,
+    autoscaler_image_pinned,
+    autoscaler_pod_identity_role,
+    autoscaler_policy_documented,
+)
 from policy.aws_checks import (
     EKS_CLUSTER,
     EKS_COMPONENT,
@@ -212,6 +218,21 @@ RULES: tuple[Rule, ...] = (
         mandatory=True,
     ),
     Rule(
+        "autoscaler-image-pinned",
+        "The Cluster Autoscaler image is a release of the project's version table.",
+        POD_CONTROLLERS,
+        autoscaler_image_pinned,
+        mandatory=True,
+    ),
+    Rule(
+        "autoscaler-policy-documented",
+        "IAM policies granting Auto Scaling actions grant only the Cluster Autoscaler's "
+        "documented actions, each named (no wildcards).",
+        POLICY_HOLDERS,
+        autoscaler_policy_documented,
+        mandatory=True,
+    ),
+    Rule(
         "containers-read-only-root",
         "Containers run with a read-only root filesystem.",
         POD_CONTROLLERS,
@@ -255,5 +276,11 @@ STACK_RULES: tuple[StackRule, ...] = (
         "Pods run only in namespaces the stack creates with a Pod Security Admission label.",
         workloads_in_labelled_namespaces,
         mandatory=False,
+    ),
+    StackRule(
+        "autoscaler-pod-identity-role",
+        "Auto Scaling permissions sit on a role only EKS Pod Identity assumes, never a node role.",
+        autoscaler_pod_identity_role,
+        mandatory=True,
     ),
 )

@@ -51,7 +51,10 @@ class Cluster:
     #: Called (under the server's lock) before each pod list with how many came before, so a
     #: test can change the cluster between polls.
     on_pod_list: Callable[[Cluster, int], None] | None = None
-    #: Every request's path and query, in order.
+    #: Called (under the server's lock) after a Deployment's replicas are set through its
+    #: scale subresource, with the Deployment, so a test can play its ReplicaSet.
+    on_scale: Callable[[Cluster, dict[str, Any]], None] | None = None
+    #: Every request's path and query, in order (PATCH requests prefixed "PATCH ").
     requests: list[str] = field(default_factory=list)
     pod_lists: int = 0
 
@@ -421,6 +424,48 @@ class _Handler(BaseHTTPRequestHandler):
                 self._route(url.path, query)
             except ValueError as err:
                 self._json(400, _status(400, "BadRequest", str(err)))
+
+    def do_PATCH(self) -> None:  # noqa: N802 - stdlib name
+        """A Deployment's scale subresource: the patch's spec.replicas (merge or strategic
+        merge patch, as the client sends), answered with the Scale object."""
+        url = urlsplit(self.path)
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        with self.lock:
+            self.cluster.requests.append(f"PATCH {self.path}")
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                self._json(401, _status(401, "Unauthorized", "Unauthorized"))
+                return
+            match = re.fullmatch(
+                r"/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale", url.path
+            )
+            found = match and next(
+                (
+                    d
+                    for d in self.cluster.deployments
+                    if (d["metadata"]["namespace"], d["metadata"]["name"]) == match.groups()
+                ),
+                None,
+            )
+            if not found:
+                self._json(404, _status(404, "NotFound", "deployments.apps not found"))
+                return
+            found["spec"]["replicas"] = body["spec"]["replicas"]
+            if self.cluster.on_scale is not None:
+                self.cluster.on_scale(self.cluster, found)
+            meta = found["metadata"]
+            self._json(
+                200,
+                {
+                    "kind": "Scale",
+                    "apiVersion": "autoscaling/v1",
+                    "metadata": _meta(meta["name"], meta["namespace"]),
+                    "spec": {"replicas": found["spec"]["replicas"]},
+                    "status": {
+                        "replicas": found["spec"]["replicas"],
+                        "selector": f"{APP_LABEL}={APP}",
+                    },
+                },
+            )
 
     def _route(self, path: str, query: dict[str, str]) -> None:
         c = self.cluster

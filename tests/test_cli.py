@@ -329,7 +329,7 @@ def test_manifests_replace_an_earlier_plan_and_never_touch_other_files(tmp_path)
     stale.write_text(f"{MANIFEST_MARK}kind: Deployment\n")
     assert cli("plan", "--manifests", str(k8s)).returncode == 0
     names = sorted(p.name for p in k8s.iterdir())
-    assert len(names) == 13 and stale.name not in names
+    assert len(names) == 20 and stale.name not in names
     assert all(
         (k8s / name).read_text().startswith("# written by python -m components plan\n")
         for name in names

@@ -34,7 +34,8 @@ def test_cluster_and_node_group_outputs_are_the_resources_they_made(demo_plan):
     group = outputs(demo_plan, "GpuNodeGroup")
     assert group["gpusPerNode"] == 1
     assert group["nodeGroupName"].startswith("gpu-sharing-gpu-ng-")
-    role = "gpu-sharing-gpu-role"
+    (role,) = [r["name"] for r in demo_plan.by_type("aws:iam/role:Role")
+               if r["parent"].endswith("::gpu-sharing-gpu")]
     assert group["roleArn"].startswith(f"arn:aws:iam::123456789012:role/{role}-")
     assert demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["nodeRoleArn"] == group["roleArn"]
 
@@ -42,7 +43,8 @@ def test_cluster_and_node_group_outputs_are_the_resources_they_made(demo_plan):
 def test_plugin_and_verification_outputs_name_their_objects(demo_plan):
     objects = kubernetes_objects(demo_plan)
     (daemonset,) = [o for o in objects if o["kind"] == "DaemonSet"]
-    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"
+                     and o["metadata"]["name"] == conventions.VERIFICATION_APP]
     (config_map,) = [
         o
         for o in objects
@@ -56,3 +58,14 @@ def test_plugin_and_verification_outputs_name_their_objects(demo_plan):
     verification = outputs(demo_plan, "VerificationWorkload")
     assert verification == {"namespace": conventions.VERIFICATION_NAMESPACE}
     assert deployment["metadata"]["namespace"] == conventions.VERIFICATION_NAMESPACE
+
+
+def test_autoscaler_outputs_name_its_namespace_and_image(demo_plan):
+    autoscaler = outputs(demo_plan, "ClusterAutoscaler")
+    objects = kubernetes_objects(demo_plan)
+    (deployment,) = [o for o in objects if o["metadata"]["name"] == "cluster-autoscaler"
+                     and o["kind"] == "Deployment"]
+    assert autoscaler == {
+        "namespace": deployment["metadata"]["namespace"],
+        "image": deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+    }

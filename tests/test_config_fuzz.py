@@ -77,6 +77,7 @@ PLAUSIBLE: dict[str, list[str]] = {
         '["arn:aws:iam::123456789012:root"]',
         '["arn:aws:iam::123456789012:user/bob", "arn:aws:iam::123456789012:user/bob"]',
     ],
+    "clusterAutoscaler": ["true", "false", "yes"],
 }
 
 
@@ -105,12 +106,23 @@ def units_per_gpu(group: dict[str, Any]) -> int:
     return sharing["replicas"]
 
 
-def slices(groups: list[dict[str, Any]]) -> int:
-    """Units the verification pods can get: the first group's, on the nodes it runs (desired;
-    nothing scales a group)."""
+def autoscaled(groups: list[dict[str, Any]], autoscaler: bool = True) -> bool:
+    """The Cluster Autoscaler runs when it is on and some group can change size."""
+    return autoscaler and any(g.get("min", 1) < g.get("max", 1) for g in groups)
+
+
+def renamed(group: dict[str, Any]) -> bool:
+    """Advertises a renamed resource, by our plugin or (told by its user data) the host's."""
+    return resource_asked(group["sharing"]) != "nvidia.com/gpu"
+
+
+def slices(groups: list[dict[str, Any]], autoscaler: bool = True) -> int:
+    """Units the verification pods can get: the first group's, on the most nodes it can have
+    (max with the autoscaler, else desired: nothing else scales a group)."""
     first = groups[0]
     instance = first.get("instanceType", "g4dn.xlarge")
-    return first.get("desired", 1) * ec2_gpus()[instance] * units_per_gpu(first)
+    nodes = first.get("max", 1) if autoscaled(groups, autoscaler) else first.get("desired", 1)
+    return nodes * ec2_gpus()[instance] * units_per_gpu(first)
 
 
 def plausible(key: str) -> list[str]:
@@ -221,6 +233,11 @@ def built(args: GpuSharingArgs) -> tuple[dict[str, int], list[dict[str, Any]], A
 def test_valid_node_groups_are_accepted_exactly_when_the_pods_fit_and_they_build(groups, pods):
     values = config_of(groups, pods)
     wanted = 5 if pods is None else pods
+    if autoscaled(groups) and any(renamed(g) for g in groups):
+        event("refused: renamed resource with the autoscaler")
+        with pytest.raises(ConfigError, match=r"advertises nvidia.com/gpu.shared .*#8095"):
+            args_from_config(values, "fuzz", today=TODAY)
+        return
     if wanted > slices(groups):
         event("refused: more pods than slices")
         with pytest.raises(ConfigError, match=f"verificationPods {wanted} is more than"):
@@ -239,8 +256,12 @@ def test_valid_node_groups_are_accepted_exactly_when_the_pods_fit_and_they_build
         inputs = node_groups[f"fuzz-{group['name']}-ng"]
         assert inputs["scalingConfig"]["maxSize"] == group.get("max", 1)
         assert inputs["instanceTypes"] == [group.get("instanceType", "g4dn.xlarge")]
-    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    deployments = [o for o in objects if o["kind"] == "Deployment"
+                   and o["metadata"]["name"] == "gpu-sharing-verification"]
     assert [d["spec"]["replicas"] for d in deployments] == ([wanted] if wanted else [])
+    autoscalers = [o for o in objects if o["metadata"]["name"] == "cluster-autoscaler"
+                   and o["kind"] == "Deployment"]
+    assert len(autoscalers) == autoscaled(groups)
     for deployment in deployments:
         limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
         assert limits[resource_asked(groups[0]["sharing"])] == "1"
@@ -363,16 +384,17 @@ def eks_versions() -> list[str]:
 def expected_slices(values: dict[str, Any]) -> int:
     """Slices for the verification pods, counted from the raw config and EC2's GPU counts."""
     raw = {k.partition(":")[2]: v for k, v in values.items() if k.startswith(f"{NAMESPACE}:")}
+    autoscaler = raw.get("clusterAutoscaler", "true") == "true"
     if "nodeGroups" in raw:
-        return slices(json.loads(raw["nodeGroups"]))
+        return slices(json.loads(raw["nodeGroups"]), autoscaler)
     replicas = int(raw.get("timeSlicingReplicas", "5"))
     group = {
         "instanceType": raw.get("gpuInstanceType", "g4dn.xlarge").strip(),
         "amiType": raw.get("gpuAmiType", "AL2023_x86_64_NVIDIA").strip(),
-        "desired": int(raw.get("gpuNodeDesired", "1")),
+        **{size: int(raw.get(f"gpuNode{size.title()}", "1")) for size in ("desired", "min", "max")},
         "sharing": {"strategy": "time-slicing", "replicas": replicas},
     }
-    return slices([group])
+    return slices([group], autoscaler)
 
 
 @settings(max_examples=examples(1000), deadline=None, database=None)
@@ -398,7 +420,9 @@ def test_config_is_accepted_or_rejected_with_a_config_error(values):
         assert str(config_error(error.value)).startswith(f"kubernetesVersion {version!r}")
         return
     objects = built(args)[1]
-    assert [o["spec"]["replicas"] for o in objects if o["kind"] == "Deployment"] == (
+    pods = [o for o in objects if o["kind"] == "Deployment"
+            and o["metadata"]["name"] == "gpu-sharing-verification"]
+    assert [o["spec"]["replicas"] for o in pods] == (
         [args.verification_pods] if args.verification_pods else []
     )
 

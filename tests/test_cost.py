@@ -42,3 +42,21 @@ def test_each_group_is_named_spot_is_an_upper_bound_and_empty_groups_are_left_ou
     ]
     assert cost.has_spot(lines)
     assert not cost.has_spot(cost.estimate(run_stack("dev").resources))
+
+
+def test_idle_and_full_price_each_group_at_its_min_and_max(demo_plan):
+    """Pulumi.dev.yaml: min 0, max 2 g4dn.xlarge."""
+    idle = {line.item for line in cost.estimate(demo_plan.resources, "minSize")}
+    assert idle == {"EKS control plane", "KMS key"}
+    full = {line.item: line.usd_per_hour for line in cost.estimate(demo_plan.resources,
+                                                                   "maxSize")}
+    assert full["gpu-sharing-gpu: 2 x g4dn.xlarge"] == pytest.approx(2 * 0.526)
+    with pytest.raises(ValueError, match="size 'max'"):
+        cost.estimate(demo_plan.resources, "max")
+
+
+def test_at_min_zero_the_autoscaler_keeps_the_gpu_node_it_runs_on(demo_plan):
+    host = cost.autoscaler_host(demo_plan.resources)
+    assert host == cost.CostLine("1 x g4dn.xlarge the autoscaler runs on", 0.526)
+    # Some group keeps a node anyway (multi: timesliced and mps at min 1): nothing to add.
+    assert cost.autoscaler_host(run_stack("multi").resources) is None

@@ -13,6 +13,12 @@ def objects(plan, kind):
     return [o for o in kubernetes_objects(plan) if o["kind"] == kind]
 
 
+def verification(plan):
+    (deployment,) = [d for d in objects(plan, "Deployment")
+                     if d["metadata"]["name"] == conventions.VERIFICATION_APP]
+    return deployment
+
+
 def pod_spec(obj):
     return obj["spec"]["template"]["spec"]
 
@@ -57,7 +63,7 @@ def test_plugin_and_workload_tolerate_every_gpu_node_taint(demo_plan):
 def test_plugin_and_workload_select_labels_the_gpu_nodes_carry(demo_plan):
     labels = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
     for obj in objects(demo_plan, "DaemonSet") + objects(demo_plan, "Deployment"):
-        for key, value in pod_spec(obj)["nodeSelector"].items():
+        for key, value in pod_spec(obj).get("nodeSelector", {}).items():
             assert labels.get(key) == value, (obj["metadata"]["name"], key)
 
 
@@ -96,15 +102,13 @@ def test_pods_request_the_resource_the_sharing_config_advertises(demo_plan):
     assert config["version"] == "v1"
     (resource,) = config["sharing"]["timeSlicing"]["resources"]
     assert resource == {"name": "nvidia.com/gpu", "replicas": 5}
-    (deployment,) = objects(demo_plan, "Deployment")
-    container = pod_spec(deployment)["containers"][0]
+    container = pod_spec(verification(demo_plan))["containers"][0]
     assert container["resources"]["limits"] == {"memory": "2Gi", "nvidia.com/gpu": "1"}
     assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
 
 
 def test_pods_fit_in_the_slices_one_node_advertises(demo_plan):
-    (deployment,) = objects(demo_plan, "Deployment")
-    assert deployment["spec"]["replicas"] <= demo_plan.outputs["gpuSlicesPerNode"]
+    assert verification(demo_plan)["spec"]["replicas"] <= demo_plan.outputs["gpuSlicesPerNode"]
 
 
 def test_a_sharing_change_and_only_that_rolls_the_plugin_pods(demo_plan):
@@ -151,12 +155,29 @@ def test_the_plugin_pods_run_as_the_account_the_role_is_bound_to(demo_plan):
     (volume,) = [v for v in spec["volumes"] if v["name"] == "kube-api-access"]
     assert {"path": "token", "expirationSeconds": 3607} in [
         s.get("serviceAccountToken") for s in volume["projected"]["sources"]]
-    (binding,) = objects(demo_plan, "ClusterRoleBinding")
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account_name, "namespace": namespace}
-    ]
-    (role,) = objects(demo_plan, "ClusterRole")
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert_bound(demo_plan, account_name, namespace)
+
+
+def test_the_autoscaler_pod_runs_as_the_account_the_role_is_bound_to(demo_plan):
+    """The autoscaler reads and changes the cluster through the API: its pod needs its
+    service account, in its namespace, with a token, bound to the role that allows it."""
+    (autoscaler,) = [d for d in objects(demo_plan, "Deployment")
+                     if d["metadata"]["name"] == "cluster-autoscaler"]
+    namespace = autoscaler["metadata"]["namespace"]
+    account_name = pod_spec(autoscaler)["serviceAccountName"]
+    (account,) = [a for a in objects(demo_plan, "ServiceAccount")
+                  if a["metadata"]["name"] == account_name]
+    assert account["metadata"]["namespace"] == namespace
+    assert account["automountServiceAccountToken"] is True
+    assert_bound(demo_plan, account_name, namespace)
+
+
+def assert_bound(plan, account_name: str, namespace: str) -> None:
+    """One ClusterRoleBinding binds the account alone, to a ClusterRole the stack creates."""
+    subject = {"kind": "ServiceAccount", "name": account_name, "namespace": namespace}
+    (binding,) = [b for b in objects(plan, "ClusterRoleBinding") if b["subjects"] == [subject]]
+    roles = [r["metadata"]["name"] for r in objects(plan, "ClusterRole")]
+    assert binding["roleRef"]["name"] in roles
 
 
 def test_the_sharing_config_is_there_before_the_plugin_without_waiting_for_the_nodes(demo_plan):

@@ -137,7 +137,9 @@ def test_every_kubernetes_object_goes_before_the_cluster(demo_plan, closure, wav
 
 def test_workload_goes_before_the_plugin_before_the_nodes(demo_plan, closure, wave_of):
     """Pods are deleted while their nodes still run, and the nodes before the cluster."""
-    chain = [urn_of(demo_plan, t) for t in (DEPLOYMENT, DAEMONSET, NODE_GROUP, EKS, KMS_KEY)]
+    (workload,) = [r["urn"] for r in demo_plan.by_type(DEPLOYMENT)
+                   if r["name"] == "gpu-sharing-verification-pods"]
+    chain = [workload, *(urn_of(demo_plan, t) for t in (DAEMONSET, NODE_GROUP, EKS, KMS_KEY))]
     for later, earlier in zip(chain, chain[1:], strict=False):
         assert earlier in closure[later], f"{later} does not depend on {earlier}"
         assert wave_of[later] < wave_of[earlier]
@@ -154,6 +156,8 @@ def test_namespaces_go_after_everything_in_them(demo_plan, wave_of):
 #: What `destroy` must delete before what, in the demo (first, then, why). Nothing else is
 #: ordered: `up` gives each Kubernetes object only the edges it needs (the namespace, RBAC
 #: and ConfigMaps wait for the cluster alone), and `destroy` runs the same edges backwards.
+#: The Cluster Autoscaler's Deployment has no edge to the node groups it resizes: nothing
+#: depends on it, so `destroy` deletes it first, but only its own edges are required here.
 REQUIRED_DESTROY_ORDER = [
     ("Deployment gpu-sharing-verification-pods", "DaemonSet gpu-sharing-device-plugin-ds",
      "up creates the pods once the plugin runs (to await slices); destroy reverses it"),
@@ -189,6 +193,33 @@ REQUIRED_DESTROY_ORDER = [
      "the same"),
     ("ValidatingAdmissionPolicy gpu-sharing-admission-policy",
      "kubernetes gpu-sharing-cluster-k8s", "the same"),
+    ("Deployment gpu-sharing-autoscaler-deployment",
+     "PodIdentityAssociation gpu-sharing-autoscaler-aws-association",
+     "the autoscaler's pod gets its AWS credentials through the association until it ends"),
+    ("Deployment gpu-sharing-autoscaler-deployment",
+     "Addon gpu-sharing-cluster-pod-identity-agent",
+     "the same: the agent on its node hands the credentials out"),
+    ("PodIdentityAssociation gpu-sharing-autoscaler-aws-association",
+     "RolePolicy gpu-sharing-autoscaler-aws-policy",
+     "the role keeps its permissions while its credentials are handed out"),
+    ("PodIdentityAssociation gpu-sharing-autoscaler-aws-association",
+     "Role gpu-sharing-autoscaler-aws-role", "the association names the role"),
+    ("Deployment gpu-sharing-autoscaler-deployment", "ServiceAccount gpu-sharing-autoscaler-sa",
+     "a running autoscaler uses its service account and RBAC until it ends"),
+    ("Deployment gpu-sharing-autoscaler-deployment",
+     "ClusterRoleBinding gpu-sharing-autoscaler-binding",
+     "the same: it watches pods and nodes through this binding"),
+    ("Deployment gpu-sharing-autoscaler-deployment",
+     "RoleBinding gpu-sharing-autoscaler-status-binding",
+     "the same: it writes its status ConfigMap through this binding"),
+    ("Deployment gpu-sharing-autoscaler-deployment", "Namespace gpu-sharing-autoscaler-ns",
+     "an object goes before its namespace"),
+    ("Namespace gpu-sharing-autoscaler-ns", "kubernetes gpu-sharing-cluster-k8s",
+     "every Kubernetes object is deleted through the provider"),
+    ("ClusterRole gpu-sharing-autoscaler-role", "kubernetes gpu-sharing-cluster-k8s",
+     "the same"),
+    ("Tag gpu-sharing-gpu-asg-resources/nvidia.com/gpu", "NodeGroup gpu-sharing-gpu-ng",
+     "the node-template tags are on the group's Auto Scaling group, which EKS deletes with it"),
     ("kubernetes gpu-sharing-cluster-k8s", "Cluster gpu-sharing-cluster-eks",
      "the provider's kubeconfig is the cluster's"),
     ("NodeGroup gpu-sharing-gpu-ng", "Command gpu-sharing-cluster-logging-off-before-delete",
@@ -283,10 +314,35 @@ def update(request) -> tuple[Plan, Plan, dict[str, list[str]]]:
     return updated(request.param)
 
 
-def test_a_sharing_change_touches_only_the_configmap_and_the_plugin(update):
+def node_template_changes(plan: Plan, changes: dict[str, list[str]]) -> set[str]:
+    """The node group and its Auto Scaling group tags, where only the Cluster Autoscaler's
+    node template changed: the slices a node adds (node_template.py). Tags update in place:
+    a NodeGroup's are not ForceNew (NODE_GROUP_FORCE_NEW), nor an autoscaling.Tag's value
+    (terraform-provider-aws internal/service/autoscaling/group_tag.go: key and group name
+    are)."""
+    template = "tags.k8s.io/cluster-autoscaler/node-template/"
+    types = {r["urn"]: r["type"] for r in plan.resources}
+    return {
+        urn for urn, paths in changes.items()
+        if (types[urn] == NODE_GROUP and all(p.startswith(template) for p in paths))
+        or (types[urn] == "aws:autoscaling/tag:Tag" and paths == ["tag.value"])
+    }  # fmt: skip
+
+
+def test_a_sharing_change_touches_only_the_configmap_the_plugin_and_the_node_template(update):
     before, _, changes = update
     assert urn_of(before, DAEMONSET) in changes
-    assert set(changes) <= {plugin_configmap(before), urn_of(before, DAEMONSET)}
+    assert set(changes) <= {
+        plugin_configmap(before), urn_of(before, DAEMONSET),
+        *node_template_changes(before, changes),
+    }  # fmt: skip
+
+
+def test_a_replica_change_updates_the_slices_the_autoscaler_counts():
+    before, _, changes = updated("replicas")
+    assert changes[urn_of(before, NODE_GROUP)] == [
+        "tags.k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"]
+    assert len(node_template_changes(before, changes)) == 2  # the group and its ASG's tag
 
 
 def test_the_plugin_daemonset_rolls_in_place(update):
@@ -388,8 +444,10 @@ def test_every_changed_kubernetes_object_is_updated_in_place(update):
 
 
 def test_infrastructure_is_left_alone(update):
+    """Bar the node-template tags, which update in place."""
     before, _, changes = update
-    assert not types_of(before, changes) & set(INFRASTRUCTURE)
+    untouched = set(changes) - node_template_changes(before, changes)
+    assert not types_of(before, untouched) & set(INFRASTRUCTURE)
 
 
 def test_no_node_group_input_that_forces_replacement_changes(update):

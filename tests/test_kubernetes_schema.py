@@ -14,6 +14,7 @@ MANIFEST_FILES = [
     "device-plugin.yaml",
     "sharing-config.yaml",
     "verification-workload.yaml",
+    "cluster-autoscaler.yaml",
 ]
 
 
@@ -27,7 +28,7 @@ def test_plan_objects_are_valid_for_the_cluster_version(demo_plan):
     assert {o["kind"] for o in objects} == {
         "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
         "DaemonSet", "Deployment", "Pod", "NetworkPolicy", "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicyBinding", "Role", "RoleBinding",
     }
     for obj in objects:
         validate_strict(obj, version)
@@ -48,6 +49,7 @@ def test_strict_validation_catches_a_misspelt_field():
 
 
 def test_numbers_come_back_as_integers(demo_plan):
-    deployment = next(o for o in kubernetes_objects(demo_plan) if o["kind"] == "Deployment")
+    deployment = next(o for o in kubernetes_objects(demo_plan) if o["kind"] == "Deployment"
+                      and o["metadata"]["name"] == "gpu-sharing-verification")
     assert deployment["spec"]["replicas"] == 5
     assert isinstance(deployment["spec"]["replicas"], int)

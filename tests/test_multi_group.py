@@ -65,7 +65,8 @@ def test_mps_control_daemon_runs_only_where_mps_is_configured(multi_plan):
 
 
 def test_verification_pods_target_the_first_group(multi_plan):
-    (deployment,) = [o for o in kubernetes_objects(multi_plan) if o["kind"] == "Deployment"]
+    (deployment,) = [o for o in kubernetes_objects(multi_plan) if o["kind"] == "Deployment"
+                     and o["metadata"]["name"] == conventions.VERIFICATION_APP]
     selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
     assert selector[conventions.PLUGIN_CONFIG_NODE_LABEL] == "timesliced"
 

@@ -8,7 +8,14 @@ import json
 import pytest
 import tomllib
 
-from components import ConfigError, GpuNodeGroup, GpuNodeGroupArgs, catalog, conventions
+from components import (
+    ConfigError,
+    GpuNodeGroup,
+    GpuNodeGroupArgs,
+    catalog,
+    conventions,
+    node_template,
+)
 from components.plugin_config import Flags, PluginConfig, mps, time_slicing
 from components.tools import plan as planner
 from components.tools.mocks import AwsLikeMocks
@@ -175,12 +182,12 @@ def test_the_role_is_one_ec2_can_assume_and_everything_is_tagged():
             }
         ],
     }
-    for typ in (
-        "aws:iam/role:Role",
-        "aws:ec2/launchTemplate:LaunchTemplate",
-        "aws:eks/nodeGroup:NodeGroup",
-    ):
+    for typ in ("aws:iam/role:Role", "aws:ec2/launchTemplate:LaunchTemplate"):
         assert plan.one(typ)["inputs"]["tags"] == {"team": "ml"}, typ
+    # The node group also carries the Cluster Autoscaler's node template (node_template.py).
+    group_tags = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["tags"]
+    assert {k: v for k, v in group_tags.items() if not k.startswith(node_template.PREFIX)} == {
+        "team": "ml"}
 
 
 def test_the_template_says_what_it_enforces_and_its_volume_goes_with_the_node():

@@ -40,7 +40,14 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "aws:eks/nodeGroup:NodeGroup" in result.stdout
-    assert "36 resources" in result.stdout
+    # 36 of the GPU sharing; the autoscaler (min < max) adds its component, 7 Kubernetes
+    # objects, role, policy, association and 7 ASG tags (the Pod Identity agent is the
+    # cluster's).
+    assert "54 resources" in result.stdout
+    assert ("gpu-sharing-gpu: 5 nvidia.com/gpu per node; min/desired/max 0/1/2; 10 "
+            "nvidia.com/gpu at the most the autoscaler can reach") in result.stdout
+    assert ("With the Cluster Autoscaler: $0.63/hour idle (every group at its min, and 1 x "
+            "g4dn.xlarge the autoscaler runs on), $1.16/hour full") in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan) == {"stack", "config", "resources", "outputs", "criticalPath"}
     assert [(step["name"], step["wait"]) for step in plan["criticalPath"][1:]] == [
@@ -65,9 +72,9 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
         }
     assert plan["outputs"]["gpuSlicesPerNode"] == 5
     files = sorted((tmp_path / "k8s").glob("*.yaml"))
-    assert len(files) == 13
+    assert len(files) == 20
     kinds = [yaml.safe_load(f.read_text())["kind"] for f in files]
-    assert kinds[:2] == ["Namespace", "Namespace"]  # kubectl apply -f creates them first
+    assert kinds[:3] == ["Namespace"] * 3  # kubectl apply -f creates them first
     probe = yaml.safe_load(next(f for f in files if "gpu-probe" in f.name).read_text())
     assert "def main" in probe["data"]["gpu_probe.py"]
 
@@ -161,3 +168,11 @@ def test_a_stack_file_without_config_means_the_defaults(tmp_path, text):
 
     (tmp_path / "Pulumi.t.yaml").write_text(text)
     assert stack_file.read(tmp_path / "Pulumi.t.yaml", "ns") == {}
+
+
+def test_without_the_autoscaler_the_plan_counts_the_nodes_that_run(tmp_path):
+    result = plan_cli("--stack", "dev", "--config", "gpuNodeMin=1", "--config", "gpuNodeMax=1")
+    assert result.returncode == 0, result.stderr
+    assert ("gpu-sharing-gpu: 5 nvidia.com/gpu per node; min/desired/max 1/1/1; 5 "
+            "nvidia.com/gpu at the most it runs (no autoscaler)") in result.stdout
+    assert "With the Cluster Autoscaler" not in result.stdout

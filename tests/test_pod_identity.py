@@ -88,14 +88,16 @@ def test_the_managed_policies_exist_in_aws(policy):
 
 
 def test_nodes_join_only_after_aws_node_can_get_its_role(demo_plan):
-    """EKS injects Pod Identity credentials when a pod is created: the association and its
-    agent must exist before the first node's aws-node pod, or the node never gets Ready."""
+    """EKS injects Pod Identity credentials when a pod is created: the association and the
+    agent must exist before the first node's aws-node pod, or the node never gets Ready.
+    The node groups wait for both (through ``cluster_name``); the two are created side by
+    side, since an association does not need the agent to exist."""
     association = by_name(demo_plan, "gpu-sharing-cluster-aws-node-association")
     agent = by_name(demo_plan, "gpu-sharing-cluster-pod-identity-agent")
     assert agent["inputs"]["addonName"] == "eks-pod-identity-agent"
-    assert agent["urn"] in association["dependencies"]
+    assert agent["urn"] not in association["dependencies"]
     for group in demo_plan.by_type("aws:eks/nodeGroup:NodeGroup"):
-        assert association["urn"] in group["dependencies"]
+        assert {association["urn"], agent["urn"]} <= set(group["dependencies"])
 
 
 def test_the_agent_fits_create_addon_and_is_exposed(demo_plan):

@@ -243,7 +243,8 @@ def test_public_cidrs_are_compared_as_networks(demo_plan, cidrs, opens):
 def test_node_roles_inline_and_listed_managed_policies_are_read(demo_plan):
     rule = RULE["node-role-worker-policies-only"]
     resources = stack_resources(demo_plan)
-    role = next(r for r in resources if r.type == ROLE)
+    role = next(r for r in resources if r.type == ROLE
+                and "ec2.amazonaws.com" in r.props["assumeRolePolicy"])
     admin = "arn:aws:iam::aws:policy/AdministratorAccess"
     for props, words in (
         ({**role.props, "managedPolicyArns": [admin]}, "AdministratorAccess"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import re
 import subprocess
 import sys
@@ -230,6 +231,12 @@ BREAKS = [
     ("namespace-privileged-only-for-device-plugin", NAMESPACE,
      conventions.VERIFICATION_NAMESPACE,
      ("metadata", "labels", "pod-security.kubernetes.io/enforce"), "privileged", "hostPath"),
+    ("autoscaler-image-pinned", DEPLOYMENT, "cluster-autoscaler",
+     ("spec", "template", "spec", "containers", 0, "image"),
+     "registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0", "not a Cluster Autoscaler release"),
+    ("autoscaler-policy-documented", "aws:iam/rolePolicy:RolePolicy", None, ("policy",),
+     '{"Statement": [{"Effect": "Allow", "Action": "autoscaling:*", "Resource": "*"}]}',
+     "autoscaling:* go beyond"),
 ]
 # fmt: on
 
@@ -322,7 +329,7 @@ def test_a_pulumi_eks_component_without_inputs_is_left_to_its_child():
 
 
 def test_every_pod_controller_kind_is_looked_into(demo_plan):
-    template = inputs_of(demo_plan, DEPLOYMENT)["spec"]["template"]
+    template = inputs_of(demo_plan, DEPLOYMENT, "gpu-sharing-verification")["spec"]["template"]
     cronjob = {
         "metadata": {"name": "nightly"},
         "spec": {"jobTemplate": {"spec": {"template": template}}},
@@ -334,7 +341,7 @@ def test_every_pod_controller_kind_is_looked_into(demo_plan):
 
 
 def test_load_balancers_and_volumes_that_outlive_destroy_are_advised_against(demo_plan):
-    deployment = inputs_of(demo_plan, DEPLOYMENT)
+    deployment = inputs_of(demo_plan, DEPLOYMENT, "gpu-sharing-verification")
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -359,10 +366,12 @@ def test_load_balancers_and_volumes_that_outlive_destroy_are_advised_against(dem
 
 
 def test_extra_policies_on_a_node_role_are_advised_against(demo_plan):
-    rule = next(r for r in STACK_RULES if r.name == "node-role-worker-policies-only")
+    (rule,) = [r for r in STACK_RULES if r.name == "node-role-worker-policies-only"]
     resources = stack_resources(demo_plan)
-    role = next(r for r in resources if r.type == ROLE)
-    attachment = next(r for r in resources if r.type == ROLE_POLICY_ATTACHMENT)
+    role = next(r for r in resources if r.type == ROLE
+                and "ec2.amazonaws.com" in r.props["assumeRolePolicy"])
+    attachment = next(r for r in resources if r.type == ROLE_POLICY_ATTACHMENT
+                      and role.urn in r.dependencies)
     admin = StackResource(
         attachment.urn.replace(attachment.urn.rsplit("::", 1)[1], "admin"),
         ROLE_POLICY_ATTACHMENT,
@@ -468,7 +477,7 @@ def test_pack_serves_its_policies_to_the_engine(analyzer):
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "eks-gpu-sharing"
     mandatory = {p.name for p in info.policies if p.enforcementLevel == analyzer_pb2.MANDATORY}
-    assert mandatory == {r.name for r in RULES if r.mandatory}
+    assert mandatory == {r.name for r in (*RULES, *STACK_RULES) if r.mandatory}
 
 
 def test_pack_blocks_a_launch_template_without_imdsv2(analyzer, demo_plan):
@@ -488,3 +497,71 @@ def test_pack_passes_the_demo_kubernetes_objects(analyzer, demo_plan):
         if resource["type"].startswith("kubernetes:") or resource["type"] == NODE_GROUP:
             diagnostics = analyze(analyzer, resource["type"], resource["inputs"])
             assert all(d.policyName == "containers-read-only-root" for d in diagnostics)
+
+
+# --- The Cluster Autoscaler -------------------------------------------------------------------
+
+
+def test_the_autoscaler_image_must_be_a_release_of_the_table(demo_plan):
+    deployment = inputs_of(demo_plan, DEPLOYMENT, "cluster-autoscaler")
+    assert violated(DEPLOYMENT, deployment) == {}
+    image = ("spec", "template", "spec", "containers", 0, "image")
+    for unlisted in ("registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0",
+                     "registry.k8s.io/autoscaling/cluster-autoscaler:latest"):
+        found = violated(DEPLOYMENT, changed(deployment, image, unlisted))
+        assert "autoscaler-image-pinned" in found, unlisted
+
+
+def test_the_autoscaler_policy_grants_only_its_documented_actions(demo_plan):
+    policy = inputs_of(demo_plan, "aws:iam/rolePolicy:RolePolicy")
+    assert violated("aws:iam/rolePolicy:RolePolicy", policy) == {}
+    document = json.loads(policy["policy"])
+    for extra in ("autoscaling:*", "ec2:TerminateInstances", "*"):
+        widened = json.loads(json.dumps(document))
+        widened["Statement"][0]["Action"].append(extra)
+        found = violated("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps(widened)})
+        assert extra in found["autoscaler-policy-documented"][0]
+    # A policy that grants no Auto Scaling action is not the autoscaler's.
+    other = {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+    assert violated("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps(other)}) == {}
+
+
+def test_scaling_permissions_on_a_node_role_are_refused(demo_plan):
+    (rule,) = [r for r in STACK_RULES if r.name == "autoscaler-pod-identity-role"]
+    resources = stack_resources(demo_plan)
+    assert rule.check(resources) == []
+    node_role = next(r for r in resources if r.type == ROLE
+                     and "ec2.amazonaws.com" in r.props["assumeRolePolicy"])
+    policy = next(r for r in resources if r.type == "aws:iam/rolePolicy:RolePolicy")
+    on_node_role = StackResource(policy.urn + "-node", policy.type, policy.props,
+                                 (node_role.urn,))
+    ((urn, message),) = rule.check([*resources, on_node_role])
+    assert urn == on_node_role.urn and "never the node role" in message
+
+
+def test_scaling_permissions_held_any_way_by_a_node_role_are_refused(demo_plan):
+    """A managed Policy attached to the node role, or an inline policy of the node role."""
+    (rule,) = [r for r in STACK_RULES if r.name == "autoscaler-pod-identity-role"]
+    resources = stack_resources(demo_plan)
+    node_role = next(r for r in resources if r.type == ROLE
+                     and "ec2.amazonaws.com" in r.props["assumeRolePolicy"])
+    document = next(r for r in resources if r.type == "aws:iam/rolePolicy:RolePolicy").props[
+        "policy"]
+    managed = StackResource(node_role.urn + "-scaling", "aws:iam/policy:Policy",
+                            {"policy": document}, ())
+    attached = StackResource(node_role.urn + "-attach", ROLE_POLICY_ATTACHMENT,
+                             {"policyArn": "arn:aws:iam::123456789012:policy/scaling"},
+                             (node_role.urn, managed.urn))
+    ((urn, _),) = rule.check([*resources, managed, attached])
+    assert urn == managed.urn
+    inline = StackResource(node_role.urn, ROLE, {**node_role.props, "inlinePolicies": [
+        {"name": "scaling", "policy": document}]}, node_role.dependencies)
+    others = [r for r in resources if r.urn != node_role.urn]
+    ((urn, _),) = rule.check([*others, inline])
+    assert urn == node_role.urn
+    # The same document is within the documented policy wherever it is held.
+    for typ, props in (("aws:iam/policy:Policy", managed.props), (ROLE, inline.props)):
+        assert "autoscaler-policy-documented" not in violated(typ, props)
+    wide = {**managed.props, "policy": document.replace("autoscaling:SetDesiredCapacity",
+                                                         "autoscaling:*")}
+    assert "autoscaler-policy-documented" in violated("aws:iam/policy:Policy", wide)

@@ -65,9 +65,8 @@ def test_quota_below_the_stack_is_named_up_front():
     assert code == 1
     assert output == (
         'error: the quota "Running On-Demand G and VT instances" (L-DB2E81BA) is 0 vCPUs; the '
-        "ON_DEMAND node groups can use 4 at their max size: ask for more in Service Quotas "
-        "first (the node group would wait and fail)\n"
-    )
+        "ON_DEMAND node groups can use 8 at their max size: ask for more in Service Quotas "
+        "first (the node group would wait and fail)\n")
 
 
 def test_spot_and_on_demand_are_asked_separately_and_pass_when_they_fit():
@@ -197,9 +196,8 @@ def test_without_an_applied_value_the_aws_default_quota_is_used():
     assert code == 0
     assert output == (
         'ok: in us-west-2 (aws:region), the quota "Running On-Demand G and VT instances" '
-        "(L-DB2E81BA, 8 vCPUs) is at least the 4 the stack's ON_DEMAND nodes need at max size "
-        "(G instances already running count against it too)\n"
-    )
+        "(L-DB2E81BA, 8 vCPUs) is at least the 8 the stack's ON_DEMAND nodes need at max size "
+        "(G instances already running count against it too)\n")
 
 
 def cli(*args: str, cwd=ROOT):

@@ -10,6 +10,7 @@ import pytest
 from components import ConfigError, conventions
 from components.tools.plan import config_error, kubernetes_objects, stack_config
 from tests.conftest import PLAN_CIDRS, ROOT, by_name, cluster_args
+from tests.test_destroy_and_update import transitive
 
 COMPONENT_TYPES = {
     "eks-gpu-sharing:index:GpuSharing",
@@ -18,6 +19,7 @@ COMPONENT_TYPES = {
     "eks-gpu-sharing:index:NvidiaDevicePlugin",
     "eks-gpu-sharing:index:SharingConfig",
     "eks-gpu-sharing:index:VerificationWorkload",
+    "eks-gpu-sharing:index:ClusterAutoscaler",
 }
 
 
@@ -39,25 +41,31 @@ def test_children_are_parented_to_the_component_that_owns_them(demo_plan):
         "eks:index:Cluster": "GpuCluster",
         "pulumi:providers:kubernetes": "GpuCluster",
         "aws:eks/nodeGroup:NodeGroup": "GpuNodeGroup",
-        "aws:eks/addon:Addon": "GpuCluster",
         "aws:eks/accessEntry:AccessEntry": "GpuCluster",
-        "aws:eks/podIdentityAssociation:PodIdentityAssociation": "GpuCluster",
         "aws:ec2/launchTemplate:LaunchTemplate": "GpuNodeGroup",
+        "aws:autoscaling/tag:Tag": "GpuNodeGroup",
+        "aws:eks/addon:Addon": "GpuCluster",
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation": (
+            "GpuCluster", "ClusterAutoscaler"),
         "kubernetes:apps/v1:DaemonSet": "NvidiaDevicePlugin",
-        "kubernetes:apps/v1:Deployment": "VerificationWorkload",
+        "kubernetes:apps/v1:Deployment": ("VerificationWorkload", "ClusterAutoscaler"),
     }
     for typ, owner in owners.items():
+        allowed = tuple(f"index:{o}" for o in ((owner,) if isinstance(owner, str) else owner))
         for resource in demo_plan.by_type(typ):
-            assert resource["parent"].split("::")[2].endswith(f"index:{owner}"), resource["urn"]
+            assert resource["parent"].split("::")[2].endswith(allowed), resource["urn"]
     assert by_name(demo_plan, "gpu-sharing-gpu-role")["parent"].endswith("::gpu-sharing-gpu")
     aws_node = by_name(demo_plan, "gpu-sharing-cluster-aws-node-role")
     assert aws_node["parent"].endswith("::gpu-sharing-cluster")
+    autoscaler = by_name(demo_plan, "gpu-sharing-autoscaler-aws-role")
+    assert autoscaler["parent"].endswith("::gpu-sharing-autoscaler")
 
 
 def test_every_kubernetes_object_uses_the_cluster_provider_explicitly(demo_plan):
     provider = demo_plan.one("pulumi:providers:kubernetes")
     k8s = [r for r in demo_plan.resources if r["type"].startswith("kubernetes:")]
-    assert len(k8s) == 13
+    # 13 of the device plugin, admission policy and verification, 7 of the autoscaler
+    assert len(k8s) == 20
     for resource in k8s:
         assert resource["provider"] and resource["provider"].startswith(provider["urn"] + "::")
 
@@ -70,8 +78,25 @@ def test_kubernetes_provider_is_built_from_the_cluster_kubeconfig(demo_plan):
 
 def test_verification_pods_are_created_after_the_device_plugin(demo_plan):
     daemonset = demo_plan.one("kubernetes:apps/v1:DaemonSet")
-    deployment = demo_plan.one("kubernetes:apps/v1:Deployment")
+    deployment = by_name(demo_plan, "gpu-sharing-verification-pods")
     assert daemonset["urn"] in deployment["dependencies"]
+
+
+def test_the_autoscaler_is_off_the_path_to_the_pods(demo_plan):
+    """It waits for its Pod Identity association (and so for the agent), not for the nodes;
+    neither the plugin nor the pods wait for it, which adds nodes whenever pods are pending,
+    nor for the Auto Scaling group tags that only it reads."""
+    closure = transitive(demo_plan)
+    autoscaler = by_name(demo_plan, "gpu-sharing-autoscaler-deployment")["urn"]
+    association = by_name(demo_plan, "gpu-sharing-autoscaler-aws-association")["urn"]
+    agent = by_name(demo_plan, "gpu-sharing-cluster-pod-identity-agent")["urn"]
+    assert {association, agent} <= closure[autoscaler]
+    assert demo_plan.one("aws:eks/nodeGroup:NodeGroup")["urn"] not in closure[autoscaler]
+    tags = {r["urn"] for r in demo_plan.by_type("aws:autoscaling/tag:Tag")}
+    assert tags
+    for waiter in ("gpu-sharing-device-plugin-ds", "gpu-sharing-verification-pods"):
+        urn = by_name(demo_plan, waiter)["urn"]
+        assert autoscaler not in closure[urn] and not tags & closure[urn], waiter
 
 
 def test_device_plugin_waits_for_the_gpu_nodes_and_they_for_the_cluster(demo_plan):
@@ -171,9 +196,10 @@ def sharing_args(**groups):
 
 
 def test_pods_are_counted_on_the_nodes_that_run_not_on_max_size():
-    """Nothing scales a group beyond desired_size yet, so max_size slices never appear:
-    desired 1, max 2, replicas 5 has 5 slices, and 10 pods would wait 900 s and fail `up`."""
-    args = sharing_args(gpu=("default", 1, 2))
+    """Without the autoscaler nothing scales a group beyond desired_size, so max_size slices
+    never appear: desired 1, replicas 5 has 5 slices, and 10 pods would wait 900 s and
+    fail `up`."""
+    args = functools.partial(sharing_args(gpu=("default", 1, 1)), cluster_autoscaler=None)
     args(verification_pods=5).validate()
     with pytest.raises(ConfigError) as error:
         args(verification_pods=10).validate()
@@ -187,6 +213,7 @@ def test_pods_are_counted_on_the_nodes_that_run_not_on_max_size():
     ):
         assert key in message
     sharing_args(gpu=("default", 2, 2))(verification_pods=10).validate()
+    sharing_args(gpu=("default", 1, 2))(verification_pods=10).validate()  # autoscaled to 2
 
 
 def test_only_the_groups_the_pods_run_on_count():

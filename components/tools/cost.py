@@ -31,16 +31,24 @@ def _volume_gib(resources: list[dict[str, Any]], node_group: dict[str, Any]) -> 
     )
 
 
-def estimate(resources: list[dict[str, Any]]) -> list[CostLine]:
+#: The node counts an estimate can price each group at: what `up` starts with, and the
+#: least and most the Cluster Autoscaler keeps it at (idle and full).
+SIZES = ("desiredSize", "minSize", "maxSize")
+
+
+def estimate(resources: list[dict[str, Any]], size: str = "desiredSize") -> list[CostLine]:
     """One line per priced resource (On-Demand, us-west-2), each node group's named by its
-    group; SPOT is priced as On-Demand (an upper bound); a group at 0 nodes costs nothing."""
+    group and priced at its ``size`` (one of SIZES); SPOT is priced as On-Demand (an upper
+    bound); a group at 0 nodes costs nothing."""
+    if size not in SIZES:
+        raise ValueError(f"size {size!r}; use one of {', '.join(SIZES)}")
     lines = []
     for resource in resources:
         inputs, typ = resource["inputs"], resource["type"]
         if typ in ("eks:index:Cluster", "aws:eks/cluster:Cluster"):
             lines.append(CostLine("EKS control plane", catalog.EKS_CONTROL_PLANE_USD_PER_HOUR))
         elif typ == "aws:eks/nodeGroup:NodeGroup":
-            nodes = inputs["scalingConfig"]["desiredSize"]
+            nodes = inputs["scalingConfig"][size]
             if not nodes:
                 continue
             group = (resource["parent"] or resource["name"]).rsplit("::", 1)[-1]
@@ -61,3 +69,25 @@ def estimate(resources: list[dict[str, Any]]) -> list[CostLine]:
                 CostLine("KMS key", catalog.KMS_KEY_USD_PER_MONTH / catalog.HOURS_PER_MONTH)
             )
     return lines
+
+
+def autoscaler_host(resources: list[dict[str, Any]]) -> CostLine | None:
+    """The GPU node the Cluster Autoscaler keeps when every group may scale to zero.
+
+    Its pod needs an EC2 node (EKS Pod Identity does not run on Fargate: EKS docs,
+    pod-identities.html, restrictions), the cluster has only GPU nodes, and the autoscaler
+    never removes the node its own pod cannot move from. The cheapest group's node is the
+    least that costs; None when some group keeps a node anyway.
+    """
+    groups = [r for r in resources if r["type"] == "aws:eks/nodeGroup:NodeGroup"]
+    if not groups or any(g["inputs"]["scalingConfig"]["minSize"] for g in groups):
+        return None
+    name, price = min(
+        (
+            (t, catalog.G4DN[t].on_demand_usd_per_hour)
+            for g in groups
+            for t in g["inputs"]["instanceTypes"]
+        ),
+        key=lambda pair: pair[1],
+    )
+    return CostLine(f"1 x {name} the autoscaler runs on", price)

@@ -198,11 +198,15 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             }
         if typ == "aws:eks/nodeGroup:NodeGroup":
             group = inputs.get("nodeGroupName") or rid
+            uuid = _node_group_uuid(group)
             return f"{inputs['clusterName']}:{group}", {
                 **inputs,
                 "nodeGroupName": group,
-                "arn": _arn("eks", region, f"nodegroup/{inputs['clusterName']}/{group}/mock"),
+                "arn": _arn("eks", region, f"nodegroup/{inputs['clusterName']}/{group}/{uuid}"),
                 "status": "ACTIVE",
+                # EKS names the group's Auto Scaling group eks-<node group>-<its UUID>
+                # (DescribeNodegroup resources.autoScalingGroups, botocore eks model).
+                "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-{uuid}"}]}],
             }
         if typ.startswith("kubernetes:"):
             metadata = dict(inputs.get("metadata") or {})
@@ -340,6 +344,12 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
                 "memorySize": known.memory_mib if known else 4096,
             }
         raise NotImplementedError(f"the offline mocks have no answer for {token}")
+
+
+def _node_group_uuid(group: str) -> str:
+    """The UUID EKS gives a node group, in its format (8-4-4-4-12 hex digits)."""
+    digits = _suffix(group, "uuid", length=32)
+    return "-".join(digits[a:b] for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32)))
 
 
 def _cluster_version(version: str) -> dict[str, Any]:

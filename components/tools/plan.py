@@ -32,7 +32,7 @@ from pulumi.runtime.stack import run_in_stack
 from .. import catalog, conventions
 from ..config import NAMESPACE
 from ..errors import ConfigError
-from . import cost, stack_file
+from . import capacity, cost, stack_file
 from .cli import (
     MANIFEST_MARK,
     Parser,
@@ -367,6 +367,10 @@ def print_table(plan: Plan, out: Any = sys.stdout) -> None:
     print(f"\n{len(plan.resources)} resources. Outputs:", file=out)
     for key, value in plan.outputs.items():
         print(f"  {key}: {value if len(str(value)) < 100 else str(value)[:97] + '...'}", file=out)
+    autoscaled = capacity.autoscaled(plan.resources)
+    print("\nGPU node groups (slices one node adds, and the most the group reaches):", file=out)
+    for group in capacity.node_groups(plan.resources):
+        print(f"  {group.line(autoscaled)}", file=out)
     lines = cost.estimate(plan.resources)
     spot = "; Spot groups too, an upper bound" if cost.has_spot(lines) else ""
     print(
@@ -376,6 +380,19 @@ def print_table(plan: Plan, out: Any = sys.stdout) -> None:
     )
     for line in lines:
         print(f"  ${line.usd_per_hour:.3f}/h  {line.item}", file=out)
+    if autoscaled:
+        idle, full = (
+            sum(c.usd_per_hour for c in cost.estimate(plan.resources, size))
+            for size in ("minSize", "maxSize")
+        )
+        host = cost.autoscaler_host(plan.resources)
+        kept = f", and {host.item}" if host else ""
+        print(
+            f"With the Cluster Autoscaler: ${idle + (host.usd_per_hour if host else 0):.2f}/hour "
+            f"idle (every group at its min{kept}), ${full:.2f}/hour full (every group at its "
+            "max).",
+            file=out,
+        )
     print_critical_path(plan, out)
     print(
         f"\nKubernetes versions offline: the EKS calendar in components/catalog.py as of "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import config
 from ..admission_policy import GpuAdmissionPolicyArgs
+from ..autoscaler import ClusterAutoscalerArgs
 from ..cluster import GpuClusterArgs
 from ..device_plugin import NvidiaDevicePluginArgs
 from ..node_group import GpuNodeGroupArgs
@@ -30,6 +31,7 @@ ARGS = (
     SharingConfigArgs,
     VerificationWorkloadArgs,
     GpuAdmissionPolicyArgs,
+    ClusterAutoscalerArgs,
     GpuSharingArgs,
 )
 README = Path(__file__).resolve().parents[2] / "README.md"

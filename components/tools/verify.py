@@ -24,6 +24,7 @@ from typing import Any, TextIO, TypeVar
 import yaml
 
 from .. import conventions, validation
+from . import scale_test
 from .cli import (
     Parser,
     UsageError,
@@ -39,6 +40,7 @@ from .verify_checks import (
     GPU_NODE_SELECTOR,
     NO_SLICE_SELECTOR,
     POD_SELECTOR,
+    Check,
     GpuReport,
     Kube,
     NodeReport,
@@ -135,6 +137,35 @@ class Api:
         if not deployments:
             return None
         return sum(d.spec.replicas or 0 for d in deployments)
+
+    def deployment(self, namespace: str) -> tuple[str, int] | None:
+        """The probe Deployment's name and replicas; None unless there is exactly one."""
+        deployments = self._ask(
+            f"list deployments in namespace {namespace}",
+            lambda: self.apps.list_namespaced_deployment(
+                namespace, label_selector=POD_SELECTOR, _request_timeout=self.request_timeout
+            ),
+        ).items
+        if len(deployments) != 1:
+            return None
+        return deployments[0].metadata.name, deployments[0].spec.replicas or 0
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        """Set the Deployment's replicas through its scale subresource."""
+        self._ask(
+            f"scale deployment {namespace}/{name}",
+            lambda: self.apps.patch_namespaced_deployment_scale(
+                name,
+                namespace,
+                {"spec": {"replicas": replicas}},
+                _request_timeout=self.request_timeout,
+            ),
+        )
+
+    def node_reports(self) -> list[NodeReport]:
+        """What each GPU node advertises, against its config key."""
+        configs = self.plugin_configs()
+        return [report for node in self.gpu_nodes() for report in node_reports(node, configs)]
 
     def pods(self, namespace: str, selector: str = POD_SELECTOR) -> list[Kube]:
         """The probe pods, less those being deleted (a rollout's old ones)."""
@@ -312,19 +343,20 @@ def verify(
     min_fairness: float,
     progress: TextIO,
     poll_seconds: float = POLL_SECONDS,
+    scale_timeout: float | None = None,
 ) -> Report:
     """Wait for the probe pods, then read the cluster once and run every check.
 
     Without ``expect_pods`` the Deployment's replicas are expected, so a wait does not end
-    before the Deployment has created all its pods.
+    before the Deployment has created all its pods. With ``scale_timeout``, then run the
+    scale test (components/tools/scale_test.py), waiting that long for each scaling.
     """
     expect_pods = expect_pods or api.desired_pods(namespace)
     pods, waited, timed_out = wait_for_pods(
         api, namespace, expect_pods, timeout, poll_seconds, Progress(progress)
     )
     gpu_nodes = api.gpu_nodes()
-    configs = api.plugin_configs()
-    nodes = [report for node in gpu_nodes for report in node_reports(node, configs)]
+    nodes = api.node_reports()
     pod_reports = [pod_report(api, pod) for pod in pods]
     gpus = gpu_reports(pod_reports)
     expected = expect_pods or max(1, len(pods))
@@ -346,8 +378,36 @@ def verify(
             namespace,
         ),
     ]
+    scaled = None
+    if scale_timeout is not None:
+        if any(check.status == "fail" for check in checks):
+            checks.append(Check("scale-test", "skip", "not run: the checks above failed"))
+        else:
+            found = scale_test.run(
+                api,
+                namespace=namespace,
+                pods=pods,
+                nodes=nodes,
+                timeout=scale_timeout,
+                poll_seconds=poll_seconds,
+                progress=Progress(progress),
+                wait=wait_for_pods,
+            )
+            if isinstance(found, scale_test.ScaleReport):
+                scaled = found
+                checks.append(found.check)
+            else:
+                checks.append(found)
     return Report(
-        namespace, expected, round(waited, 1), timed_out, nodes, pod_reports, gpus, checks
+        namespace,
+        expected,
+        round(waited, 1),
+        timed_out,
+        nodes,
+        pod_reports,
+        gpus,
+        checks,
+        scaled.to_json() if scaled else None,
     )
 
 
@@ -584,6 +644,16 @@ def parser() -> argparse.ArgumentParser:
         "are found, at least 1)",
     )
     p.add_argument(
+        "--scale-test",
+        type=_non_negative,
+        nargs="?",
+        const=900.0,
+        metavar="SECONDS",
+        help="after the checks, scale the probe pods to one more than the running GPU nodes' "
+        "slices, check that the Cluster Autoscaler adds exactly the nodes they need, then "
+        "scale back; waits up to SECONDS for each (default: 900). Changes the cluster",
+    )
+    p.add_argument(
         "--min-fairness",
         type=_fraction,
         default=MIN_FAIRNESS,
@@ -619,6 +689,7 @@ def _verify(args: argparse.Namespace, made: list[Path], poll_seconds: float) -> 
             min_fairness=args.min_fairness,
             progress=sys.stderr,
             poll_seconds=poll_seconds,
+            scale_timeout=args.scale_test,
         )
     except (VerifyError, UsageError) as err:
         error("verify", err)

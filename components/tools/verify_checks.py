@@ -105,6 +105,8 @@ class Report:
     pods: list[PodReport]
     gpus: list[GpuReport]
     checks: list[Check]
+    #: What ``--scale-test`` measured (components/tools/scale_test.py); None when not run.
+    scale_test: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
