@@ -119,6 +119,32 @@ def test_a_new_probe_program_and_only_that_rolls_the_pods(monkeypatch, tmp_path)
     edited.write_text(PROBE_PROGRAM.read_text() + "\n# edited\n")
     monkeypatch.setattr(verification, "PROBE_PROGRAM", edited)
     assert deployment(build())["spec"]["template"] != template
+    assert "eks-gpu-sharing/program-hash" in template["metadata"]["annotations"]
+
+
+def test_what_the_workload_is_given_to_wait_for_every_object_waits_for():
+    """``depends_on`` on the component reaches each of its objects (options.child_options)."""
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        first = k8s.core.v1.Namespace("first", opts=pulumi.ResourceOptions(provider=provider))
+        VerificationWorkload(
+            "v",
+            VerificationWorkloadArgs(provider=provider),
+            opts=pulumi.ResourceOptions(depends_on=[first]),
+        )
+
+    plan = run_program(program)
+    first = next(r["urn"] for r in plan.resources if r["name"] == "first")
+    objects = [r for r in plan.resources if r["type"].startswith("kubernetes:") and
+               r["name"].startswith("v-")]
+    assert len(objects) == 5
+    assert all(first in r["dependencies"] for r in objects)
+
+
+def test_an_image_that_is_not_a_string_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match="verificationImage 123 is not an image reference"):
+        VerificationWorkloadArgs(provider=None, image=123).validate()  # type: ignore[arg-type]
 
 
 def test_each_mode_runs_in_its_own_pinned_image():
