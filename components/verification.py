@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,7 +131,8 @@ class VerificationWorkload(pulumi.ComponentResource):
     ``pulumi up`` waits until all N are Ready, so it fails, naming the pods left Pending
     for lack of ``resource_name``, when the nodes advertise fewer slices than N. Give it
     ``pods_after`` so that wait starts once the GPU nodes advertise slices. The pod without
-    a slice must see no GPU; ``verify`` reports whether it does.
+    a slice runs an image that asks for every GPU and must see none; ``verify`` reports
+    whether it does.
     """
 
     namespace: pulumi.Output[str]
@@ -180,8 +180,9 @@ class VerificationWorkload(pulumi.ComponentResource):
             spec=deployment["spec"],
             opts=pods_opts,
         )
-        pod = _no_slice_pod(deployment["spec"]["template"])
+        pod = objects["Pod"]
         pod["metadata"]["namespace"] = self.namespace
+        pod["spec"]["nodeSelector"][conventions.PLUGIN_CONFIG_NODE_LABEL] = args.plugin_config_key
         k8s.core.v1.Pod(
             f"{name}-no-slice", metadata=pod["metadata"], spec=pod["spec"], opts=pods_opts
         )
@@ -207,25 +208,3 @@ def _deployment(deployment: dict, args: VerificationWorkloadArgs) -> dict:
         del amounts[conventions.GPU_RESOURCE]
         amounts[args.resource_name] = "1"
     return deployment
-
-
-def _no_slice_pod(template: dict) -> dict:
-    """A probe pod that requests no GPU and must see none.
-
-    Not awaited: on a node whose NVIDIA toolkit honours ``NVIDIA_VISIBLE_DEVICES`` from the
-    image (the probe image sets it to ``all``) it sees a GPU and is never Ready; ``verify``
-    reports that rather than ``pulumi up`` failing.
-    """
-    pod = copy.deepcopy(template)
-    pod["metadata"]["name"] = conventions.NO_SLICE_APP
-    pod["metadata"]["labels"]["app.kubernetes.io/name"] = conventions.NO_SLICE_APP
-    pod["metadata"]["annotations"]["pulumi.com/skipAwait"] = "true"
-    container = pod["spec"]["containers"][0]
-    container["name"] = "no-slice"
-    for env in container["env"]:
-        if env["name"] == "PROBE_MODE":
-            env["value"] = "no-slice"
-    for amounts in container["resources"].values():
-        for resource in [r for r in amounts if r not in ("cpu", "memory")]:
-            del amounts[resource]
-    return pod

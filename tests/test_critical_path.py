@@ -19,11 +19,16 @@ from components.tools.critical_path import (
 )
 from tests.conftest import plan_scope, run_stack
 
-#: What must be serial in the demo: the control plane, the GPU node joining, the plugin
+#: What must be serial in the demo: the control plane, the VPC CNI's Pod Identity (API calls
+#: the first node needs done: GpuCluster._aws_node_role), the GPU node joining, the plugin
 #: ready on it, the pods ready with their slices. Before them, one API call the cluster
 #: needs created first (its log group and KMS key are created side by side).
 DEMO_STEPS = [
     ("eks:index:Cluster", AWS_CREATE),
+    ("aws:eks/addon:Addon", API_CALL),
+    ("aws:iam/role:Role", API_CALL),
+    ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", API_CALL),
+    ("aws:eks/podIdentityAssociation:PodIdentityAssociation", API_CALL),
     ("aws:eks/nodeGroup:NodeGroup", NODE_JOIN),
     ("kubernetes:apps/v1:DaemonSet", POD_READY),
     ("kubernetes:apps/v1:Deployment", POD_READY),
@@ -39,7 +44,7 @@ def test_the_demo_waits_for_cluster_then_node_group_then_plugin_then_pods(demo_p
     path = critical_path(demo_plan.resources)
     first, *steps = path
     assert [(step.type, step.wait) for step in steps] == DEMO_STEPS
-    assert [step.name for step in steps[2:]] == [
+    assert [step.name for step in steps[-2:]] == [
         "gpu-sharing-device-plugin-ds", "gpu-sharing-verification-pods"]  # fmt: skip
     cluster = demo_plan.one("eks:index:Cluster")
     assert first.wait == API_CALL and first.urn in cluster["dependencies"]
