@@ -43,6 +43,11 @@ PROBE_IMAGES: dict[str, ProbeImage] = {
     # An estimate: CUDA 12.4 runtime libraries, cuDNN 9 and torch, about 3.3 GB.
     "measure": ProbeImage("pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime", 3.3),
 }
+#: The image of the pod without a slice. Its config sets NVIDIA_VISIBLE_DEVICES=all
+#: (gitlab.com/nvidia/container-images/cuda, dist/12.6.3/ubuntu2404/base/Dockerfile), so it
+#: asks for every GPU as any CUDA image does; it has no Python, so that pod's check is shell.
+#: Size an estimate: Ubuntu 24.04 (about 30 MB) with cuda-cudart and cuda-compat, 0.1 GB.
+NO_SLICE_IMAGE = ProbeImage("nvidia/cuda:12.6.3-base-ubuntu24.04", 0.1)
 #: Measure mode needs torch with CUDA, which only an image can tell; the rule we can check
 #: offline is the name: its repository's last part names PyTorch (pytorch/pytorch,
 #: nvcr.io/nvidia/pytorch, AWS's .../pytorch-training, a mirror's .../pytorch).
@@ -182,6 +187,7 @@ class VerificationWorkload(pulumi.ComponentResource):
         )
         pod = objects["Pod"]
         pod["metadata"]["namespace"] = self.namespace
+        pod["spec"]["containers"][0]["image"] = NO_SLICE_IMAGE.reference
         pod["spec"]["nodeSelector"][conventions.PLUGIN_CONFIG_NODE_LABEL] = args.plugin_config_key
         k8s.core.v1.Pod(
             f"{name}-no-slice", metadata=pod["metadata"], spec=pod["spec"], opts=pods_opts

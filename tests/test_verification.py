@@ -10,12 +10,15 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+import yaml
 
 from components import ConfigError, VerificationWorkload, VerificationWorkloadArgs, verification
 from components.tools.plan import kubernetes_objects
 from components.tools.verify_checks import latest_sample
 from components.verification import PROBE_PROGRAM
 from tests.conftest import run_program
+
+MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 
 
 def build(**kwargs):
@@ -214,7 +217,12 @@ def test_a_pod_without_a_slice_runs_an_image_that_asks_for_every_gpu():
     assert pod["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     assert "pulumi.com/skipAwait" not in probe["metadata"]["annotations"]
     (container,) = pod["spec"]["containers"]
+    assert container["image"] == verification.NO_SLICE_IMAGE.reference
     assert container["image"] == "nvidia/cuda:12.6.3-base-ubuntu24.04"
+    # kubectl users of the manifest get the same image.
+    manifest = yaml.safe_load_all((MANIFESTS / "verification-workload.yaml").read_text())
+    (raw,) = [doc for doc in manifest if doc["kind"] == "Pod"]
+    assert raw["spec"]["containers"][0]["image"] == container["image"]
     assert container["resources"] == {
         "requests": {"cpu": "10m", "memory": "16Mi"},
         "limits": {"memory": "64Mi"},
