@@ -40,11 +40,16 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "aws:eks/nodeGroup:NodeGroup" in result.stdout
-    assert "31 resources" in result.stdout
+    assert "36 resources" in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan) == {"stack", "config", "resources", "outputs", "criticalPath"}
     assert [(step["name"], step["wait"]) for step in plan["criticalPath"][1:]] == [
         ("gpu-sharing-cluster-eks", "AWS create"),
+        # The VPC CNI's Pod Identity, which the first node needs (GpuCluster._aws_node_role).
+        ("gpu-sharing-cluster-pod-identity-agent", "API call"),
+        ("gpu-sharing-cluster-aws-node-role", "API call"),
+        ("gpu-sharing-cluster-aws-node-AmazonEKS_CNI_Policy", "API call"),
+        ("gpu-sharing-cluster-aws-node-association", "API call"),
         ("gpu-sharing-gpu-ng", "node join"),
         ("gpu-sharing-device-plugin-ds", "image pull, pod ready"),
         ("gpu-sharing-verification-pods", "image pull, pod ready"),
