@@ -10,8 +10,7 @@ Environment (invalid values exit 2 with a message naming the variable):
 * ``POD_NAME``, ``NODE_NAME``: from the downward API; default the hostname / ``unknown``.
 * ``PROBE_MODE``: ``nvidia-smi`` (default, report only), ``measure`` (also run a fixed
   fp16 matmul loop on ``cuda:0`` for the whole interval and report its TFLOP/s, which shows
-  this pod's share of a time-sliced GPU) or ``no-slice`` (for a pod that requests no GPU:
-  Ready only while it sees none).
+  this pod's share of a time-sliced GPU).
 * ``PROBE_INTERVAL_SECONDS``: seconds between lines, may be fractional. Default 5.
 * ``PROBE_READY_FILE``: written after each good sample, removed after a failed one; the
   readinessProbe tests for it. Default ``/tmp/ready``.
@@ -37,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-MODES = ("nvidia-smi", "measure", "no-slice")
+MODES = ("nvidia-smi", "measure")
 NVIDIA_SMI_QUERY = [
     "nvidia-smi",
     "--query-gpu=uuid,name,utilization.gpu,memory.used,memory.total",
@@ -215,10 +214,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
             gpus = query_gpus()
         except RuntimeError as err:
             errors.append(str(err))
-        # Without a slice, seeing no GPU is the good outcome and nvidia-smi's error the proof.
-        ready = not gpus if settings.mode == "no-slice" else not errors
         try:
-            mark_ready(settings.ready_file, ready=ready)
+            mark_ready(settings.ready_file, ready=not errors)
         except OSError as err:
             errors.append(f"readiness file {settings.ready_file}: {err}")
         sample = {

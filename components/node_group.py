@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from . import bottlerocket, catalog, conventions, node_template, validation
+from . import al2023, bottlerocket, catalog, conventions, node_template, validation
 from .errors import ConfigError
 from .options import child_options
 from .plugin_config import PluginConfig, unshared
@@ -203,7 +203,8 @@ class GpuNodeGroup(pulumi.ComponentResource):
 
     Nodes carry the label ``nvidia.com/gpu.present=true`` and the taint
     ``nvidia.com/gpu=true:NoSchedule``; IMDSv2 is required with a hop limit of 1 so pods
-    cannot borrow the node role; the root volume is encrypted; there is no SSH key.
+    cannot borrow the node role; the root volume is encrypted; there is no SSH key; on AL2023
+    the NVIDIA toolkit ignores ``NVIDIA_VISIBLE_DEVICES`` from unprivileged containers.
     """
 
     node_group_name: pulumi.Output[str]
@@ -276,12 +277,14 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 }
             ],
             key_name=args.ssh_key_name,
-            # Bottlerocket only: its host plugin's sharing. A change is a new template version,
-            # which EKS rolls the group's nodes onto (the host plugin does not restart pods
-            # already running: bottlerocket.dev .../kubelet-device-plugins, "Lifecycle").
+            # Bottlerocket: its host plugin's sharing (its toolkit already ignores the env
+            # var); AL2023: the toolkit settings that make slices the only way to a GPU. A
+            # change is a new template version, which EKS rolls the group's nodes onto (the
+            # host plugin does not restart pods already running: bottlerocket.dev
+            # .../kubelet-device-plugins, "Lifecycle").
             user_data=bottlerocket.user_data(args.host_sharing, "plugin_config")
             if args.host_runs_device_plugin
-            else None,
+            else al2023.user_data(),
             tag_specifications=[
                 {"resource_type": kind, "tags": tags} for kind in ("instance", "volume")
             ]

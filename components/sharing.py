@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -17,6 +18,12 @@ from .options import child_options
 from .plugin_config import PluginConfig, time_slicing
 
 DEFAULT_REPLICAS = 5
+#: How the plugin tells the NVIDIA toolkit a pod's GPUs on the nodes our DaemonSet runs on
+#: (AL2023): the only list their toolkit accepts from unprivileged containers (al2023.py). The
+#: plugin answers Allocate with a /dev/null mount per device under
+#: /var/run/nvidia-container-devices, made by the kubelet: nothing more from our DaemonSet
+#: (NVIDIA/k8s-device-plugin v0.20.0 internal/plugin/server.go, updateResponseForDeviceMounts).
+DEVICE_LIST_STRATEGY = "volume-mounts"
 
 
 def demo_configs() -> dict[str, PluginConfig]:
@@ -52,15 +59,30 @@ def validate_configs(configs: Mapping[str, PluginConfig], default_key: str) -> N
         if not isinstance(config, PluginConfig):
             raise ConfigError(f"configs[{key!r}] must be a PluginConfig, got {config!r}")
         config.validate(f"configs[{key!r}]")
+        if config.flags.device_list_strategy in ("envvar", ("envvar",)):
+            raise ConfigError(
+                f"configs[{key!r}].flags.plugin.deviceListStrategy 'envvar' alone gives pods no "
+                "GPU: the GPU nodes' NVIDIA toolkit ignores NVIDIA_VISIBLE_DEVICES from "
+                "unprivileged containers (docs/security.md); leave it unset "
+                f"({DEVICE_LIST_STRATEGY}) or add volume-mounts or a cdi- strategy"
+            )
     validation.one_of("default_key", default_key, configs, "is not a key of configs")
 
 
 def render_data(configs: Mapping[str, PluginConfig]) -> dict[str, str]:
     """The ConfigMap's data: each config as the YAML file the plugin reads."""
     return {
-        key: yaml.safe_dump(config.to_dict(), sort_keys=False)
+        key: yaml.safe_dump(_served(config).to_dict(), sort_keys=False)
         for key, config in sorted(configs.items())
     }
+
+
+def _served(config: PluginConfig) -> PluginConfig:
+    """The config with ``DEVICE_LIST_STRATEGY`` where it names no device list strategy."""
+    if config.flags.device_list_strategy is not None:
+        return config
+    flags = dataclasses.replace(config.flags, device_list_strategy=DEVICE_LIST_STRATEGY)
+    return dataclasses.replace(config, flags=flags)
 
 
 def config_hash(data: Mapping[str, str]) -> str:

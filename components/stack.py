@@ -26,6 +26,7 @@ from .node_group import GpuNodeGroup, GpuNodeGroupArgs
 from .plugin_config import PluginConfig
 from .sharing import demo_configs, validate_configs
 from .verification import (
+    NO_SLICE_IMAGE,
     PROBE_IMAGES,
     VerificationWorkload,
     VerificationWorkloadArgs,
@@ -217,14 +218,14 @@ class GpuSharingArgs:
 
 def _volume_gib(args: GpuSharingArgs, group: str) -> int | None:
     """The group's own size, else, on AL2023, room for the images its nodes run: the device
-    plugin's and, where the verification pods run, the probe's."""
+    plugin's and, where the verification pods run, the probe's and the no-slice pod's."""
     group_args = args.node_groups[group]
     if group_args.disk_size_gib is not None or not group_args.ami_type.startswith("AL2023_"):
         return group_args.disk_size_gib
     images = [IMAGE_COMPRESSED_GB]
     if args.verification_pods and group_args.plugin_config_key == args.verification_config_key:
         probe = args.verification_image or PROBE_IMAGES[args.verification_mode].reference
-        images.append(probe_image_gb(probe))
+        images += [probe_image_gb(probe), NO_SLICE_IMAGE.compressed_gb]
     return catalog.al2023_root_volume_gib(images)
 
 

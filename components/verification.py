@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +43,11 @@ PROBE_IMAGES: dict[str, ProbeImage] = {
     # An estimate: CUDA 12.4 runtime libraries, cuDNN 9 and torch, about 3.3 GB.
     "measure": ProbeImage("pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime", 3.3),
 }
+#: The image of the pod without a slice. Its config sets NVIDIA_VISIBLE_DEVICES=all
+#: (gitlab.com/nvidia/container-images/cuda, dist/12.6.3/ubuntu2404/base/Dockerfile), so it
+#: asks for every GPU as any CUDA image does; it has no Python, so that pod's check is shell.
+#: Size an estimate: Ubuntu 24.04 (about 30 MB) with cuda-cudart and cuda-compat, 0.1 GB.
+NO_SLICE_IMAGE = ProbeImage("nvidia/cuda:12.6.3-base-ubuntu24.04", 0.1)
 #: Measure mode needs torch with CUDA, which only an image can tell; the rule we can check
 #: offline is the name: its repository's last part names PyTorch (pytorch/pytorch,
 #: nvcr.io/nvidia/pytorch, AWS's .../pytorch-training, a mirror's .../pytorch).
@@ -132,7 +136,8 @@ class VerificationWorkload(pulumi.ComponentResource):
     ``pulumi up`` waits until all N are Ready, so it fails, naming the pods left Pending
     for lack of ``resource_name``, when the nodes advertise fewer slices than N. Give it
     ``pods_after`` so that wait starts once the GPU nodes advertise slices. The pod without
-    a slice must see no GPU; ``verify`` reports whether it does.
+    a slice runs an image that asks for every GPU and must see none; ``verify`` reports
+    whether it does.
     """
 
     namespace: pulumi.Output[str]
@@ -180,8 +185,10 @@ class VerificationWorkload(pulumi.ComponentResource):
             spec=deployment["spec"],
             opts=pods_opts,
         )
-        pod = _no_slice_pod(deployment["spec"]["template"])
+        pod = objects["Pod"]
         pod["metadata"]["namespace"] = self.namespace
+        pod["spec"]["containers"][0]["image"] = NO_SLICE_IMAGE.reference
+        pod["spec"]["nodeSelector"][conventions.PLUGIN_CONFIG_NODE_LABEL] = args.plugin_config_key
         k8s.core.v1.Pod(
             f"{name}-no-slice", metadata=pod["metadata"], spec=pod["spec"], opts=pods_opts
         )
@@ -207,25 +214,3 @@ def _deployment(deployment: dict, args: VerificationWorkloadArgs) -> dict:
         del amounts[conventions.GPU_RESOURCE]
         amounts[args.resource_name] = "1"
     return deployment
-
-
-def _no_slice_pod(template: dict) -> dict:
-    """A probe pod that requests no GPU and must see none.
-
-    Not awaited: on a node whose NVIDIA toolkit honours ``NVIDIA_VISIBLE_DEVICES`` from the
-    image (the probe image sets it to ``all``) it sees a GPU and is never Ready; ``verify``
-    reports that rather than ``pulumi up`` failing.
-    """
-    pod = copy.deepcopy(template)
-    pod["metadata"]["name"] = conventions.NO_SLICE_APP
-    pod["metadata"]["labels"]["app.kubernetes.io/name"] = conventions.NO_SLICE_APP
-    pod["metadata"]["annotations"]["pulumi.com/skipAwait"] = "true"
-    container = pod["spec"]["containers"][0]
-    container["name"] = "no-slice"
-    for env in container["env"]:
-        if env["name"] == "PROBE_MODE":
-            env["value"] = "no-slice"
-    for amounts in container["resources"].values():
-        for resource in [r for r in amounts if r not in ("cpu", "memory")]:
-            del amounts[resource]
-    return pod

@@ -322,15 +322,19 @@ def probe_line(
     )
 
 
-def no_slice_line(pod: str, node: str, gpu_uuid: str | None = None) -> str:
-    """One line of components/gpu_probe.py in no-slice mode: no GPU (the toolkit injected no
-    nvidia-smi), or the one ``gpu_uuid`` the pod should not see."""
-    line = json.loads(probe_line(pod, node, gpu_uuid or "none"))
-    line["mode"] = "no-slice"
-    if gpu_uuid is None:
-        line["gpus"] = []
-        line["error"] = "nvidia-smi not found on PATH (is the NVIDIA runtime in use?)"
-    return json.dumps(line)
+def no_slice_line(pod: str, node: str, device: str | None = None) -> str:
+    """One line of the pod without a slice (manifests/verification-workload.yaml, its shell
+    loop): no GPU device node, or the one ``device`` it should not see."""
+    return json.dumps(
+        {
+            "ts": "2026-11-02T09:01:00+00:00",
+            "pod": pod,
+            "node": node,
+            "mode": "no-slice",
+            "gpus": [] if device is None else [{"device": device}],
+            "error": None,
+        }
+    )
 
 
 def probe_deployment(replicas: int, namespace: str = NAMESPACE) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from moto import mock_aws
 
 from components import ConfigError, GpuSharing, GpuSharingArgs, args_from_config, catalog
 from components.config import KEYS, NAMESPACE, SHARING_STRATEGIES
+from components.tools import mocks
 from components.tools.mocks import AwsLikeMocks
 from components.tools.plan import config_error, kubernetes_objects, record
 from tests.conftest import ROOT, examples
@@ -37,6 +38,9 @@ TODAY = dt.date(2026, 11, 22)
 settings.register_profile("mutmut", derandomize=True, phases=[Phase.explicit, Phase.generate])
 if os.environ.get("MUTANT_UNDER_TEST"):
     settings.load_profile("mutmut")
+
+#: The role the mocks say runs `pulumi up` (an SSO role, with its path).
+DEPLOYER = f"arn:aws:iam::{mocks.ACCOUNT}:role{mocks.DEPLOYER_ROLE_PATH}{mocks.DEPLOYER_ROLE}"
 
 SIZES = ["0", "1", "2", "3", "100", "101", "-1", "1e3", "true", ""]
 #: Per key, values a person might mean, so fuzzing gets past the first check of each key.
@@ -70,6 +74,7 @@ PLAUSIBLE: dict[str, list[str]] = {
     "endpointPublicAccess": ["true", "false", "off"],
     "clusterAdmins": [
         '["arn:aws:iam::123456789012:role/admin"]',
+        json.dumps(["arn:aws:iam::123456789012:role/admin", DEPLOYER]),
         '["arn:aws:sts::123456789012:assumed-role/admin/me"]',
         "[]",
     ],
@@ -418,6 +423,17 @@ def test_config_is_accepted_or_rejected_with_a_config_error(values):
         with pytest.raises(Exception) as error:
             built(args)
         assert str(config_error(error.value)).startswith(f"kubernetesVersion {version!r}")
+        return
+    admins = args.cluster.cluster_admins
+    if admins is not None and DEPLOYER not in admins:
+        # Who runs `pulumi up` is known only then (components/cluster_access.py,
+        # deployer_among): refused there, naming the key.
+        event("refused: clusterAdmins leaves out the deployer")
+        with pytest.raises(Exception) as error:
+            built(args)
+        assert str(config_error(error.value)).startswith(
+            f"clusterAdmins {list(admins)} leaves out {DEPLOYER}"
+        )
         return
     objects = built(args)[1]
     pods = [o for o in objects if o["kind"] == "Deployment"

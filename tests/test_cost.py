@@ -14,7 +14,7 @@ def test_demo_costs_a_control_plane_one_g4dn_xlarge_its_disk_and_a_key(demo_plan
     assert lines == {
         "EKS control plane": 0.10,
         "gpu-sharing-gpu: 1 x g4dn.xlarge": 0.526,
-        "gpu-sharing-gpu: 25 GiB gp3": pytest.approx(25 * 0.08 / 730),
+        "gpu-sharing-gpu: 26 GiB gp3": pytest.approx(26 * 0.08 / 730),
         "KMS key": pytest.approx(1 / 730),
     }
     assert sum(lines.values()) == pytest.approx(0.630, abs=0.001)
@@ -25,7 +25,7 @@ def test_more_nodes_cost_more():
     lines = {line.item: line.usd_per_hour for line in cost.estimate(plan.resources)}
     assert lines["gpu-sharing-gpu: 2 x g4dn.2xlarge"] == pytest.approx(
         2 * catalog.G4DN["g4dn.2xlarge"].on_demand_usd_per_hour)
-    assert lines["gpu-sharing-gpu: 50 GiB gp3"] == pytest.approx(50 * 0.08 / 730)
+    assert lines["gpu-sharing-gpu: 52 GiB gp3"] == pytest.approx(2 * 26 * 0.08 / 730)
 
 
 def test_each_group_is_named_spot_is_an_upper_bound_and_empty_groups_are_left_out():
@@ -38,7 +38,7 @@ def test_each_group_is_named_spot_is_an_upper_bound_and_empty_groups_are_left_ou
         ("gpu-sharing-mps: 1 x g4dn.xlarge (SPOT, at On-Demand price)", True),
         ("gpu-sharing-mps: 25 GiB gp3", False),
         ("gpu-sharing-timesliced: 1 x g4dn.xlarge", False),
-        ("gpu-sharing-timesliced: 25 GiB gp3", False),
+        ("gpu-sharing-timesliced: 26 GiB gp3", False),
     ]
     assert cost.has_spot(lines)
     assert not cost.has_spot(cost.estimate(run_stack("dev").resources))

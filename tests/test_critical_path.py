@@ -19,7 +19,8 @@ from components.tools.critical_path import (
 )
 from tests.conftest import plan_scope, run_stack
 
-#: What must be serial in the demo: the control plane, the GPU node joining, the plugin
+#: What must be serial in the demo: the control plane, the VPC CNI's Pod Identity (API calls
+#: the first node needs done: GpuCluster._aws_node_role), the GPU node joining, the plugin
 #: ready on it, the pods ready with their slices. Before them, one API call the cluster
 #: needs created first (its log group and KMS key are created side by side).
 #: The node group waits for one API call after the cluster: aws-node's Pod Identity

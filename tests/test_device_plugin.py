@@ -270,3 +270,19 @@ def test_the_plugin_pods_run_with_the_runtime_default_seccomp_profile():
         if ds["kind"] == "DaemonSet":
             context = ds["spec"]["template"]["spec"]["securityContext"]
             assert context == {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_the_plugin_sees_every_gpu_where_the_toolkit_ignores_the_env_var():
+    """On AL2023 (components/al2023.py) the toolkit takes an unprivileged container's device
+    list only from /dev/null mounts under /var/run/nvidia-container-devices
+    (nvidia-container-toolkit internal/config/image/cuda_image.go, requestsFromMounts, which
+    skips any other source); the plugin needs every GPU to advertise them."""
+    spec = daemonset(build())["spec"]["template"]["spec"]
+    (plugin,) = [c for c in spec["containers"] if c["name"] == "nvidia-device-plugin"]
+    assert "privileged" not in plugin["securityContext"]
+    mounts = {m["mountPath"]: m["name"] for m in plugin["volumeMounts"]}
+    volume = mounts["/var/run/nvidia-container-devices/all"]
+    (source,) = [v for v in spec["volumes"] if v["name"] == volume]
+    assert source["hostPath"] == {"path": "/dev/null", "type": "CharDevice"}
+    others = [c for c in spec.get("initContainers", []) + spec["containers"] if c is not plugin]
+    assert not any("nvidia-container-devices" in str(c.get("volumeMounts")) for c in others)

@@ -190,29 +190,6 @@ def test_failing_nvidia_smi_removes_readiness_until_it_recovers(
     assert ready.exists()
 
 
-def test_no_slice_mode_is_ready_only_while_it_sees_no_gpu(
-    probe_env: dict[str, str], tmp_path: Path
-) -> None:
-    """The check pod requests no GPU: nvidia-smi's absence is the proof, a GPU the failure."""
-    ready = Path(probe_env["PROBE_READY_FILE"])
-    empty = tmp_path / "empty"
-    empty.mkdir()
-
-    lines, done = run_probe({**probe_env, "PROBE_MODE": "no-slice", "PATH": str(empty)})
-
-    assert done.returncode == 0, done.stderr
-    assert [line["mode"] for line in lines] == ["no-slice"] * 2
-    assert all(line["gpus"] == [] and "not found" in line["error"] for line in lines)
-    assert ready.exists()
-    ready.unlink()
-
-    lines, _ = run_probe({**probe_env, "PROBE_MODE": "no-slice", "FAKE_SMI_PLAN": "fail,ok"})
-
-    assert [len(line["gpus"]) for line in lines] == [0, 1]
-    assert seen_by_fake(probe_env) == ["absent", "ready"]
-    assert not ready.exists()
-
-
 def test_measure_mode_without_cuda_reports_error_and_keeps_going(
     probe_env: dict[str, str], tmp_path: Path
 ) -> None:

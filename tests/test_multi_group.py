@@ -10,7 +10,7 @@ import pytest
 import tomllib
 import yaml
 
-from components import ConfigError, args_from_config, conventions
+from components import ConfigError, al2023, args_from_config, conventions
 from components.tools.plan import kubernetes_objects
 from tests.conftest import cluster_args, plan_scope, run_stack
 
@@ -90,7 +90,7 @@ def test_the_al2023_and_bottlerocket_groups_advertise_the_same_slices_two_ways(m
     assert host["device-sharing-strategy"] == "time-slicing"
     assert host["time-slicing"]["replicas"] == served["resources"][0]["replicas"] == 5
     assert host["time-slicing"]["rename-by-default"] is served.get("renameByDefault", False)
-    assert "userData" not in templates["gpu-sharing-timesliced-lt"]
+    assert templates["gpu-sharing-timesliced-lt"]["userData"] == al2023.user_data()
     assert not [w for w in multi_plan.warnings if "Bottlerocket" in w]
 
 
@@ -230,7 +230,7 @@ def test_bottlerocket_nodes_share_as_their_config_says_with_no_warning(mixed_pla
     assert not [w for w in mixed_plan.warnings if "Bottlerocket" in w]
     templates = {r["name"]: r["inputs"] for r in mixed_plan.by_type(
         "aws:ec2/launchTemplate:LaunchTemplate")}
-    assert "userData" not in templates["g-al-lt"]
+    assert templates["g-al-lt"]["userData"] == al2023.user_data()
     assert tomllib.loads(base64.b64decode(templates["g-br-lt"]["userData"]).decode()) == {
         "settings": {"kubelet-device-plugins": {"nvidia": {
             "device-sharing-strategy": "mps",

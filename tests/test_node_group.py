@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import email
 import json
+import shlex
 
 import pytest
 import tomllib
@@ -12,6 +14,7 @@ from components import (
     ConfigError,
     GpuNodeGroup,
     GpuNodeGroupArgs,
+    al2023,
     catalog,
     conventions,
     node_template,
@@ -243,6 +246,55 @@ def test_the_instance_type_is_looked_up_through_the_groups_aws_provider():
     assert mocks.calls == [("aws:ec2/getInstanceType:getInstanceType", "eu-west-1")]
 
 
+# --- AL2023: the NVIDIA toolkit ignores the env var, through the template's user data -------
+
+
+def al2023_parts(template: dict) -> list:
+    """The user data as cloud-init and nodeadm read it: a MIME multi-part archive."""
+    archive = email.message_from_bytes(base64.b64decode(template["userData"], validate=True))
+    assert archive.get_content_type() == "multipart/mixed"
+    return archive.get_payload()
+
+
+def test_al2023_nodes_run_a_script_that_turns_the_env_var_off_before_any_pod():
+    """EKS merges its NodeConfig into MIME user data (awsdocs amazon-eks-user-guide
+    launch-templates.adoc); cloud-init runs text/x-shellscript parts in cloud-final, before
+    nodeadm-run starts kubelet (awslabs/amazon-eks-ami nodeadm-run.service)."""
+    template = build().one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    (part,) = al2023_parts(template)
+    assert part.get_content_type() == "text/x-shellscript"
+    script = part.get_payload()
+    assert script.startswith("#!/bin/bash\nset -euo pipefail\n")
+    # nvidia-ctk config flags: NVIDIA/nvidia-container-toolkit cmd/nvidia-ctk/config/config.go;
+    # keys: api/config/v1/config.go.
+    assert shlex.split(script.splitlines()[2]) == [
+        "nvidia-ctk", "config", "--config-file=/etc/nvidia-container-runtime/config.toml",
+        "--in-place",
+        "--set", "accept-nvidia-visible-devices-envvar-when-unprivileged=false",
+        "--set", "accept-nvidia-visible-devices-as-volume-mounts=true",
+    ]
+
+
+def test_al2023_user_data_fits_ec2():
+    """botocore ec2 model, RequestLaunchTemplateData.UserData: base64, limited to 16 KB."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    doc = model.shape_for("RequestLaunchTemplateData").members["UserData"].documentation
+    assert "base64-encoded" in doc and "16 KB" in doc
+    assert len(al2023.user_data()) < 16 * 1024
+
+
+def test_al2023_user_data_is_the_same_each_up_so_nodes_roll_only_when_it_changes():
+    """A random MIME boundary would be a new template version, and new nodes, every up."""
+    mocks = AwsLikeMocks()
+    first = update(mocks)
+    assert first["version"] == "1"
+    assert update(mocks) == first
+    assert update(mocks, ami_type=BOTTLEROCKET)["version"] == "2"
+    assert update(mocks)["version"] == "3"
+
+
 # --- Bottlerocket: the host plugin's sharing in the launch template's user data -----------
 
 BOTTLEROCKET = "BOTTLEROCKET_x86_64_NVIDIA"
@@ -265,12 +317,13 @@ def test_bottlerocket_nodes_get_their_sharing_as_user_data_and_labels():
     assert labels[conventions.HOST_PLUGIN_UNITS_LABEL] == "4"
 
 
-def test_bottlerocket_without_a_config_is_told_whole_gpus_and_al2023_gets_no_user_data():
+def test_bottlerocket_without_a_config_is_told_whole_gpus_and_al2023_gets_no_sharing():
     template = build(ami_type=BOTTLEROCKET).one("aws:ec2/launchTemplate:LaunchTemplate")
     assert host_settings(template["inputs"])["settings"]["kubelet-device-plugins"] == {
         "nvidia": {"device-sharing-strategy": "none"}}
     plan = build(plugin_config=time_slicing(4))
-    assert "userData" not in plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    user_data = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]["userData"]
+    assert "time-slicing" not in base64.b64decode(user_data).decode()
     assert conventions.HOST_PLUGIN_UNITS_LABEL not in plan.one(
         "aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
 

@@ -683,5 +683,37 @@ def test_the_configmap_files_read_like_upstream_examples_version_first() -> None
     from components.sharing import render_data
 
     (text,) = render_data({"default": time_slicing(4)}).values()
-    assert list(yaml.safe_load(text)) == ["version", "sharing"]
+    assert list(yaml.safe_load(text)) == ["version", "flags", "sharing"]
     assert text.startswith("version: v1\n")
+
+
+def test_served_configs_list_devices_as_volume_mounts_unless_they_say_otherwise() -> None:
+    """AL2023 nodes' toolkit takes no env var from unprivileged pods (components/al2023.py):
+    the plugin must hand devices as mounts (NVIDIA/k8s-device-plugin v0.20.0
+    internal/plugin/server.go, updateResponseForDeviceMounts)."""
+    from components.sharing import render_data
+
+    chosen = PluginConfig(flags=Flags(device_list_strategy=("volume-mounts", "cdi-cri")))
+    data = render_data({"default": time_slicing(4), "cdi": chosen})
+    assert yaml.safe_load(data["default"])["flags"] == {
+        "plugin": {"deviceListStrategy": "volume-mounts"}
+    }
+    assert yaml.safe_load(data["cdi"])["flags"]["plugin"]["deviceListStrategy"] == [
+        "volume-mounts", "cdi-cri"]
+
+
+@pytest.mark.parametrize("strategy", ["envvar", ("envvar",)])
+def test_the_env_var_alone_as_device_list_is_refused(strategy) -> None:
+    from components.sharing import validate_configs
+
+    config = PluginConfig(flags=Flags(device_list_strategy=strategy))
+    with pytest.raises(ConfigError) as error:
+        validate_configs({"default": config}, "default")
+    assert str(error.value).startswith(
+        "configs['default'].flags.plugin.deviceListStrategy 'envvar' alone gives pods no GPU: "
+        "the GPU nodes' NVIDIA toolkit ignores NVIDIA_VISIBLE_DEVICES"
+    )
+    validate_configs(
+        {"default": PluginConfig(flags=Flags(device_list_strategy=("envvar", "volume-mounts")))},
+        "default",
+    )

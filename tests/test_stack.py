@@ -273,18 +273,19 @@ def volume_gib(plan, group: str = "gpu") -> int:
 
 
 def test_the_node_volume_holds_what_the_node_runs(demo_plan):
-    """AL2023: the AMI's 20 GiB, plus the plugin's and the probe's images as containerd keeps
-    them (4 x compressed), below the kubelet's 85 % image GC threshold."""
+    """AL2023: the AMI's 20 GiB, plus the plugin's, the probe's and the no-slice pod's images
+    as containerd keeps them (4 x compressed), below the kubelet's 85 % image GC threshold."""
     from components import catalog
     from components.device_plugin import IMAGE_COMPRESSED_GB
-    from components.verification import PROBE_IMAGES
+    from components.verification import NO_SLICE_IMAGE, PROBE_IMAGES
     from tests.conftest import run_stack
 
     for plan, mode in ((demo_plan, "nvidia-smi"), (run_stack("dev", ["verificationMode=measure"]),
                                                    "measure")):  # fmt: skip
         images = IMAGE_COMPRESSED_GB + PROBE_IMAGES[mode].compressed_gb
+        images += NO_SLICE_IMAGE.compressed_gb
         assert volume_gib(plan) == catalog.al2023_root_volume_gib([images])
-    assert volume_gib(demo_plan) == 25  # (20 + 4 x 0.243 GB) / 0.85
+    assert volume_gib(demo_plan) == 26  # (20 + 4 x 0.343 GB) / 0.85
     assert catalog.al2023_root_volume_gib([IMAGE_COMPRESSED_GB, 3.3]) == 39
 
 
@@ -292,10 +293,10 @@ def test_groups_without_the_pods_and_set_sizes_are_sized_otherwise():
     """multi: the pods run on the timesliced group; a size set by the user is kept; on
     Bottlerocket, whose images live on a second volume, the size stays the default 50."""
     from components import GpuNodeGroupArgs, GpuSharing, GpuSharingArgs, time_slicing
-    from tests.conftest import run_program, run_stack
+    from tests.conftest import cluster_args, run_program, run_stack
 
     multi = run_stack("multi", ["verificationMode=measure"])
-    assert (volume_gib(multi, "timesliced"), volume_gib(multi, "mps")) == (39, 25)
+    assert (volume_gib(multi, "timesliced"), volume_gib(multi, "mps")) == (40, 25)
 
     def program():
         GpuSharing("gpu-sharing", GpuSharingArgs(

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+import yaml
 
 from components import ConfigError, VerificationWorkload, VerificationWorkloadArgs, verification
 from components.tools.plan import kubernetes_objects
+from components.tools.verify_checks import latest_sample
 from components.verification import PROBE_PROGRAM
 from tests.conftest import run_program
+
+MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 
 
 def build(**kwargs):
@@ -218,25 +227,86 @@ def test_the_pods_wait_for_the_device_plugin_and_nothing_else_does():
     assert not any(plugin["urn"] in deps for typ, deps in waits.items() if typ not in pods)
 
 
-def test_a_pod_without_a_slice_runs_beside_the_probes_and_must_see_no_gpu():
-    """Same image, node and tolerations as the probes, no GPU request: verify reads it."""
-    plan = build(resource_name="nvidia.com/gpu.shared")
-    objects = kubernetes_objects(plan)
-    (pod,) = [o for o in objects if o["kind"] == "Pod"]
+def no_slice_pod(plan) -> dict:
+    (pod,) = [o for o in kubernetes_objects(plan) if o["kind"] == "Pod"]
+    return pod
+
+
+def test_a_pod_without_a_slice_runs_an_image_that_asks_for_every_gpu():
+    """Same nodes, tolerations and security as the probes, no GPU request, and an image whose
+    config sets NVIDIA_VISIBLE_DEVICES=all (gitlab.com/nvidia/container-images/cuda,
+    dist/12.6.3/ubuntu2404/base/Dockerfile), which no pod spec shows."""
+    plan = build(resource_name="nvidia.com/gpu.shared", plugin_config_key="big")
+    pod = no_slice_pod(plan)
     probe = deployment(plan)["spec"]["template"]
     assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "gpu-sharing-no-slice"
     assert pod["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     assert "pulumi.com/skipAwait" not in probe["metadata"]["annotations"]
     (container,) = pod["spec"]["containers"]
+    assert container["image"] == verification.NO_SLICE_IMAGE.reference
+    assert container["image"] == "nvidia/cuda:12.6.3-base-ubuntu24.04"
+    # kubectl users of the manifest get the same image.
+    manifest = yaml.safe_load_all((MANIFESTS / "verification-workload.yaml").read_text())
+    (raw,) = [doc for doc in manifest if doc["kind"] == "Pod"]
+    assert raw["spec"]["containers"][0]["image"] == container["image"]
     assert container["resources"] == {
-        "requests": {"cpu": "100m", "memory": "256Mi"},
-        "limits": {"memory": "2Gi"},
+        "requests": {"cpu": "10m", "memory": "16Mi"},
+        "limits": {"memory": "64Mi"},
     }
-    assert {"name": "PROBE_MODE", "value": "no-slice"} in container["env"]
-    assert container["image"] == probe["spec"]["containers"][0]["image"]
-    for key in ("nodeSelector", "tolerations", "securityContext", "volumes"):
+    for key in ("nodeSelector", "tolerations", "securityContext"):
         assert pod["spec"][key] == probe["spec"][key]
+    assert pod["spec"]["nodeSelector"]["nvidia.com/device-plugin.config"] == "big"
     assert not any(e["name"].startswith("NVIDIA_") for e in container["env"])
+    assert {"name": "GPU_DEVICE_NODES", "value": "/dev/nvidia[0-9]*"} in container["env"]
+
+
+def run_no_slice_check(tmp_path: Path, devices: list[str]) -> tuple[str, bool]:
+    """The pod's own command, over a fake /dev holding ``devices``: its first line, and
+    whether it marked itself Ready."""
+    (container,) = no_slice_pod(build())["spec"]["containers"]
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for device in devices:
+        (dev / device).touch()
+    ready = tmp_path / "ready"
+    env = {
+        "PATH": os.environ["PATH"],
+        "POD_NAME": "gpu-sharing-no-slice",
+        "NODE_NAME": "node-1",
+        "GPU_DEVICE_NODES": f"{dev}/nvidia[0-9]*",
+        "PROBE_INTERVAL_SECONDS": "60",
+        "PROBE_READY_FILE": str(ready),
+    }
+    command = [*container["command"], *container["args"]]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            line = proc.stdout.readline()
+        finally:
+            proc.kill()
+    return line, ready.exists()
+
+
+def test_the_pod_without_a_slice_is_ready_while_it_has_no_gpu_device_node(tmp_path):
+    line, ready = run_no_slice_check(tmp_path, ["nvidiactl", "nvidia-uvm"])
+    assert ready
+    sample = latest_sample(line)  # as verify reads it
+    assert sample is not None
+    assert {k: sample[k] for k in ("pod", "node", "mode", "gpus", "error")} == {
+        "pod": "gpu-sharing-no-slice", "node": "node-1", "mode": "no-slice", "gpus": [],
+        "error": None,
+    }
+    assert datetime.fromisoformat(sample["ts"]).tzinfo is not None
+
+
+def test_the_pod_without_a_slice_reports_each_gpu_the_toolkit_gave_it_and_is_not_ready(
+    tmp_path,
+):
+    line, ready = run_no_slice_check(tmp_path, ["nvidia0", "nvidia1", "nvidiactl"])
+    assert not ready
+    sample = latest_sample(line)
+    assert sample is not None
+    dev = tmp_path / "dev"
+    assert sample["gpus"] == [{"device": f"{dev}/nvidia0"}, {"device": f"{dev}/nvidia1"}]
 
 
 def test_the_namespace_denies_all_traffic():

@@ -326,7 +326,9 @@ def _read_sample(api: Api, pod: Kube, report: PodReport) -> None:
     if sample is None:
         report.error = f"no JSON report in the last {LOG_TAIL_LINES} log lines"
         return
-    report.gpu_uuids = [gpu["uuid"] for gpu in sample.get("gpus") or [] if "uuid" in gpu]
+    # The pod without a slice names device nodes, having no nvidia-smi to ask for UUIDs.
+    names = (gpu.get("uuid") or gpu.get("device") for gpu in sample.get("gpus") or [])
+    report.gpu_uuids = [name for name in names if name]
     report.mode = sample.get("mode")
     tflops = sample.get("tflops")
     report.tflops = float(tflops) if isinstance(tflops, (int, float)) else None

@@ -406,7 +406,8 @@ def check_no_slice(pods: list[PodReport], gpu_nodes: set[str], namespace: str) -
     """A pod on a GPU node that requests no GPU must see none (components/verification.py).
 
     Its image sets ``NVIDIA_VISIBLE_DEVICES=all``, so it sees GPUs wherever the node's NVIDIA
-    toolkit accepts that variable from unprivileged containers (its default).
+    toolkit accepts that variable from unprivileged containers (the toolkit's default, which
+    our AL2023 user data turns off: components/al2023.py).
     """
     name = "no-slice-no-gpu"
     running = [p for p in pods if p.phase == "Running" and p.node in gpu_nodes]
