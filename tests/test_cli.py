@@ -656,7 +656,7 @@ def test_make_plan_gives_an_unset_stack_the_documentation_address(tmp_path):
     def plan_line(stack_file: str) -> str:
         (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
         dry = subprocess.run(
-            ["make", "-n", "plan"],
+            ["make", "--no-print-directory", "-n", "plan"],  # also under make (CI)
             cwd=tmp_path,
             capture_output=True,
             text=True,
