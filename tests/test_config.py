@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components import ConfigError, args_from_config
+from components import ConfigError, args_from_config, mps, time_slicing
 from components.config import KEYS, NAMESPACE
 from tests.conftest import OWN_CIDRS
 
@@ -230,6 +230,11 @@ def test_the_single_group_keys_keep_their_names(key, value, message):
         ("aws:GPUNODEMAX", "write eks-gpu-sharing:gpuNodeMax"),
         ("eks-gpu-sharing:GpuNodeMax", "did you mean eks-gpu-sharing:gpuNodeMax?"),
         ("eks-gpu-sharing:gpuNodeMaxx", "did you mean eks-gpu-sharing:gpuNodeMax?"),
+        # Our namespace misspelt is refused even when the key is not ours either.
+        ("eks_gpu_sharing:gpuNodeMaks", "write eks-gpu-sharing:gpuNodeMaks"),
+        ("Eks-Gpu-Sharing:gpuNodeMaks", "write eks-gpu-sharing:gpuNodeMaks"),
+        # Too far from any key for difflib; the same key in another case is still found.
+        ("eks-gpu-sharing:GPUNODEMAX", "did you mean eks-gpu-sharing:gpuNodeMax?"),
     ],
 )
 def test_a_key_in_the_wrong_namespace_or_case_is_refused_not_ignored(key, hint):
@@ -272,6 +277,9 @@ def test_too_many_mps_clients_in_a_group_name_the_key_set():
     the user wrote, not of the internal configs[...] path."""
     import json
 
+    most = [{"name": "m", "sharing": {"strategy": "mps", "replicas": 48}}]
+    args = args_from_config(config(nodeGroups=json.dumps(most), verificationPods="1"), "dev")
+    assert args.plugin_configs["m"] == mps(48)
     groups = [{"name": "m", "sharing": {"strategy": "mps", "replicas": 49}}]
     with pytest.raises(ConfigError) as error:
         args_from_config(config(nodeGroups=json.dumps(groups), verificationPods="1"), "dev")
@@ -279,6 +287,18 @@ def test_too_many_mps_clients_in_a_group_name_the_key_set():
         "eks-gpu-sharing:nodeGroups[0].sharing.replicas must be <= 48 with MPS (the most "
         "clients an MPS server takes), got 49"
     )
+
+
+def test_rename_by_default_reaches_the_group_s_config():
+    """renameByDefault advertises ``nvidia.com/gpu.shared`` (NVIDIA/k8s-device-plugin,
+    api/config/v1/replicas.go, DefaultSharedRename); min = max, so no autoscaler refuses it."""
+    import json
+
+    sharing = {"strategy": "time-slicing", "replicas": 4, "renameByDefault": True}
+    groups = [{"name": "r", "sharing": sharing}]
+    args = args_from_config(config(nodeGroups=json.dumps(groups), verificationPods="1"), "dev")
+    assert args.plugin_configs["r"] == time_slicing(4, rename_by_default=True)
+    assert args.advertised_resources("r") == {"nvidia.com/gpu.shared": 4, "nvidia.com/gpu": 0}
 
 
 def test_the_verification_image_is_checked_against_the_mode():
