@@ -487,13 +487,14 @@ def test_a_defaulted_version_is_chosen_at_create_and_kept_afterwards(monkeypatch
     ignoreChanges keeps the created value (Pulumi docs, resource option ignoreChanges)."""
     transform, _ = eks_transforms(monkeypatch)
     assert transform is keep_created_version
-    opts = pulumi.ResourceOptions(protect=False)
+    opts = pulumi.ResourceOptions(protect=True)
     child = transform(
         pulumi.ResourceTransformArgs(
             True, "aws:eks/cluster:Cluster", "c-eks-eksCluster", {"version": "1.35"}, opts
         )
     )
     assert child.props == {"version": "1.35"} and child.opts.ignore_changes == ["version"]
+    assert child.opts.protect is True  # the options pulumi-eks gave its child are kept
     assert (
         transform(
             pulumi.ResourceTransformArgs(True, "aws:iam/role:Role", "c-eks-eksRole", {}, opts)

@@ -239,6 +239,37 @@ def test_only_the_daemonsets_wait_for_the_node_groups(configs):
     assert waiting == ({"dp-ds", "dp-mps"} if configs else {"dp-ds"})
 
 
+def test_what_the_plugin_is_given_to_wait_for_every_object_waits_for():
+    """``depends_on`` on the component reaches each of its objects, the ConfigMap of its
+    SharingConfig too (options.child_options: the engine does not hold a component's
+    children back for the component's own dependencies)."""
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        first = k8s.core.v1.Namespace("first", opts=pulumi.ResourceOptions(provider=provider))
+        NvidiaDevicePlugin(
+            "dp",
+            NvidiaDevicePluginArgs(provider=provider, configs={"default": mps(2)}),
+            opts=pulumi.ResourceOptions(depends_on=[first]),
+        )
+
+    plan = run_program(program)
+    (first,) = [r["urn"] for r in plan.resources if r["name"] == "first"]
+    objects = [
+        r for r in plan.resources if r["type"].startswith("kubernetes:") and r["name"] != "first"
+    ]
+    assert sorted(r["type"].rsplit(":", 1)[1] for r in objects) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "DaemonSet",
+        "DaemonSet",
+        "Namespace",
+        "ServiceAccount",
+    ]
+    assert all(first in r["dependencies"] for r in objects)
+
+
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
