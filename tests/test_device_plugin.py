@@ -92,21 +92,33 @@ def test_default_key_reaches_the_config_manager():
         assert {"name": "DEFAULT_CONFIG", "value": "shared"} in container["env"]
 
 
+RELEASES = "a supported device plugin release (v0.17.0 or newer, e.g. v0.20.0; never latest)"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"version": "latest"}, "devicePluginVersion 'latest'"),
-        ({"version": "v0.16.2"}, "v0.17.0 or newer"),
-        ({"namespace": "Bad_NS"}, "namespace"),
-        ({"configs": {}}, "configs"),
-        ({"default_key": "missing"}, "default_key 'missing' is not a key of configs"),
-        ({"configs": {"default": 5}}, "must be a PluginConfig"),
+        ({"version": "latest"}, f"devicePluginVersion 'latest' is not {RELEASES}"),
+        ({"version": "v0.16.2"}, f"devicePluginVersion 'v0.16.2' is not {RELEASES}"),
+        ({"namespace": "Bad_NS"}, "namespace 'Bad_NS' is not a valid namespace name"),
+        ({"configs": {}}, "configs must map at least one key to a PluginConfig"),
+        ({"configs": []}, "configs must map at least one key to a PluginConfig"),
+        (
+            {"default_key": "missing"},
+            "default_key 'missing' is not a key of configs; use one of default",
+        ),
+        ({"configs": {"default": 5}}, "configs['default'] must be a PluginConfig, got 5"),
+        (
+            # The key is a node's nvidia.com/device-plugin.config label value too.
+            {"configs": {"Bad Key": time_slicing(2), "default": time_slicing(2)}},
+            "configs key 'Bad Key' is not a valid ConfigMap key and node label value",
+        ),
     ],
 )
 def test_bad_args_are_rejected(kwargs, message):
     with pytest.raises(ConfigError) as error:
         NvidiaDevicePluginArgs(provider=None, **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
 
 
 # --- What the API server and upstream require of the pod specs ----------------------------
