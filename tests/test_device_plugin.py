@@ -109,6 +109,11 @@ RELEASES = "a supported device plugin release (v0.17.0 or newer, e.g. v0.20.0; n
         ),
         ({"configs": {"default": 5}}, "configs['default'] must be a PluginConfig, got 5"),
         (
+            {"configs": {"default": mps(49)}},
+            "configs['default'].sharing.mps.resources[0].replicas must be <= 48 with MPS (the "
+            "most clients an MPS server takes), got 49",
+        ),
+        (
             # The key is a node's nvidia.com/device-plugin.config label value too.
             {"configs": {"Bad Key": time_slicing(2), "default": time_slicing(2)}},
             "configs key 'Bad Key' is not a valid ConfigMap key and node label value",

@@ -146,6 +146,45 @@ def test_bad_args_are_rejected(kwargs, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"instance_type": "m5.large"},
+            "gpuInstanceType 'm5.large' is not a g4dn instance type with NVIDIA GPUs; use one of "
+            "g4dn.xlarge, g4dn.2xlarge, g4dn.4xlarge, g4dn.8xlarge, g4dn.12xlarge, "
+            "g4dn.16xlarge, g4dn.metal",
+        ),
+        (
+            {"ami_type": "AL2_x86_64_GPU"},
+            "gpuAmiType 'AL2_x86_64_GPU' is deprecated (Amazon Linux 2 AMIs are no longer "
+            "updated since 2025-11-26); use one of AL2023_x86_64_NVIDIA, "
+            "BOTTLEROCKET_x86_64_NVIDIA",
+        ),
+    ],
+)
+def test_a_type_we_do_not_run_is_refused_with_what_to_use(kwargs, message):
+    with pytest.raises(ConfigError) as error:
+        GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], **kwargs).validate()
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("size", "refused"), [(19, True), (20, False), (65536, False), (65537, True)]
+)
+def test_the_volume_size_is_one_ec2_takes_for_the_ami(size, refused):
+    """gp3 in a launch template: 1 to 65,536 GiB (botocore's ec2 model,
+    LaunchTemplateEbsBlockDeviceRequest.VolumeSize); never less than the AMI's 20 GiB
+    snapshot (awslabs/amazon-eks-ami templates/al2023/template.json)."""
+    args = GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], disk_size_gib=size)
+    if not refused:
+        args.validate()
+        return
+    with pytest.raises(ConfigError) as error:
+        args.validate()
+    assert str(error.value) == f"disk_size_gib must be between 20 and 65536, got {size}"
+
+
 def test_metadata_hop_limit_and_ssh_are_opt_in_and_warned_about():
     plan = build(imds_hop_limit=2, ssh_key_name="ops")
     template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]

@@ -33,7 +33,11 @@ def test_node_labels_eks_and_kubernetes_accept(labels):
         ({"-team": "ml"}, "labels key '-team' is not a node label key"),
         ({"Example.com/team": "ml"}, "labels key 'Example.com/team'"),
         ({"a/b/c": "ml"}, "labels key 'a/b/c'"),
-        ({"team": "ml team"}, "labels['team'] 'ml team'"),
+        (
+            {"team": "ml team"},
+            "labels['team'] 'ml team' is not a node label value: 1 to 63 letters, digits, -, _ "
+            "and . between alphanumerics",
+        ),
         ({"team": 5}, "must be a map of strings to strings"),
     ],
 )
