@@ -132,18 +132,22 @@ def test_gpus_per_node_is_what_ec2_reports_for_the_instance_type():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"cluster_name": None}, "cluster_name and subnet_ids"),
-        ({"disk_size_gib": 8}, "disk_size_gib"),
-        ({"plugin_config_key": "has space"}, "plugin_config_key"),
-        ({"labels": {"a": 1}}, "labels"),
-        ({"min_size": True}, "gpuNodeMin must be an integer"),
+        ({"cluster_name": None}, "GpuNodeGroupArgs needs cluster_name and subnet_ids"),
+        ({"disk_size_gib": 8}, "disk_size_gib must be between 20 and 65536, got 8"),
+        (
+            {"plugin_config_key": "has space"},
+            "plugin_config_key 'has space' is not a valid label value (the node label "
+            "nvidia.com/device-plugin.config)",
+        ),
+        ({"labels": {"a": 1}}, "labels must be a map of strings to strings, got {'a': 1}"),
+        ({"min_size": True}, "gpuNodeMin must be an integer, got True"),
     ],
 )
 def test_bad_args_are_rejected(kwargs, message):
     base = {"cluster_name": "demo", "subnet_ids": ["a", "b"]}
     with pytest.raises(ConfigError) as error:
         GpuNodeGroupArgs(**{**base, **kwargs}).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
 
 
 @pytest.mark.parametrize(
@@ -198,14 +202,17 @@ def test_metadata_hop_limit_and_ssh_are_opt_in_and_warned_about():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"imds_hop_limit": 0}, "imds_hop_limit must be between 1 and 64"),
-        ({"ssh_key_name": ""}, "ssh_key_name"),
+        ({"imds_hop_limit": 0}, "imds_hop_limit must be between 1 and 64, got 0"),
+        # botocore's ec2 model, CreateKeyPairRequest.KeyName: up to 255 ASCII characters.
+        ({"ssh_key_name": ""}, "ssh_key_name '' is not a key pair name"),
+        ({"ssh_key_name": "clé"}, "ssh_key_name 'clé' is not a key pair name"),
+        ({"ssh_key_name": "k" * 256}, f"ssh_key_name {'k' * 256!r} is not a key pair name"),
     ],
 )
 def test_bad_security_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
         GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
 
 
 def test_the_role_is_one_ec2_can_assume_and_everything_is_tagged():
