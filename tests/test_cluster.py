@@ -120,17 +120,33 @@ def test_default_subnets_skip_azs_eks_refuses(monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"cluster_name": "-bad"}, "cluster_name"),
-        ({"subnet_ids": ["only-one"]}, "two or more subnets"),
-        ({"cluster_log_types": ["everything"]}, "cluster_log_types[0]"),
-        ({"endpoint_private_access": "yes"}, "endpoint_private_access"),
-        ({"tags": {"team": 7}}, "tags"),
+        (
+            {"cluster_name": "-bad"},
+            "cluster_name '-bad' is not a valid EKS cluster name (letters, digits, - and _, at "
+            "most 100)",
+        ),
+        ({"subnet_ids": ["only-one"]}, "subnet_ids needs two or more subnets, got ['only-one']"),
+        (
+            {"cluster_log_types": ["everything"]},
+            "cluster_log_types[0] 'everything'; use one of api, audit, authenticator, "
+            "controllerManager, scheduler",
+        ),
+        (
+            {"endpoint_private_access": "yes"},
+            "endpoint_private_access must be true or false, got 'yes'",
+        ),
+        ({"tags": {"team": 7}}, "tags must be a map of strings to strings, got {'team': 7}"),
+        ({"support_type": "standard"}, "supportType 'standard'; use one of STANDARD, EXTENDED"),
+        (
+            {"authentication_mode": "CONFIG_MAP"},
+            "authentication_mode 'CONFIG_MAP'; use one of API, API_AND_CONFIG_MAP",
+        ),
     ],
 )
 def test_bad_args_are_rejected_before_any_resource(kwargs, message):
     with pytest.raises(ConfigError) as error:
         cluster_args(today=TODAY, **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
 
 
 def test_control_plane_log_group_is_ours_so_destroy_removes_it():
@@ -156,8 +172,10 @@ def test_public_cidrs_with_a_private_only_endpoint_are_refused():
         cluster_args(
             today=TODAY, endpoint_public_access=False, public_access_cidrs=["198.51.100.7/32"]
         ).validate()
-    assert str(error.value).startswith(
-        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off"
+    assert str(error.value) == (
+        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off "
+        "(endpoint_public_access false): there is nothing for them to open. Remove "
+        "publicAccessCidrs, or turn the public endpoint on"
     )
 
 
@@ -255,15 +273,23 @@ def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"log_retention_days": 10}, "log_retention_days 10; use one of 1, 3, 5"),
-        ({"log_retention_days": True}, "log_retention_days must be an integer"),
-        ({"endpoint_public_access": False, "endpoint_private_access": False}, "both off"),
+        (
+            # botocore's logs model, PutRetentionPolicyRequest.retentionInDays.
+            {"log_retention_days": 10},
+            "log_retention_days 10; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, "
+            "400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+        ),
+        ({"log_retention_days": True}, "log_retention_days must be an integer, got True"),
+        (
+            {"endpoint_public_access": False, "endpoint_private_access": False},
+            "endpoint_public_access and endpoint_private_access are both off",
+        ),
     ],
 )
 def test_bad_endpoint_and_log_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
         cluster_args(today=TODAY, **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
 
 
 def test_without_the_private_endpoint_the_public_one_must_let_the_nodes_in():
@@ -274,10 +300,12 @@ def test_without_the_private_endpoint_the_public_one_must_let_the_nodes_in():
         cluster_args(
             today=TODAY, endpoint_private_access=False, public_access_cidrs=["203.0.113.7/32"]
         ).validate()
-    assert str(error.value).startswith(
-        "endpoint_private_access false with publicAccessCidrs ['203.0.113.7/32']: the nodes"
+    assert str(error.value) == (
+        "endpoint_private_access false with publicAccessCidrs ['203.0.113.7/32']: the nodes "
+        "would reach the API through the public endpoint from their own public addresses, "
+        "which these CIDRs leave out, so they would never join. Turn endpoint_private_access "
+        "on (the default)"
     )
-    assert "Turn endpoint_private_access on" in str(error.value)
     cluster_args(
         today=TODAY,
         endpoint_private_access=False,
@@ -629,8 +657,11 @@ def test_a_public_endpoint_without_cidrs_is_refused_naming_the_key():
     """No default opens the endpoint: a library user says who may reach it."""
     with pytest.raises(ConfigError) as error:
         GpuClusterArgs(today=TODAY).validate()
-    assert str(error.value).startswith("publicAccessCidrs is unset and the API endpoint is public")
-    assert "endpoint_public_access false" in str(error.value)
+    assert str(error.value) == (
+        "publicAccessCidrs is unset and the API endpoint is public: set it to the addresses "
+        'that may reach the API, e.g. ["203.0.113.7/32"] (`make up` fills in your own), or '
+        "make the endpoint private (endpoint_public_access false)"
+    )
     GpuClusterArgs(today=TODAY, endpoint_public_access=False).validate()
 
 
