@@ -141,6 +141,9 @@ def test_gpus_per_node_is_what_ec2_reports_for_the_instance_type():
         ),
         ({"labels": {"a": 1}}, "labels must be a map of strings to strings, got {'a': 1}"),
         ({"min_size": True}, "gpuNodeMin must be an integer, got True"),
+        ({"tags": {"team": 7}}, "tags must be a map of strings to strings, got {'team': 7}"),
+        ({"plugin_config": 5}, "plugin_config must be a PluginConfig, got 5"),
+        ({"autoscaled": "yes"}, "autoscaled must be true or false, got 'yes'"),
     ],
 )
 def test_bad_args_are_rejected(kwargs, message):
