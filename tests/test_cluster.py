@@ -126,6 +126,12 @@ def test_default_subnets_skip_azs_eks_refuses(monkeypatch):
             "most 100)",
         ),
         ({"subnet_ids": ["only-one"]}, "subnet_ids needs two or more subnets, got ['only-one']"),
+        ({"subnet_ids": "subnet-a"}, "subnet_ids needs two or more subnets, got 'subnet-a'"),
+        (
+            {"gpu_instance_type": "m5.large"},
+            "gpuInstanceType 'm5.large' is not a g4dn type we support; use one of g4dn.xlarge, "
+            "g4dn.2xlarge, g4dn.4xlarge, g4dn.8xlarge, g4dn.12xlarge, g4dn.16xlarge, g4dn.metal",
+        ),
         (
             {"cluster_log_types": ["everything"]},
             "cluster_log_types[0] 'everything'; use one of api, audit, authenticator, "
@@ -280,6 +286,7 @@ def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
             "400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
         ),
         ({"log_retention_days": True}, "log_retention_days must be an integer, got True"),
+        ({"log_retention_days": 0}, "log_retention_days must be >= 1, got 0"),
         (
             {"endpoint_public_access": False, "endpoint_private_access": False},
             "endpoint_public_access and endpoint_private_access are both off",
@@ -290,6 +297,11 @@ def test_bad_endpoint_and_log_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
         cluster_args(today=TODAY, **kwargs).validate()
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize("days", [1, 3653])
+def test_the_shortest_and_longest_retention_cloudwatch_takes_are_taken(days):
+    cluster_args(today=TODAY, log_retention_days=days).validate()
 
 
 def test_without_the_private_endpoint_the_public_one_must_let_the_nodes_in():
