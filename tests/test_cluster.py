@@ -545,6 +545,39 @@ def test_a_defaulted_version_is_chosen_at_create_and_kept_afterwards(monkeypatch
     assert keep_created_version not in eks_transforms(monkeypatch, kubernetes_version="1.34")
 
 
+def test_aws_is_asked_through_the_clusters_aws_provider_for_available_zones(monkeypatch):
+    """Each lookup is parented to the component, so it goes through the AWS provider the
+    component was given, not the default one (Pulumi docs, invoke options: parent). And
+    only available AZs: by default getAvailabilityZones lists every AZ "regardless of their
+    state" (pulumi-aws sdk/python pulumi_aws/get_availability_zones.py, ``state``)."""
+    from components.tools import plan as planner
+
+    asked = []
+    answer = mocks.AwsLikeMocks.call
+
+    def recording(self, args):
+        asked.append((args.token, dict(args.args)))
+        return answer(self, args)
+
+    monkeypatch.setattr(mocks.AwsLikeMocks, "call", recording)
+    recorder = mocks.AwsLikeMocks()
+
+    def program():
+        provider = aws.Provider("elsewhere", region="eu-west-1")
+        GpuCluster(
+            "c",
+            cluster_args(today=TODAY),
+            opts=pulumi.ResourceOptions(providers={"aws": provider}),
+        )
+
+    planner.record(program, "test", {}, mocks=recorder)
+    assert recorder.region != "eu-west-1"
+    assert {region for _, region in recorder.calls} == {"eu-west-1"}
+    zones_token = "aws:index/getAvailabilityZones:getAvailabilityZones"
+    zones = [a for token, a in asked if token == zones_token]
+    assert zones and all(a.get("state") == "available" for a in zones)
+
+
 def test_node_groups_are_deleted_before_logging_goes_off():
     """Whether EKS refuses node-group deletes during a logging update is undocumented, so
     the node groups (which take cluster_name) go first, then the command, then the cluster."""
