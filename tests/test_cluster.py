@@ -545,11 +545,13 @@ def test_a_defaulted_version_is_chosen_at_create_and_kept_afterwards(monkeypatch
     assert keep_created_version not in eks_transforms(monkeypatch, kubernetes_version="1.34")
 
 
-def test_aws_is_asked_through_the_clusters_aws_provider_for_available_zones(monkeypatch):
+def test_aws_is_asked_through_the_clusters_aws_provider_for_what_it_needs(monkeypatch):
     """Each lookup is parented to the component, so it goes through the AWS provider the
-    component was given, not the default one (Pulumi docs, invoke options: parent). And
-    only available AZs: by default getAvailabilityZones lists every AZ "regardless of their
-    state" (pulumi-aws sdk/python pulumi_aws/get_availability_zones.py, ``state``)."""
+    component was given, not the default one (Pulumi docs, invoke options: parent). Only
+    available AZs: by default getAvailabilityZones lists every AZ "regardless of their
+    state" (pulumi-aws sdk/python pulumi_aws/get_availability_zones.py, ``state``). Only
+    versions of the cluster type we create, in standard support (botocore's eks model,
+    DescribeClusterVersionsRequest: clusterType "to filter versions by")."""
     from components.tools import plan as planner
 
     asked = []
@@ -576,6 +578,9 @@ def test_aws_is_asked_through_the_clusters_aws_provider_for_available_zones(monk
     zones_token = "aws:index/getAvailabilityZones:getAvailabilityZones"
     zones = [a for token, a in asked if token == zones_token]
     assert zones and all(a.get("state") == "available" for a in zones)
+    versions_token = "aws:eks/getClusterVersions:getClusterVersions"
+    (versions,) = [a for token, a in asked if token == versions_token]
+    assert (versions["clusterType"], versions["versionStatus"]) == ("eks", "STANDARD_SUPPORT")
 
 
 def test_node_groups_are_deleted_before_logging_goes_off():
