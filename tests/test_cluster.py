@@ -214,6 +214,7 @@ def test_logging_is_turned_off_before_the_cluster_is_deleted():
     assert cluster["urn"] in off["dependencies"]
     assert plan.one("aws:cloudwatch/logGroup:LogGroup")["urn"] in cluster["dependencies"]
     assert "create" not in off["inputs"] and off["inputs"]["delete"] == DISABLE_LOGGING
+    assert off["inputs"]["interpreter"] == ["/bin/sh", "-c"]  # the script is POSIX sh
     env = off["inputs"]["environment"]
     assert (env["CLUSTER"], env["REGION"]) == ("demo", "us-west-2") and "PROFILE" not in env
     assert json.loads(env["LOGGING_OFF"]) == {
