@@ -273,6 +273,9 @@ def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
     off = plan.one("command:local:Command")["inputs"]["environment"]
     assert off["PROFILE"] == "work" and "AWS_PROFILE" not in off
     assert "--profile" not in build().one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"]
+    # Without a profile pulumi-eks gets no providerCredentialOpts at all: it falls back to
+    # AWS_PROFILE or aws:profile only when they are unset (cluster.ts, before createCore).
+    assert "providerCredentialOpts" not in build().one("eks:index:Cluster")["inputs"]
     with pytest.raises(ConfigError, match="aws:profile ' ' is not an AWS CLI profile name"):
         cluster_args(today=TODAY, aws_profile=" ").validate()
 
