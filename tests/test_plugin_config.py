@@ -182,7 +182,11 @@ BAD: list[tuple[str, Any, str]] = [
         {"flags": {"nvidiaDriverRoot": 1}},
         "config.flags.nvidiaDriverRoot must be a string",
     ),
-    ("mps-root-empty", {"flags": {"mpsRoot": ""}}, "config.flags.mpsRoot must be a path"),
+    (
+        "mps-root-empty",
+        {"flags": {"mpsRoot": ""}},
+        "config.flags.mpsRoot must be a path such as /run/nvidia/mps, got ''",
+    ),
     (
         "device-discovery-strategy",
         {"flags": {"deviceDiscoveryStrategy": "cuda"}},
@@ -206,7 +210,7 @@ BAD: list[tuple[str, Any, str]] = [
     (
         "device-list-strategy-type",
         {"flags": {"plugin": {"deviceListStrategy": 5}}},
-        "config.flags.plugin.deviceListStrategy must be a strategy or a list",
+        "config.flags.plugin.deviceListStrategy must be a strategy or a list of them, got 5",
     ),
     (
         "device-id-strategy",
