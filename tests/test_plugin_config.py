@@ -29,6 +29,20 @@ ROOT = Path(__file__).resolve().parent.parent
 UUID = "4cf8db2d-06c0-7d70-1a51-e59b25b2c16c"
 TS = "config.sharing.timeSlicing"
 R0 = f"{TS}.resources[0]"
+#: The ends of messages several rules share.
+NOT_A_NAME = (
+    "after 'nvidia.com/' a resource name must be a lowercase DNS-1123 subdomain "
+    "(a-z, 0-9, '-', '.'), e.g. 'nvidia.com/gpu'"
+)
+NOT_A_DEVICE = (
+    "is not a GPU index (0), MIG index (0:1), GPU UUID (GPU-<uuid>) or MIG UUID "
+    "(MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>)"
+)
+NO_RENAME = (
+    "device plugin v0.20.0 does not rename resources; set renameByDefault: true to "
+    "advertise 'nvidia.com/gpu.shared', or leave rename out"
+)
+WHOLE_GPU = "for one unit per GPU leave the GPU unshared"
 
 
 def shared(resource: Any, strategy: str = "timeSlicing", **options: Any) -> dict:
@@ -131,17 +145,17 @@ BAD: list[tuple[str, Any, str]] = [
     (
         "replicas-one",
         shared({**GPU5, "replicas": 1}),
-        f"{R0}.replicas must be >= 2, got 1; for one unit per GPU leave the GPU unshared",
+        f"{R0}.replicas must be >= 2, got 1; {WHOLE_GPU}",
     ),
     (
         "replicas-zero",
         shared({**GPU5, "replicas": 0}),
-        f"{R0}.replicas must be >= 2, got 0; for one unit per GPU leave the GPU unshared",
+        f"{R0}.replicas must be >= 2, got 0; {WHOLE_GPU}",
     ),
     (
         "replicas-negative",
         shared({**GPU5, "replicas": -1}),
-        (f"{R0}.replicas must be >= 2, got -1; for one unit per GPU leave the GPU unshared"),
+        f"{R0}.replicas must be >= 2, got -1; {WHOLE_GPU}",
     ),
     (
         "replicas-string",
@@ -169,55 +183,30 @@ BAD: list[tuple[str, Any, str]] = [
         shared({**GPU5, "name": 5}),
         f"{R0}.name must be a resource name such as 'nvidia.com/gpu', got 5",
     ),
-    (
-        "name-empty",
-        shared({**GPU5, "name": ""}),
-        (
-            f"{R0}.name '': after 'nvidia.com/' a resource name must be a lowercase "
-            "DNS-1123 subdomain (a-z, 0-9, '-', '.'), e.g. 'nvidia.com/gpu'"
-        ),
-    ),
+    ("name-empty", shared({**GPU5, "name": ""}), f"{R0}.name '': {NOT_A_NAME}"),
     (
         "name-uppercase",
         shared({**GPU5, "name": "nvidia.com/GPU"}),
-        (
-            f"{R0}.name 'nvidia.com/GPU': after 'nvidia.com/' a resource name must be a "
-            "lowercase DNS-1123 subdomain (a-z, 0-9, '-', '.'), e.g. 'nvidia.com/gpu'"
-        ),
+        f"{R0}.name 'nvidia.com/GPU': {NOT_A_NAME}",
     ),
     (
         "name-other-domain",
         shared({**GPU5, "name": "amd.com/gpu"}),
-        (
-            f"{R0}.name 'amd.com/gpu': after 'nvidia.com/' a resource name must be a "
-            "lowercase DNS-1123 subdomain (a-z, 0-9, '-', '.'), e.g. 'nvidia.com/gpu'"
-        ),
+        f"{R0}.name 'amd.com/gpu': {NOT_A_NAME}",
     ),
-    (
-        "name-symbols",
-        shared({**GPU5, "name": "$invalid$"}),
-        (
-            f"{R0}.name '$invalid$': after 'nvidia.com/' a resource name must be a "
-            "lowercase DNS-1123 subdomain (a-z, 0-9, '-', '.'), e.g. 'nvidia.com/gpu'"
-        ),
-    ),
+    ("name-symbols", shared({**GPU5, "name": "$invalid$"}), f"{R0}.name '$invalid$': {NOT_A_NAME}"),
     (
         "name-too-long",
         shared({**GPU5, "name": "g" * 53}),
         (
-            f"{R0}.name 'ggggggggggggggggggggggggggggggggggggggggggggggggggggg' is 64 "
-            "characters as "
-            "'nvidia.com/ggggggggggggggggggggggggggggggggggggggggggggggggggggg'; at most "
-            "63 are allowed"
+            f"{R0}.name '{'g' * 53}' is 64 characters as 'nvidia.com/{'g' * 53}'; "
+            "at most 63 are allowed"
         ),
     ),
     (
         "rename-invalid",
         shared({**GPU5, "rename": "$invalid$"}),
-        (
-            f"{R0}.rename '$invalid$': after 'nvidia.com/' a resource name must be a "
-            "lowercase DNS-1123 subdomain (a-z, 0-9, '-', '.'), e.g. 'nvidia.com/gpu'"
-        ),
+        f"{R0}.rename '$invalid$': {NOT_A_NAME}",
     ),
     (
         "rename-null",
@@ -257,59 +246,37 @@ BAD: list[tuple[str, Any, str]] = [
     (
         "devices-negative-index",
         shared({**GPU5, "devices": [-1]}),
-        (
-            f"{R0}.devices[0] -1 is not a GPU index (0), MIG index (0:1), GPU UUID "
-            "(GPU-<uuid>) or MIG UUID (MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>)"
-        ),
+        f"{R0}.devices[0] -1 {NOT_A_DEVICE}",
     ),
     (
         "devices-negative-string",
         shared({**GPU5, "devices": ["-1"]}),
-        (
-            f"{R0}.devices[0] '-1' is not a GPU index (0), MIG index (0:1), GPU UUID "
-            "(GPU-<uuid>) or MIG UUID (MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>)"
-        ),
+        f"{R0}.devices[0] '-1' {NOT_A_DEVICE}",
     ),
     (
         "devices-bad-uuid",
         shared({**GPU5, "devices": [0, "GPU-UUID"]}),
-        (
-            f"{R0}.devices[1] 'GPU-UUID' is not a GPU index (0), MIG index (0:1), GPU UUID "
-            "(GPU-<uuid>) or MIG UUID (MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>)"
-        ),
+        f"{R0}.devices[1] 'GPU-UUID' {NOT_A_DEVICE}",
     ),
     (
         "devices-bad-mig-uuid",
         shared({**GPU5, "devices": ["MIG-UUID"]}),
-        (
-            f"{R0}.devices[0] 'MIG-UUID' is not a GPU index (0), MIG index (0:1), GPU UUID "
-            "(GPU-<uuid>) or MIG UUID (MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>)"
-        ),
+        f"{R0}.devices[0] 'MIG-UUID' {NOT_A_DEVICE}",
     ),
     (
         "devices-mig-uuid-without-indices",
         shared({**GPU5, "devices": [f"MIG-GPU-{UUID}"]}),
-        (
-            f"{R0}.devices[0] 'MIG-GPU-4cf8db2d-06c0-7d70-1a51-e59b25b2c16c' is not a GPU "
-            "index (0), MIG index (0:1), GPU UUID (GPU-<uuid>) or MIG UUID (MIG-<uuid> or "
-            "MIG-GPU-<uuid>/<gi>/<ci>)"
-        ),
+        f"{R0}.devices[0] 'MIG-GPU-4cf8db2d-06c0-7d70-1a51-e59b25b2c16c' {NOT_A_DEVICE}",
     ),
     (
         "devices-three-part-index",
         shared({**GPU5, "devices": ["0:0:0"]}),
-        (
-            f"{R0}.devices[0] '0:0:0' is not a GPU index (0), MIG index (0:1), GPU UUID "
-            "(GPU-<uuid>) or MIG UUID (MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>)"
-        ),
+        f"{R0}.devices[0] '0:0:0' {NOT_A_DEVICE}",
     ),
     (
         "devices-float-index",
         shared({**GPU5, "devices": [1.5]}),
-        (
-            f"{R0}.devices[0] 1.5 is not a GPU index (0), MIG index (0:1), GPU UUID "
-            "(GPU-<uuid>) or MIG UUID (MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>)"
-        ),
+        f"{R0}.devices[0] 1.5 {NOT_A_DEVICE}",
     ),
     # Ignored or merged by the plugin; refused here (stricter).
     (
@@ -341,29 +308,17 @@ BAD: list[tuple[str, Any, str]] = [
     (
         "rename-ignored",
         shared({**GPU5, "rename": "gpu-shared"}),
-        (
-            f"{R0}.rename 'gpu-shared' would be ignored: device plugin v0.20.0 does not "
-            "rename resources; set renameByDefault: true to advertise "
-            "'nvidia.com/gpu.shared', or leave rename out"
-        ),
+        f"{R0}.rename 'gpu-shared' would be ignored: {NO_RENAME}",
     ),
     (
         "default-rename-without-rename-by-default",
         shared({**GPU5, "rename": "nvidia.com/gpu.shared"}),
-        (
-            f"{R0}.rename 'nvidia.com/gpu.shared' would be ignored: device plugin v0.20.0 "
-            "does not rename resources; set renameByDefault: true to advertise "
-            "'nvidia.com/gpu.shared', or leave rename out"
-        ),
+        f"{R0}.rename 'nvidia.com/gpu.shared' would be ignored: {NO_RENAME}",
     ),
     (
         "other-rename-with-rename-by-default",
         shared({**GPU5, "rename": "nvidia.com/shared"}, renameByDefault=True),
-        (
-            f"{R0}.rename 'nvidia.com/shared' would be ignored: device plugin v0.20.0 does "
-            "not rename resources; set renameByDefault: true to advertise "
-            "'nvidia.com/gpu.shared', or leave rename out"
-        ),
+        f"{R0}.rename 'nvidia.com/shared' would be ignored: {NO_RENAME}",
     ),
     (
         "devices-count-ignored",
@@ -409,10 +364,7 @@ BAD: list[tuple[str, Any, str]] = [
     (
         "mps-one-replica",
         shared({**GPU5, "replicas": 1}, "mps"),
-        (
-            "config.sharing.mps.resources[0].replicas must be >= 2, got 1; for one unit "
-            "per GPU leave the GPU unshared"
-        ),
+        f"config.sharing.mps.resources[0].replicas must be >= 2, got 1; {WHOLE_GPU}",
     ),
     # Flags (main.go validateFlags, flags.go, strategy.go, consts.go).
     ("flags-not-a-mapping", {"flags": "none"}, "config.flags must be a mapping, got 'none'"),
