@@ -141,6 +141,10 @@ def test_default_subnets_skip_azs_eks_refuses(monkeypatch):
             {"endpoint_private_access": "yes"},
             "endpoint_private_access must be true or false, got 'yes'",
         ),
+        (
+            {"endpoint_public_access": "yes"},
+            "endpoint_public_access must be true or false, got 'yes'",
+        ),
         ({"tags": {"team": 7}}, "tags must be a map of strings to strings, got {'team': 7}"),
         ({"support_type": "standard"}, "supportType 'standard'; use one of STANDARD, EXTENDED"),
         (
