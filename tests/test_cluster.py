@@ -159,6 +159,20 @@ def test_bad_args_are_rejected_before_any_resource(kwargs, message):
     assert str(error.value) == message
 
 
+def test_subnets_known_only_when_the_program_runs_are_passed_on():
+    """The count check applies to a list given now; an Output is the caller's to get right."""
+
+    def program():
+        subnets = [
+            aws.ec2.Subnet(f"s{i}", vpc_id="vpc-1", cidr_block=f"10.0.{i}.0/24") for i in (1, 2)
+        ]
+        ids = pulumi.Output.all(*(subnet.id for subnet in subnets))
+        GpuCluster("c", cluster_args(today=TODAY, vpc_id="vpc-1", subnet_ids=ids))
+
+    ids = run_program(program).one("eks:index:Cluster")["inputs"]["subnetIds"]
+    assert [subnet.partition("-")[0] for subnet in ids] == ["s1", "s2"]  # the mocks' IDs
+
+
 def test_control_plane_log_group_is_ours_so_destroy_removes_it():
     plan = build(cluster_name="demo", log_retention_days=90)
     group = plan.one("aws:cloudwatch/logGroup:LogGroup")

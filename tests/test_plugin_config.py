@@ -322,9 +322,9 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     (
         "devices-count-ignored",
-        shared({**GPU5, "devices": 2}),
+        shared({**GPU5, "devices": 1}),  # the smallest count the file may hold
         (
-            f"{R0}.devices 2 would be ignored: device plugin v0.20.0 replicates every "
+            f"{R0}.devices 1 would be ignored: device plugin v0.20.0 replicates every "
             "device; use 'all' or leave devices out"
         ),
     ),
