@@ -196,6 +196,21 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("name-symbols", shared({**GPU5, "name": "$invalid$"}), f"{R0}.name '$invalid$': {NOT_A_NAME}"),
     (
+        # 63 characters are allowed: this one fails only for naming no device.
+        "name-of-63-characters",
+        shared({**GPU5, "name": "g" * 52}),
+        (
+            f"{R0}.name '{'g' * 52}' names no device the plugin has, so it would skip it; "
+            "time-slicing shares nvidia.com/gpu, or nvidia.com/mig-<profile> with "
+            "migStrategy mixed (migStrategy is 'none')"
+        ),
+    ),
+    (
+        "name-two-slashes",
+        shared({**GPU5, "name": "nvidia.com/a/b"}),
+        f"{R0}.name 'nvidia.com/a/b': {NOT_A_NAME}",
+    ),
+    (
         "name-too-long",
         shared({**GPU5, "name": "g" * 53}),
         (
@@ -409,6 +424,11 @@ BAD: list[tuple[str, Any, str]] = [
         "config.flags.nvidiaDriverRoot must be a string, got 1",
     ),
     (
+        "mps-root-not-a-string",
+        {"flags": {"mpsRoot": 5}},
+        "config.flags.mpsRoot must be a string, got 5",
+    ),
+    (
         "mps-root-empty",
         {"flags": {"mpsRoot": ""}},
         "config.flags.mpsRoot must be a path such as /run/nvidia/mps, got ''",
@@ -482,6 +502,10 @@ def test_the_bad_table_has_one_row_per_rule() -> None:
         (PluginConfig(flags=None), "flags must be a Flags"),  # type: ignore[arg-type]
         (PluginConfig(TimeSlicing((5,))), "sharing.timeSlicing.resources[0] must be a Replicated"),  # type: ignore[arg-type]
         (PluginConfig(TimeSlicing(())), "sharing.timeSlicing.resources must list"),
+        (
+            PluginConfig(TimeSlicing((ReplicatedResource(replicas=5),), None)),  # type: ignore[arg-type]
+            "sharing.timeSlicing.renameByDefault must be true or false, got None",
+        ),
         (PluginConfig(flags=Flags(mig_strategy=None)), "flags.migStrategy None"),  # type: ignore[arg-type]
         (
             PluginConfig(flags=Flags(device_list_strategy=("envvar", "cdi-cri", "nvml"))),
