@@ -522,9 +522,21 @@ def test_validate_checks_configs_built_in_python(config: PluginConfig, names: st
     assert str(raised.value).startswith(names)
 
 
-def test_validate_prefixes_the_field_it_is_given() -> None:
-    with pytest.raises(ConfigError, match=r"^configs\['a'\]\.sharing\.timeSlicing\.resources\[0\]"):
-        time_slicing(0).validate("configs['a']")
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (time_slicing(0), "configs['a'].sharing.timeSlicing.resources[0].replicas must be >= 2"),
+        (
+            PluginConfig(sharing="time-slicing"),  # type: ignore[arg-type]
+            "configs['a'].sharing must be TimeSlicing, Mps or None, got 'time-slicing'",
+        ),
+        (PluginConfig(flags=None), "configs['a'].flags must be a Flags, got None"),  # type: ignore[arg-type]
+    ],
+)
+def test_validate_prefixes_the_field_it_is_given(config: PluginConfig, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config.validate("configs['a']")
+    assert str(raised.value).startswith(message)
 
 
 def test_a_config_error_is_a_value_error() -> None:
