@@ -150,7 +150,10 @@ class GpuNodeGroupArgs:
                 f"got {self.min_size} <= {self.desired_size} <= {self.max_size}"
             )
         if self.disk_size_gib is not None:
-            validation.integer("disk_size_gib", self.disk_size_gib, 20, 16384)
+            # gp3 in a launch template: 1 to 65,536 GiB (botocore's ec2 model,
+            # LaunchTemplateEbsBlockDeviceRequest.VolumeSize); and never below the AMI's
+            # 20 GiB snapshot (catalog.AL2023_AMI_VOLUME_GIB).
+            validation.integer("disk_size_gib", self.disk_size_gib, 20, 65536)
         validation.integer("imds_hop_limit", self.imds_hop_limit, 1, 64)
         if self.ssh_key_name is not None:
             validation.matches(

@@ -120,17 +120,57 @@ def test_default_subnets_skip_azs_eks_refuses(monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"cluster_name": "-bad"}, "cluster_name"),
-        ({"subnet_ids": ["only-one"]}, "two or more subnets"),
-        ({"cluster_log_types": ["everything"]}, "cluster_log_types[0]"),
-        ({"endpoint_private_access": "yes"}, "endpoint_private_access"),
-        ({"tags": {"team": 7}}, "tags"),
+        (
+            {"cluster_name": "-bad"},
+            "cluster_name '-bad' is not a valid EKS cluster name (letters, digits, - and _, at "
+            "most 100)",
+        ),
+        ({"subnet_ids": ["only-one"]}, "subnet_ids needs two or more subnets, got ['only-one']"),
+        ({"subnet_ids": "subnet-a"}, "subnet_ids needs two or more subnets, got 'subnet-a'"),
+        (
+            {"gpu_instance_type": "m5.large"},
+            "gpuInstanceType 'm5.large' is not a g4dn type we support; use one of g4dn.xlarge, "
+            "g4dn.2xlarge, g4dn.4xlarge, g4dn.8xlarge, g4dn.12xlarge, g4dn.16xlarge, g4dn.metal",
+        ),
+        (
+            {"cluster_log_types": ["everything"]},
+            "cluster_log_types[0] 'everything'; use one of api, audit, authenticator, "
+            "controllerManager, scheduler",
+        ),
+        (
+            {"endpoint_private_access": "yes"},
+            "endpoint_private_access must be true or false, got 'yes'",
+        ),
+        (
+            {"endpoint_public_access": "yes"},
+            "endpoint_public_access must be true or false, got 'yes'",
+        ),
+        ({"tags": {"team": 7}}, "tags must be a map of strings to strings, got {'team': 7}"),
+        ({"support_type": "standard"}, "supportType 'standard'; use one of STANDARD, EXTENDED"),
+        (
+            {"authentication_mode": "CONFIG_MAP"},
+            "authentication_mode 'CONFIG_MAP'; use one of API, API_AND_CONFIG_MAP",
+        ),
     ],
 )
 def test_bad_args_are_rejected_before_any_resource(kwargs, message):
     with pytest.raises(ConfigError) as error:
         cluster_args(today=TODAY, **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
+
+
+def test_subnets_known_only_when_the_program_runs_are_passed_on():
+    """The count check applies to a list given now; an Output is the caller's to get right."""
+
+    def program():
+        subnets = [
+            aws.ec2.Subnet(f"s{i}", vpc_id="vpc-1", cidr_block=f"10.0.{i}.0/24") for i in (1, 2)
+        ]
+        ids = pulumi.Output.all(*(subnet.id for subnet in subnets))
+        GpuCluster("c", cluster_args(today=TODAY, vpc_id="vpc-1", subnet_ids=ids))
+
+    ids = run_program(program).one("eks:index:Cluster")["inputs"]["subnetIds"]
+    assert [subnet.partition("-")[0] for subnet in ids] == ["s1", "s2"]  # the mocks' IDs
 
 
 def test_control_plane_log_group_is_ours_so_destroy_removes_it():
@@ -156,8 +196,10 @@ def test_public_cidrs_with_a_private_only_endpoint_are_refused():
         cluster_args(
             today=TODAY, endpoint_public_access=False, public_access_cidrs=["198.51.100.7/32"]
         ).validate()
-    assert str(error.value).startswith(
-        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off"
+    assert str(error.value) == (
+        "publicAccessCidrs ['198.51.100.7/32'] is set but the public endpoint is off "
+        "(endpoint_public_access false): there is nothing for them to open. Remove "
+        "publicAccessCidrs, or turn the public endpoint on"
     )
 
 
@@ -190,6 +232,7 @@ def test_logging_is_turned_off_before_the_cluster_is_deleted():
     assert cluster["urn"] in off["dependencies"]
     assert plan.one("aws:cloudwatch/logGroup:LogGroup")["urn"] in cluster["dependencies"]
     assert "create" not in off["inputs"] and off["inputs"]["delete"] == DISABLE_LOGGING
+    assert off["inputs"]["interpreter"] == ["/bin/sh", "-c"]  # the script is POSIX sh
     env = off["inputs"]["environment"]
     assert (env["CLUSTER"], env["REGION"]) == ("demo", "us-west-2") and "PROFILE" not in env
     assert json.loads(env["LOGGING_OFF"]) == {
@@ -248,6 +291,9 @@ def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
     off = plan.one("command:local:Command")["inputs"]["environment"]
     assert off["PROFILE"] == "work" and "AWS_PROFILE" not in off
     assert "--profile" not in build().one("pulumi:providers:kubernetes")["inputs"]["kubeconfig"]
+    # Without a profile pulumi-eks gets no providerCredentialOpts at all: it falls back to
+    # AWS_PROFILE or aws:profile only when they are unset (cluster.ts, before createCore).
+    assert "providerCredentialOpts" not in build().one("eks:index:Cluster")["inputs"]
     with pytest.raises(ConfigError, match="aws:profile ' ' is not an AWS CLI profile name"):
         cluster_args(today=TODAY, aws_profile=" ").validate()
 
@@ -255,15 +301,29 @@ def test_aws_profile_reaches_the_kubeconfig_and_the_teardown_command():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"log_retention_days": 10}, "log_retention_days 10; use one of 1, 3, 5"),
-        ({"log_retention_days": True}, "log_retention_days must be an integer"),
-        ({"endpoint_public_access": False, "endpoint_private_access": False}, "both off"),
+        (
+            # botocore's logs model, PutRetentionPolicyRequest.retentionInDays.
+            {"log_retention_days": 10},
+            "log_retention_days 10; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, "
+            "400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+        ),
+        ({"log_retention_days": True}, "log_retention_days must be an integer, got True"),
+        ({"log_retention_days": 0}, "log_retention_days must be >= 1, got 0"),
+        (
+            {"endpoint_public_access": False, "endpoint_private_access": False},
+            "endpoint_public_access and endpoint_private_access are both off",
+        ),
     ],
 )
 def test_bad_endpoint_and_log_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
         cluster_args(today=TODAY, **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("days", [1, 3653])
+def test_the_shortest_and_longest_retention_cloudwatch_takes_are_taken(days):
+    cluster_args(today=TODAY, log_retention_days=days).validate()
 
 
 def test_without_the_private_endpoint_the_public_one_must_let_the_nodes_in():
@@ -274,10 +334,12 @@ def test_without_the_private_endpoint_the_public_one_must_let_the_nodes_in():
         cluster_args(
             today=TODAY, endpoint_private_access=False, public_access_cidrs=["203.0.113.7/32"]
         ).validate()
-    assert str(error.value).startswith(
-        "endpoint_private_access false with publicAccessCidrs ['203.0.113.7/32']: the nodes"
+    assert str(error.value) == (
+        "endpoint_private_access false with publicAccessCidrs ['203.0.113.7/32']: the nodes "
+        "would reach the API through the public endpoint from their own public addresses, "
+        "which these CIDRs leave out, so they would never join. Turn endpoint_private_access "
+        "on (the default)"
     )
-    assert "Turn endpoint_private_access on" in str(error.value)
     cluster_args(
         today=TODAY,
         endpoint_private_access=False,
@@ -487,13 +549,14 @@ def test_a_defaulted_version_is_chosen_at_create_and_kept_afterwards(monkeypatch
     ignoreChanges keeps the created value (Pulumi docs, resource option ignoreChanges)."""
     transform, _ = eks_transforms(monkeypatch)
     assert transform is keep_created_version
-    opts = pulumi.ResourceOptions(protect=False)
+    opts = pulumi.ResourceOptions(protect=True)
     child = transform(
         pulumi.ResourceTransformArgs(
             True, "aws:eks/cluster:Cluster", "c-eks-eksCluster", {"version": "1.35"}, opts
         )
     )
     assert child.props == {"version": "1.35"} and child.opts.ignore_changes == ["version"]
+    assert child.opts.protect is True  # the options pulumi-eks gave its child are kept
     assert (
         transform(
             pulumi.ResourceTransformArgs(True, "aws:iam/role:Role", "c-eks-eksRole", {}, opts)
@@ -502,6 +565,44 @@ def test_a_defaulted_version_is_chosen_at_create_and_kept_afterwards(monkeypatch
     )
     # A version the user set is theirs to change: that is how to upgrade.
     assert keep_created_version not in eks_transforms(monkeypatch, kubernetes_version="1.34")
+
+
+def test_aws_is_asked_through_the_clusters_aws_provider_for_what_it_needs(monkeypatch):
+    """Each lookup is parented to the component, so it goes through the AWS provider the
+    component was given, not the default one (Pulumi docs, invoke options: parent). Only
+    available AZs: by default getAvailabilityZones lists every AZ "regardless of their
+    state" (pulumi-aws sdk/python pulumi_aws/get_availability_zones.py, ``state``). Only
+    versions of the cluster type we create, in standard support (botocore's eks model,
+    DescribeClusterVersionsRequest: clusterType "to filter versions by")."""
+    from components.tools import plan as planner
+
+    asked = []
+    answer = mocks.AwsLikeMocks.call
+
+    def recording(self, args):
+        asked.append((args.token, dict(args.args)))
+        return answer(self, args)
+
+    monkeypatch.setattr(mocks.AwsLikeMocks, "call", recording)
+    recorder = mocks.AwsLikeMocks()
+
+    def program():
+        provider = aws.Provider("elsewhere", region="eu-west-1")
+        GpuCluster(
+            "c",
+            cluster_args(today=TODAY),
+            opts=pulumi.ResourceOptions(providers={"aws": provider}),
+        )
+
+    planner.record(program, "test", {}, mocks=recorder)
+    assert recorder.region != "eu-west-1"
+    assert {region for _, region in recorder.calls} == {"eu-west-1"}
+    zones_token = "aws:index/getAvailabilityZones:getAvailabilityZones"
+    zones = [a for token, a in asked if token == zones_token]
+    assert zones and all(a.get("state") == "available" for a in zones)
+    versions_token = "aws:eks/getClusterVersions:getClusterVersions"
+    (versions,) = [a for token, a in asked if token == versions_token]
+    assert (versions["clusterType"], versions["versionStatus"]) == ("eks", "STANDARD_SUPPORT")
 
 
 def test_node_groups_are_deleted_before_logging_goes_off():
@@ -628,8 +729,11 @@ def test_a_public_endpoint_without_cidrs_is_refused_naming_the_key():
     """No default opens the endpoint: a library user says who may reach it."""
     with pytest.raises(ConfigError) as error:
         GpuClusterArgs(today=TODAY).validate()
-    assert str(error.value).startswith("publicAccessCidrs is unset and the API endpoint is public")
-    assert "endpoint_public_access false" in str(error.value)
+    assert str(error.value) == (
+        "publicAccessCidrs is unset and the API endpoint is public: set it to the addresses "
+        'that may reach the API, e.g. ["203.0.113.7/32"] (`make up` fills in your own), or '
+        "make the endpoint private (endpoint_public_access false)"
+    )
     GpuClusterArgs(today=TODAY, endpoint_public_access=False).validate()
 
 

@@ -31,6 +31,7 @@ def test_cluster_and_node_group_outputs_are_the_resources_they_made(demo_plan):
     eks = demo_plan.one("eks:index:Cluster")["inputs"]
     cluster = outputs(demo_plan, "GpuCluster")
     assert (cluster["vpcId"], cluster["subnetIds"]) == (eks["vpcId"], eks["subnetIds"])
+    assert cluster["kubernetesVersion"] == eks["version"]
     group = outputs(demo_plan, "GpuNodeGroup")
     assert group["gpusPerNode"] == 1
     assert group["nodeGroupName"].startswith("gpu-sharing-gpu-ng-")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components import ConfigError, args_from_config
+from components import ConfigError, args_from_config, mps, time_slicing
 from components.config import KEYS, NAMESPACE
 from tests.conftest import OWN_CIDRS
 
@@ -47,6 +47,8 @@ def test_values_are_read_as_pulumi_stores_them():
             gpuNodeDesired="2",
             timeSlicingReplicas="8",
             gpuCapacityType="SPOT",
+            gpuInstanceType="g4dn.2xlarge",
+            supportType="EXTENDED",
             publicAccessCidrs='["198.51.100.0/24"]',
         ),
         "prod",
@@ -54,6 +56,9 @@ def test_values_are_read_as_pulumi_stores_them():
     )
     group = args.node_groups["gpu"]
     assert (group.desired_size, group.max_size, group.capacity_type) == (2, 3, "SPOT")
+    # The cluster picks its default subnets in the AZs that offer the group's type.
+    assert (group.instance_type, args.cluster.gpu_instance_type) == ("g4dn.2xlarge",) * 2
+    assert args.cluster.support_type == "EXTENDED"
     assert args.plugin_configs["default"].units_per_gpu() == 8
     assert list(args.cluster.public_access_cidrs) == ["198.51.100.0/24"]
 
@@ -90,7 +95,7 @@ BAD = [
     ("devicePluginVersion", "latest", ["devicePluginVersion", "'latest'", "v0.20.0"]),
     ("devicePluginVersion", "v0.14.0", ["devicePluginVersion", "v0.17.0 or newer"]),
     ("devicePluginVersion", "0.20.0", ["devicePluginVersion"]),
-    ("publicAccessCidrs", "0.0.0.0/0", ["publicAccessCidrs", "list of strings"]),
+    ("publicAccessCidrs", "0.0.0.0/0", ["eks-gpu-sharing:publicAccessCidrs must be a list"]),
     ("publicAccessCidrs", "[]", ["publicAccessCidrs", "non-empty list"]),
     ("publicAccessCidrs", '["10.0.0.1/8"]', ["publicAccessCidrs[0]", "'10.0.0.1/8'", "CIDR"]),
     ("publicAccessCidrs", '["my-laptop"]', ["publicAccessCidrs[0]", "CIDR"]),
@@ -230,12 +235,32 @@ def test_the_single_group_keys_keep_their_names(key, value, message):
         ("aws:GPUNODEMAX", "write eks-gpu-sharing:gpuNodeMax"),
         ("eks-gpu-sharing:GpuNodeMax", "did you mean eks-gpu-sharing:gpuNodeMax?"),
         ("eks-gpu-sharing:gpuNodeMaxx", "did you mean eks-gpu-sharing:gpuNodeMax?"),
+        # Our namespace misspelt is refused even when the key is not ours either.
+        ("eks_gpu_sharing:gpuNodeMaks", "write eks-gpu-sharing:gpuNodeMaks"),
+        ("Eks-Gpu-Sharing:gpuNodeMaks", "write eks-gpu-sharing:gpuNodeMaks"),
+        # Too far from any key for difflib; the same key in another case is still found.
+        ("eks-gpu-sharing:GPUNODEMAX", "did you mean eks-gpu-sharing:gpuNodeMax?"),
     ],
 )
 def test_a_key_in_the_wrong_namespace_or_case_is_refused_not_ignored(key, hint):
     with pytest.raises(ConfigError) as error:
         args_from_config({**config(), key: "2"}, "dev", today=TODAY)
     assert repr(key) in str(error.value) and hint in str(error.value)
+
+
+def test_an_unknown_key_near_none_of_ours_is_told_the_keys():
+    with pytest.raises(ConfigError) as error:
+        args_from_config({**config(), "eks-gpu-sharing:zzz": "2"}, "dev", today=TODAY)
+    assert str(error.value) == (
+        f"unknown config key 'eks-gpu-sharing:zzz'; the keys are {', '.join(sorted(KEYS))}"
+    )
+
+
+def test_a_value_that_is_not_a_string_is_refused_naming_the_key():
+    """Pulumi hands a program its config as strings; a caller passing values by hand is told."""
+    with pytest.raises(ConfigError) as error:
+        args_from_config({**config(), "eks-gpu-sharing:gpuNodeMax": 2}, "dev", today=TODAY)
+    assert str(error.value) == "eks-gpu-sharing:gpuNodeMax must be given as a string, got 2"
 
 
 def test_other_namespaces_are_left_to_their_providers():
@@ -272,6 +297,9 @@ def test_too_many_mps_clients_in_a_group_name_the_key_set():
     the user wrote, not of the internal configs[...] path."""
     import json
 
+    most = [{"name": "m", "sharing": {"strategy": "mps", "replicas": 48}}]
+    args = args_from_config(config(nodeGroups=json.dumps(most), verificationPods="1"), "dev")
+    assert args.plugin_configs["m"] == mps(48)
     groups = [{"name": "m", "sharing": {"strategy": "mps", "replicas": 49}}]
     with pytest.raises(ConfigError) as error:
         args_from_config(config(nodeGroups=json.dumps(groups), verificationPods="1"), "dev")
@@ -279,6 +307,18 @@ def test_too_many_mps_clients_in_a_group_name_the_key_set():
         "eks-gpu-sharing:nodeGroups[0].sharing.replicas must be <= 48 with MPS (the most "
         "clients an MPS server takes), got 49"
     )
+
+
+def test_rename_by_default_reaches_the_group_s_config():
+    """renameByDefault advertises ``nvidia.com/gpu.shared`` (NVIDIA/k8s-device-plugin,
+    api/config/v1/replicas.go, DefaultSharedRename); min = max, so no autoscaler refuses it."""
+    import json
+
+    sharing = {"strategy": "time-slicing", "replicas": 4, "renameByDefault": True}
+    groups = [{"name": "r", "sharing": sharing}]
+    args = args_from_config(config(nodeGroups=json.dumps(groups), verificationPods="1"), "dev")
+    assert args.plugin_configs["r"] == time_slicing(4, rename_by_default=True)
+    assert args.advertised_resources("r") == {"nvidia.com/gpu.shared": 4, "nvidia.com/gpu": 0}
 
 
 def test_the_verification_image_is_checked_against_the_mode():

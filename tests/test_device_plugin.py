@@ -92,21 +92,38 @@ def test_default_key_reaches_the_config_manager():
         assert {"name": "DEFAULT_CONFIG", "value": "shared"} in container["env"]
 
 
+RELEASES = "a supported device plugin release (v0.17.0 or newer, e.g. v0.20.0; never latest)"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"version": "latest"}, "devicePluginVersion 'latest'"),
-        ({"version": "v0.16.2"}, "v0.17.0 or newer"),
-        ({"namespace": "Bad_NS"}, "namespace"),
-        ({"configs": {}}, "configs"),
-        ({"default_key": "missing"}, "default_key 'missing' is not a key of configs"),
-        ({"configs": {"default": 5}}, "must be a PluginConfig"),
+        ({"version": "latest"}, f"devicePluginVersion 'latest' is not {RELEASES}"),
+        ({"version": "v0.16.2"}, f"devicePluginVersion 'v0.16.2' is not {RELEASES}"),
+        ({"namespace": "Bad_NS"}, "namespace 'Bad_NS' is not a valid namespace name"),
+        ({"configs": {}}, "configs must map at least one key to a PluginConfig"),
+        ({"configs": []}, "configs must map at least one key to a PluginConfig"),
+        (
+            {"default_key": "missing"},
+            "default_key 'missing' is not a key of configs; use one of default",
+        ),
+        ({"configs": {"default": 5}}, "configs['default'] must be a PluginConfig, got 5"),
+        (
+            {"configs": {"default": mps(49)}},
+            "configs['default'].sharing.mps.resources[0].replicas must be <= 48 with MPS (the "
+            "most clients an MPS server takes), got 49",
+        ),
+        (
+            # The key is a node's nvidia.com/device-plugin.config label value too.
+            {"configs": {"Bad Key": time_slicing(2), "default": time_slicing(2)}},
+            "configs key 'Bad Key' is not a valid ConfigMap key and node label value",
+        ),
     ],
 )
 def test_bad_args_are_rejected(kwargs, message):
     with pytest.raises(ConfigError) as error:
         NvidiaDevicePluginArgs(provider=None, **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
 
 
 # --- What the API server and upstream require of the pod specs ----------------------------
@@ -237,6 +254,37 @@ def test_only_the_daemonsets_wait_for_the_node_groups(configs):
     (nodes,) = [r["urn"] for r in plan.resources if r["name"] == "node-group-stand-in"]
     waiting = {r["name"] for r in plan.resources if nodes in r["dependencies"]}
     assert waiting == ({"dp-ds", "dp-mps"} if configs else {"dp-ds"})
+
+
+def test_what_the_plugin_is_given_to_wait_for_every_object_waits_for():
+    """``depends_on`` on the component reaches each of its objects, the ConfigMap of its
+    SharingConfig too (options.child_options: the engine does not hold a component's
+    children back for the component's own dependencies)."""
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        first = k8s.core.v1.Namespace("first", opts=pulumi.ResourceOptions(provider=provider))
+        NvidiaDevicePlugin(
+            "dp",
+            NvidiaDevicePluginArgs(provider=provider, configs={"default": mps(2)}),
+            opts=pulumi.ResourceOptions(depends_on=[first]),
+        )
+
+    plan = run_program(program)
+    (first,) = [r["urn"] for r in plan.resources if r["name"] == "first"]
+    objects = [
+        r for r in plan.resources if r["type"].startswith("kubernetes:") and r["name"] != "first"
+    ]
+    assert sorted(r["type"].rsplit(":", 1)[1] for r in objects) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "DaemonSet",
+        "DaemonSet",
+        "Namespace",
+        "ServiceAccount",
+    ]
+    assert all(first in r["dependencies"] for r in objects)
 
 
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"

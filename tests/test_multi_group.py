@@ -130,15 +130,19 @@ def test_bad_node_groups_are_rejected(raw, message):
 
 
 def test_node_groups_and_single_group_keys_do_not_mix():
-    with pytest.raises(ConfigError, match="nodeGroups replaces gpuNodeMax"):
+    with pytest.raises(ConfigError) as error:
         args_from_config(
             {
                 "eks-gpu-sharing:nodeGroups": '[{"name": "a", "sharing": {"strategy": "none"}}]',
                 "eks-gpu-sharing:gpuNodeMax": "2",
+                "eks-gpu-sharing:gpuNodeMin": "0",
             },
             "x",
             today=dt.date(2026, 11, 22),
         )
+    assert str(error.value) == (
+        "eks-gpu-sharing:nodeGroups replaces gpuNodeMin, gpuNodeMax; set those per group"
+    )
 
 
 # --- Bottlerocket groups: the host's plugin, never ours, sharing as the config says -------

@@ -135,18 +135,64 @@ def test_gpus_per_node_is_what_ec2_reports_for_the_instance_type():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"cluster_name": None}, "cluster_name and subnet_ids"),
-        ({"disk_size_gib": 8}, "disk_size_gib"),
-        ({"plugin_config_key": "has space"}, "plugin_config_key"),
-        ({"labels": {"a": 1}}, "labels"),
-        ({"min_size": True}, "gpuNodeMin must be an integer"),
+        ({"cluster_name": None}, "GpuNodeGroupArgs needs cluster_name and subnet_ids"),
+        ({"disk_size_gib": 8}, "disk_size_gib must be between 20 and 65536, got 8"),
+        (
+            {"plugin_config_key": "has space"},
+            "plugin_config_key 'has space' is not a valid label value (the node label "
+            "nvidia.com/device-plugin.config)",
+        ),
+        ({"labels": {"a": 1}}, "labels must be a map of strings to strings, got {'a': 1}"),
+        ({"min_size": True}, "gpuNodeMin must be an integer, got True"),
+        ({"tags": {"team": 7}}, "tags must be a map of strings to strings, got {'team': 7}"),
+        ({"plugin_config": 5}, "plugin_config must be a PluginConfig, got 5"),
+        ({"autoscaled": "yes"}, "autoscaled must be true or false, got 'yes'"),
     ],
 )
 def test_bad_args_are_rejected(kwargs, message):
     base = {"cluster_name": "demo", "subnet_ids": ["a", "b"]}
     with pytest.raises(ConfigError) as error:
         GpuNodeGroupArgs(**{**base, **kwargs}).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"instance_type": "m5.large"},
+            "gpuInstanceType 'm5.large' is not a g4dn instance type with NVIDIA GPUs; use one of "
+            "g4dn.xlarge, g4dn.2xlarge, g4dn.4xlarge, g4dn.8xlarge, g4dn.12xlarge, "
+            "g4dn.16xlarge, g4dn.metal",
+        ),
+        (
+            {"ami_type": "AL2_x86_64_GPU"},
+            "gpuAmiType 'AL2_x86_64_GPU' is deprecated (Amazon Linux 2 AMIs are no longer "
+            "updated since 2025-11-26); use one of AL2023_x86_64_NVIDIA, "
+            "BOTTLEROCKET_x86_64_NVIDIA",
+        ),
+    ],
+)
+def test_a_type_we_do_not_run_is_refused_with_what_to_use(kwargs, message):
+    with pytest.raises(ConfigError) as error:
+        GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], **kwargs).validate()
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("size", "refused"), [(19, True), (20, False), (65536, False), (65537, True)]
+)
+def test_the_volume_size_is_one_ec2_takes_for_the_ami(size, refused):
+    """gp3 in a launch template: 1 to 65,536 GiB (botocore's ec2 model,
+    LaunchTemplateEbsBlockDeviceRequest.VolumeSize); never less than the AMI's 20 GiB
+    snapshot (awslabs/amazon-eks-ami templates/al2023/template.json)."""
+    args = GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], disk_size_gib=size)
+    if not refused:
+        args.validate()
+        return
+    with pytest.raises(ConfigError) as error:
+        args.validate()
+    assert str(error.value) == f"disk_size_gib must be between 20 and 65536, got {size}"
 
 
 def test_metadata_hop_limit_and_ssh_are_opt_in_and_warned_about():
@@ -162,14 +208,17 @@ def test_metadata_hop_limit_and_ssh_are_opt_in_and_warned_about():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"imds_hop_limit": 0}, "imds_hop_limit must be between 1 and 64"),
-        ({"ssh_key_name": ""}, "ssh_key_name"),
+        ({"imds_hop_limit": 0}, "imds_hop_limit must be between 1 and 64, got 0"),
+        # botocore's ec2 model, CreateKeyPairRequest.KeyName: up to 255 ASCII characters.
+        ({"ssh_key_name": ""}, "ssh_key_name '' is not a key pair name"),
+        ({"ssh_key_name": "clé"}, "ssh_key_name 'clé' is not a key pair name"),
+        ({"ssh_key_name": "k" * 256}, f"ssh_key_name {'k' * 256!r} is not a key pair name"),
     ],
 )
 def test_bad_security_args(kwargs, message):
     with pytest.raises(ConfigError) as error:
         GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["a", "b"], **kwargs).validate()
-    assert message in str(error.value)
+    assert str(error.value) == message
 
 
 def test_the_role_is_one_ec2_can_assume_and_everything_is_tagged():

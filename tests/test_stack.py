@@ -203,17 +203,23 @@ def test_pods_are_counted_on_the_nodes_that_run_not_on_max_size():
     args(verification_pods=5).validate()
     with pytest.raises(ConfigError) as error:
         args(verification_pods=10).validate()
-    message = str(error.value)
-    assert message.startswith("verificationPods 10 is more than the 5 GPU slices")
-    for key in (
-        "gpuNodeDesired",
-        "timeSlicingReplicas",
-        "lower verificationPods",
-        "nodeGroups: desired, sharing.replicas",
-    ):
-        assert key in message
+    assert str(error.value) == (
+        "verificationPods 10 is more than the 5 GPU slices the nodes can advertise "
+        "(gpuNodeDesired x GPUs per instance x timeSlicingReplicas, over the groups the pods "
+        "run on; nothing scales a group beyond gpuNodeDesired without the Cluster Autoscaler, "
+        "so gpuNodeMax adds none); lower verificationPods or raise gpuNodeDesired or "
+        "timeSlicingReplicas (in nodeGroups: desired, sharing.replicas)"
+    )
     sharing_args(gpu=("default", 2, 2))(verification_pods=10).validate()
     sharing_args(gpu=("default", 1, 2))(verification_pods=10).validate()  # autoscaled to 2
+    with pytest.raises(ConfigError) as error:
+        sharing_args(gpu=("default", 1, 2))(verification_pods=11).validate()
+    assert str(error.value) == (
+        "verificationPods 11 is more than the 10 GPU slices the nodes can advertise "
+        "(gpuNodeMax x GPUs per instance x timeSlicingReplicas, over the groups the pods run "
+        "on; the Cluster Autoscaler adds nodes up to gpuNodeMax); lower verificationPods or "
+        "raise gpuNodeMax or timeSlicingReplicas (in nodeGroups: max, sharing.replicas)"
+    )
 
 
 def test_only_the_groups_the_pods_run_on_count():
@@ -222,6 +228,35 @@ def test_only_the_groups_the_pods_run_on_count():
     assert args(verification_pods=5).advertised_slices("default") == 5
     with pytest.raises(ConfigError, match="verificationPods 6 is more than the 5 GPU slices"):
         args(verification_pods=6).validate()
+
+
+@pytest.mark.parametrize(
+    ("groups", "changes", "message"),
+    [
+        ({}, {}, "node_groups needs at least one GPU node group"),
+        (
+            {"gpu": ("missing", 1, 1)},
+            {},
+            "node_groups['gpu'].plugin_config_key 'missing' is not a key of plugin_configs; "
+            "use one of default, whole",
+        ),
+        (
+            {"gpu": ("default", 1, 1)},
+            {"verification_config_key": "missing"},
+            "verification_config_key 'missing' is not a key of plugin_configs; "
+            "use one of default, whole",
+        ),
+        (
+            {"gpu": ("default", 1, 1)},
+            {"verification_pods": -1},
+            "verificationPods must be between 0 and 1000, got -1",
+        ),
+    ],
+)
+def test_cross_field_errors_name_the_field_and_what_it_takes(groups, changes, message):
+    with pytest.raises(ConfigError) as error:
+        sharing_args(**groups)(**{"verification_pods": 1, **changes}).validate()
+    assert str(error.value) == message
 
 
 def test_one_node_at_a_time_is_updated():
@@ -250,6 +285,20 @@ def test_the_plugin_version_and_probe_mode_reach_the_pods():
     assert objects["DaemonSet"]["metadata"]["labels"]["app.kubernetes.io/version"] == "v0.19.3"
     probe = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert {e["name"]: e.get("value") for e in probe["env"]}["PROBE_MODE"] == "measure"
+
+
+def test_the_verification_image_reaches_the_pods():
+    from tests.conftest import run_stack
+
+    plan = run_stack("dev", ["verificationImage=python:3.13.9-slim-trixie"])
+    (deployment,) = [
+        o
+        for o in kubernetes_objects(plan)
+        if o["kind"] == "Deployment"
+        and o["metadata"]["namespace"] == conventions.VERIFICATION_NAMESPACE
+    ]
+    probe = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert probe["image"] == "python:3.13.9-slim-trixie"
 
 
 def test_no_verification_pods_means_no_workload():

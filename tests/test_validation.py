@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components import ConfigError
-from components.validation import node_labels
+from components.validation import cidrs, node_labels
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,11 @@ def test_node_labels_eks_and_kubernetes_accept(labels):
         ({"-team": "ml"}, "labels key '-team' is not a node label key"),
         ({"Example.com/team": "ml"}, "labels key 'Example.com/team'"),
         ({"a/b/c": "ml"}, "labels key 'a/b/c'"),
-        ({"team": "ml team"}, "labels['team'] 'ml team'"),
+        (
+            {"team": "ml team"},
+            "labels['team'] 'ml team' is not a node label value: 1 to 63 letters, digits, -, _ "
+            "and . between alphanumerics",
+        ),
         ({"team": 5}, "must be a map of strings to strings"),
     ],
 )
@@ -48,3 +52,24 @@ def test_a_node_group_checks_its_labels():
 
     with pytest.raises(ConfigError, match="^labels key 'a{64}'"):
         GpuNodeGroupArgs(labels={"a" * 64: "v"}).validate_settings()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("10.0.0.0/8", "f must be a non-empty list of CIDR blocks, got '10.0.0.0/8'"),
+        (5, "f must be a non-empty list of CIDR blocks, got 5"),
+        ([], "f must be a non-empty list of CIDR blocks, got []"),
+        (
+            # botocore's eks model, VpcConfigRequest.publicAccessCidrs: IPv4 clusters only.
+            ["::/0"],
+            "f[0] '::/0' is IPv6; the cluster is IPv4, and EKS accepts only IPv4 blocks for its "
+            "public endpoint",
+        ),
+        (["10.0.0.1/8"], "f[0] '10.0.0.1/8' is not a CIDR block (10.0.0.1/8 has host bits set)"),
+    ],
+)
+def test_cidrs_are_a_list_of_ipv4_blocks(values, message):
+    with pytest.raises(ConfigError) as error:
+        cidrs("f", values)
+    assert str(error.value) == message
