@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from components import conventions
+from components.tools.critical_path import needs
 from components.tools.plan import Plan
 from tests.conftest import plan_scope, run_stack
 
@@ -59,19 +60,9 @@ NODE_GROUP_FORCE_NEW = (
 )
 
 
-def depends_on(resource: dict[str, Any]) -> set[str]:
-    """URNs this resource needs to exist until it is gone: dependencies, parent, provider."""
-    edges = set(resource["dependencies"])
-    if resource["parent"]:
-        edges.add(resource["parent"])
-    if resource["provider"]:
-        edges.add(resource["provider"].rsplit("::", 1)[0])  # a reference is "<urn>::<id>"
-    return edges
-
-
 def transitive(plan: Plan) -> dict[str, set[str]]:
     """Every URN each resource depends on, directly or not."""
-    direct = {r["urn"]: depends_on(r) for r in plan.resources}
+    direct = {r["urn"]: needs(r) for r in plan.resources}
     closure: dict[str, set[str]] = {}
 
     def visit(urn: str) -> set[str]:
@@ -89,7 +80,7 @@ def transitive(plan: Plan) -> dict[str, set[str]]:
 def destroy_waves(plan: Plan) -> list[list[str]]:
     """Reverse topological order in waves: each wave can go once the earlier ones are gone."""
     remaining = {
-        r["urn"]: depends_on(r) & {x["urn"] for x in plan.resources} for r in plan.resources
+        r["urn"]: needs(r) & {x["urn"] for x in plan.resources} for r in plan.resources
     }
     waves = []
     while remaining:

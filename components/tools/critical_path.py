@@ -80,7 +80,9 @@ def wait_of(resource: dict[str, Any]) -> tuple[str, int]:
     return API_CALL, API_CALL_SECONDS
 
 
-def _needs(resource: dict[str, Any]) -> set[str]:
+def needs(resource: dict[str, Any]) -> set[str]:
+    """URNs a recorded resource waits for on ``up`` (and outlives on ``destroy``): its
+    dependencies, parent and provider."""
     edges = set(resource["dependencies"])
     if resource["parent"]:
         edges.add(resource["parent"])
@@ -99,7 +101,7 @@ def critical_path(resources: list[dict[str, Any]]) -> list[Step]:
 
     def finish(urn: str) -> int:
         if urn not in done_at:
-            needed = [u for u in sorted(_needs(by_urn[urn])) if u in by_urn]
+            needed = [u for u in sorted(needs(by_urn[urn])) if u in by_urn]
             last = max(needed, key=finish, default=None)
             after[urn] = last
             done_at[urn] = (finish(last) if last else 0) + waits[urn][1]
