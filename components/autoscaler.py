@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -16,6 +17,9 @@ from .options import child_options
 from .pod_identity import pod_identity_role
 
 IMAGE_REPOSITORY = "registry.k8s.io/autoscaling/cluster-autoscaler"
+#: Compressed size of its image, GB: an estimate (one static binary, about 100 to 170 MB
+#: unpacked with every cloud provider built in: kubernetes/autoscaler#1323).
+IMAGE_COMPRESSED_GB = 0.1
 #: Describe calls take no resource-level permissions: the first statement of the
 #: autoscaler's "Full Cluster Autoscaler Features Policy", as documented
 #: (kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md, IAM Policy).
@@ -58,6 +62,11 @@ class ClusterAutoscalerArgs:
     #: GPU nodes whose requested GPUs over allocatable fall below this may be removed.
     #: Default 0.5 (upstream's).
     scale_down_gpu_utilization_threshold: float = 0.5
+    #: Labels of the nodes it must run on; it then keeps off GPU nodes. ``GpuSharing`` gives
+    #: the system node group's. Default none: it prefers a node without GPUs and tolerates
+    #: the GPU taint, so on a cluster of GPU nodes alone it runs on one, which it then never
+    #: removes (its own pod could not move).
+    node_selector: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.provider is None or self.cluster_name is None or self.kubernetes_version is None:
@@ -83,6 +92,15 @@ class ClusterAutoscalerArgs:
             raise ConfigError(
                 f"scaleDownGpuUtilizationThreshold must be between 0 and 1, got {threshold}"
             )
+        validation.node_labels("node_selector", self.node_selector)
+
+
+def memory_request_mib() -> int:
+    """The memory its pod requests of a node (the manifest's), MiB."""
+    container = manifest_files.load("cluster-autoscaler.yaml")["Deployment"]["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    return int(container["resources"]["requests"]["memory"].removesuffix("Mi"))
 
 
 def image(kubernetes_version: str) -> str:
@@ -219,9 +237,14 @@ def _deployment(
     cluster_name: str,
     region: str,
 ) -> dict[str, Any]:
-    """The manifest's Deployment with our image, cluster, region and scale-down settings."""
+    """The manifest's Deployment with our image, cluster, region, scale-down settings and, given
+    a node selector, only the nodes it selects."""
     deployment["metadata"]["labels"]["app.kubernetes.io/version"] = image.rpartition(":")[2]
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    pod = deployment["spec"]["template"]["spec"]
+    if args.node_selector:
+        pod["nodeSelector"] = dict(args.node_selector)
+        del pod["affinity"], pod["tolerations"]
+    container = pod["containers"][0]
     container["image"] = image
     flags = {
         "node-group-auto-discovery": "asg:tag=k8s.io/cluster-autoscaler/enabled,"

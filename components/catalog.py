@@ -1,7 +1,8 @@
 """AWS facts the validation needs before anything is asked of AWS.
 
 Sources (checked 2026-11): the EC2 instance type pages for G4dn
-(https://aws.amazon.com/ec2/instance-types/g4/), the EKS AMI type list in
+(https://aws.amazon.com/ec2/instance-types/g4/) and the system types (a test checks them
+against EC2's recorded DescribeInstanceTypes answers), the EKS AMI type list in
 botocore's ``eks`` service model, the EKS version calendar
 (https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html) and
 the On-Demand price list for us-west-2 (USD per hour).
@@ -42,6 +43,53 @@ G4DN: dict[str, GpuInstanceType] = {
         GpuInstanceType("g4dn.metal", 96, 393216, 8, "T4", 16384, 7.824),
     )
 }
+
+
+@dataclass(frozen=True)
+class SystemInstanceType:
+    """One EC2 instance type without GPUs, for the system node group."""
+
+    name: str
+    vcpus: int
+    memory_mib: int
+    #: Network interfaces, and IPv4 addresses on each (EC2 DescribeInstanceTypes NetworkInfo).
+    max_enis: int
+    ipv4_per_eni: int
+    #: On-Demand price in us-west-2, USD per hour.
+    on_demand_usd_per_hour: float
+
+    @property
+    def max_pods(self) -> int:
+        """Pods the VPC CNI gives an address, which the EKS AMI sets as the kubelet's
+        maxPods: ENIs x (addresses per ENI - 1) + 2, the + 2 for host-network pods
+        (awslabs/amazon-eks-ami nodeadm, getMaxPodsFromENIInfo)."""
+        return self.max_enis * (self.ipv4_per_eni - 1) + 2
+
+
+#: Small x86_64 types with no GPU for the system node group (AL2023_x86_64_STANDARD): the
+#: burstable T3/T3a sizes and the smallest general-purpose and compute ones.
+SYSTEM_INSTANCE_TYPES: dict[str, SystemInstanceType] = {
+    t.name: t
+    for t in (
+        SystemInstanceType("t3.micro", 2, 1024, 2, 2, 0.0104),
+        SystemInstanceType("t3.small", 2, 2048, 3, 4, 0.0208),
+        SystemInstanceType("t3.medium", 2, 4096, 3, 6, 0.0416),
+        SystemInstanceType("t3a.small", 2, 2048, 2, 4, 0.0188),
+        SystemInstanceType("t3a.medium", 2, 4096, 3, 6, 0.0376),
+        SystemInstanceType("m5.large", 2, 8192, 3, 10, 0.096),
+        SystemInstanceType("m6i.large", 2, 8192, 3, 10, 0.096),
+        SystemInstanceType("c5.large", 2, 4096, 3, 10, 0.085),
+    )
+}
+#: The EKS AMI type of system nodes.
+SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
+
+
+def on_demand_usd_per_hour(instance_type: str) -> float:
+    """On-Demand price in us-west-2 of any instance type the catalog lists."""
+    known = G4DN.get(instance_type) or SYSTEM_INSTANCE_TYPES[instance_type]
+    return known.on_demand_usd_per_hour
+
 
 #: EKS AMI types that ship the NVIDIA driver and container toolkit.
 NVIDIA_AMI_TYPES: tuple[str, ...] = ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA")
@@ -130,6 +178,23 @@ def al2023_root_volume_gib(images_compressed_gb: Iterable[float]) -> int:
     image garbage-collection threshold."""
     images_gib = IMAGE_DISK_PER_COMPRESSED * sum(images_compressed_gb) * GIB_PER_GB
     return math.ceil((AL2023_AMI_VOLUME_GIB + images_gib) / IMAGE_GC_HIGH_THRESHOLD)
+
+
+#: Memory the EKS AMIs reserve for the kubelet and container runtime, MiB: 11 per pod of
+#: maxPods plus 255 (awslabs/amazon-eks-ami nodeadm/internal/kubelet/config.go,
+#: getMemoryMebibytesToReserve, the kubelet's kubeReserved; Bottlerocket's is the same).
+KUBE_RESERVED_MIB_PER_POD = 11
+KUBE_RESERVED_MIB_BASE = 255
+#: The kubelet evicts pods below this much free memory (evictionHard memory.available
+#: 100Mi, the EKS AMIs' default), so pods never get it either.
+EVICTION_HARD_MIB = 100
+
+
+def allocatable_memory_mib(memory_mib: int, max_pods: int) -> int:
+    """The most memory pods can request on a node: EC2's figure less what the kubelet keeps.
+    An upper bound: the kernel keeps some of EC2's figure too."""
+    reserved = KUBE_RESERVED_MIB_PER_POD * max_pods + KUBE_RESERVED_MIB_BASE
+    return memory_mib - reserved - EVICTION_HARD_MIB
 
 
 #: Managed policies a worker node's role needs, and no more: ECR pull without list access

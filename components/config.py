@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from . import validation
 from .autoscaler import ClusterAutoscalerArgs
 from .cluster import GpuClusterArgs
 from .conventions import DEFAULT_PLUGIN_CONFIG_KEY
@@ -18,6 +19,7 @@ from .node_group import CONFIG_KEYS, GpuNodeGroupArgs
 from .plugin_config import MPS_MAX_REPLICAS, PluginConfig, mps, time_slicing, unshared
 from .sharing import DEFAULT_REPLICAS
 from .stack import DEMO_NODE_GROUP, GpuSharingArgs
+from .system_node_group import SystemNodeGroupArgs
 from .validation import EKS_CLUSTER_NAME
 from .verification import PROBE_MODES
 
@@ -84,6 +86,12 @@ KEYS: dict[str, tuple[str, Any]] = {
         "at its desired size)",
         True,
     ),
+    "systemNodes": (
+        "untainted nodes without GPUs for CoreDNS and the Cluster Autoscaler, so GPU groups "
+        "can scale to zero (0: none)",
+        1,
+    ),
+    "systemNodeType": ("x86_64 instance type of the system nodes", "t3.small"),
     "nodeGroups": (
         "several GPU node groups, each with its own sharing (see Pulumi.multi.yaml); "
         "replaces the gpu* and timeSlicingReplicas keys",
@@ -213,6 +221,13 @@ def _node_groups(raw: str) -> tuple[dict[str, GpuNodeGroupArgs], dict[str, Plugi
     return node_groups, configs
 
 
+def _system_nodes(nodes: int, instance_type: str) -> SystemNodeGroupArgs | None:
+    validation.integer(f"{NAMESPACE}:systemNodes", nodes, 0, 10)
+    if nodes == 0:
+        return None
+    return SystemNodeGroupArgs(instance_type=instance_type, nodes=nodes)
+
+
 def _not_ours(full_key: str, namespace: str, key: str) -> None:
     """Refuse a key of ours written in another namespace (``eks_gpu_sharing:``, ``aws:``)."""
     fold = key.lower()
@@ -322,6 +337,7 @@ def args_from_config(
         verification_mode=text("verificationMode"),
         verification_image=text("verificationImage") if "verificationImage" in ours else None,
         cluster_autoscaler=(ClusterAutoscalerArgs() if boolean("clusterAutoscaler") else None),
+        system_nodes=_system_nodes(integer("systemNodes"), text("systemNodeType")),
     )
     args.validate()
     return args

@@ -17,7 +17,12 @@ GPU_NODE_LABEL_VALUE = "true"
 #: Node label the device plugin's config-manager reads to pick a config key.
 PLUGIN_CONFIG_NODE_LABEL = "nvidia.com/device-plugin.config"
 
-#: Label naming the node group a GPU node belongs to.
+#: Label on every node of the system node group (no GPU, no taint), which the Cluster
+#: Autoscaler selects.
+SYSTEM_NODE_LABEL = "eks-gpu-sharing/system-node"
+SYSTEM_NODE_LABEL_VALUE = "true"
+
+#: Label naming the node group a node of ours belongs to.
 NODE_GROUP_LABEL = "eks-gpu-sharing/node-group"
 
 #: Label carrying the node group's EKS AMI type (EKS sets no such label itself).

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from . import al2023, bottlerocket, catalog, conventions, node_template, validation
+from . import al2023, bottlerocket, catalog, conventions, node_template, validation, worker_node
 from .errors import ConfigError
 from .options import child_options
 from .plugin_config import PluginConfig, unshared
@@ -234,51 +233,13 @@ class GpuNodeGroup(pulumi.ComponentResource):
         child = child_options(self, opts)
         tags = dict(args.tags)
 
-        role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ec2.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-            tags=tags,
-            opts=child,
-        )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-{policy}",
-                role=role.name,
-                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
-                opts=child,
-            )
-            for policy in catalog.WORKER_NODE_POLICIES
-        ]
-        template = aws.ec2.LaunchTemplate(
-            f"{name}-lt",
+        role, attachments = worker_node.node_role(name, tags, child)
+        template = worker_node.launch_template(
+            name,
             description="GPU nodes: IMDSv2 only, encrypted gp3 volume, no SSH key",
-            metadata_options={
-                "http_endpoint": "enabled",
-                "http_tokens": "required",
-                "http_put_response_hop_limit": args.imds_hop_limit,
-            },
-            block_device_mappings=[
-                {
-                    "device_name": catalog.CONTAINER_VOLUME_DEVICE[args.ami_type],
-                    "ebs": {
-                        "volume_size": args.disk_size_gib or DEFAULT_DISK_SIZE_GIB,
-                        "volume_type": "gp3",
-                        "encrypted": "true",
-                        "delete_on_termination": "true",
-                    },
-                }
-            ],
+            device_name=catalog.CONTAINER_VOLUME_DEVICE[args.ami_type],
+            volume_gib=args.disk_size_gib or DEFAULT_DISK_SIZE_GIB,
+            imds_hop_limit=args.imds_hop_limit,
             key_name=args.ssh_key_name,
             # Bottlerocket: its host plugin's sharing (its toolkit already ignores the env
             # var); AL2023: the toolkit settings that make slices the only way to a GPU. A
@@ -288,11 +249,6 @@ class GpuNodeGroup(pulumi.ComponentResource):
             user_data=bottlerocket.user_data(args.host_sharing, "plugin_config")
             if args.host_runs_device_plugin
             else al2023.user_data(),
-            tag_specifications=[
-                {"resource_type": kind, "tags": tags} for kind in ("instance", "volume")
-            ]
-            if tags
-            else None,
             tags=tags,
             opts=child,
         )

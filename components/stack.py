@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from . import bottlerocket, catalog, conventions, validation
+from . import autoscaler, bottlerocket, catalog, conventions, validation
 from .admission_policy import GpuAdmissionPolicy, GpuAdmissionPolicyArgs
 from .autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from .cluster import GpuCluster, GpuClusterArgs
@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .node_group import GpuNodeGroup, GpuNodeGroupArgs
 from .plugin_config import PluginConfig
 from .sharing import demo_configs, validate_configs
+from .system_node_group import SystemNodeGroup, SystemNodeGroupArgs
 from .verification import (
     NO_SLICE_IMAGE,
     PROBE_IMAGES,
@@ -76,6 +77,11 @@ class GpuSharingArgs:
     #: ``ClusterAutoscalerArgs()`` (upstream's scale-down settings); ``None``: no autoscaler,
     #: every group stays at its desired size.
     cluster_autoscaler: ClusterAutoscalerArgs | None = field(default_factory=ClusterAutoscalerArgs)
+    #: A small node group without GPUs or taints, where CoreDNS and the Cluster Autoscaler run,
+    #: so that every GPU group can scale to zero. ``cluster_name`` and ``subnet_ids`` are
+    #: filled in from the cluster. Default ``SystemNodeGroupArgs()``: one t3.small; ``None``:
+    #: none, so CoreDNS has nowhere to run and the autoscaler keeps the GPU node it runs on.
+    system_nodes: SystemNodeGroupArgs | None = field(default_factory=SystemNodeGroupArgs)
 
     @property
     def autoscaled(self) -> bool:
@@ -89,6 +95,15 @@ class GpuSharingArgs:
         autoscaler sizes it, else its desired size (nothing else changes it)."""
         args = self.node_groups[group]
         return args.max_size if self.autoscaled else args.desired_size
+
+    def system_node_args(self) -> SystemNodeGroupArgs | None:
+        """The system group's Args, holding the autoscaler's pod too when it runs."""
+        if self.system_nodes is None or not self.autoscaled:
+            return self.system_nodes
+        return dataclasses.replace(
+            self.system_nodes,
+            pod_memory_mib=(*self.system_nodes.pod_memory_mib, autoscaler.memory_request_mib()),
+        )
 
     def advertised_resources(self, group: str) -> dict[str, int]:
         """What one node of the group advertises once the device plugin applies its config:
@@ -150,6 +165,13 @@ class GpuSharingArgs:
             if group.host_runs_device_plugin:
                 self._validate_bottlerocket(name, group.plugin_config_key)
         self._validate_autoscaling()
+        system = self.system_node_args()
+        if system is not None:
+            if not isinstance(system, SystemNodeGroupArgs):
+                raise ConfigError(
+                    f"system_nodes must be SystemNodeGroupArgs or None, got {system!r}"
+                )
+            system.validate_settings()
         validate_version(self.device_plugin_version)
         validation.boolean("admission_policy", self.admission_policy)
         validation.integer("verificationPods", self.verification_pods, 0, 1000)
@@ -218,11 +240,14 @@ class GpuSharingArgs:
 
 def _volume_gib(args: GpuSharingArgs, group: str) -> int | None:
     """The group's own size, else, on AL2023, room for the images its nodes run: the device
-    plugin's and, where the verification pods run, the probe's and the no-slice pod's."""
+    plugin's; where the verification pods run, the probe's and the no-slice pod's; and the
+    autoscaler's when no system node keeps it off GPU nodes."""
     group_args = args.node_groups[group]
     if group_args.disk_size_gib is not None or not group_args.ami_type.startswith("AL2023_"):
         return group_args.disk_size_gib
     images = [IMAGE_COMPRESSED_GB]
+    if args.autoscaled and args.system_nodes is None:
+        images.append(autoscaler.IMAGE_COMPRESSED_GB)
     if args.verification_pods and group_args.plugin_config_key == args.verification_config_key:
         probe = args.verification_image or PROBE_IMAGES[args.verification_mode].reference
         images += [probe_image_gb(probe), NO_SLICE_IMAGE.compressed_gb]
@@ -244,6 +269,8 @@ class GpuSharing(pulumi.ComponentResource):
     node_groups: dict[str, GpuNodeGroup]
     #: None when every group runs Bottlerocket, whose hosts run their own plugin.
     device_plugin: NvidiaDevicePlugin | None
+    #: None when ``system_nodes`` is None.
+    system_nodes: SystemNodeGroup | None
     #: None when no group can change size or the autoscaler is off.
     autoscaler: ClusterAutoscaler | None
     verification: VerificationWorkload | None
@@ -275,6 +302,18 @@ class GpuSharing(pulumi.ComponentResource):
             )
             for group, a in args.node_groups.items()
         }
+        system = args.system_node_args()
+        self.system_nodes = None
+        if system is not None:
+            self.system_nodes = SystemNodeGroup(
+                f"{name}-system",
+                dataclasses.replace(
+                    system,
+                    cluster_name=self.cluster.cluster_name,
+                    subnet_ids=self.cluster.subnet_ids,
+                ),
+                opts=child,
+            )
         self.gpu_slices_per_node = {
             group: node_group.gpus_per_node.apply(
                 functools.partial(operator.mul, args.units_per_gpu(group))
@@ -308,6 +347,13 @@ class GpuSharing(pulumi.ComponentResource):
         self.autoscaler = None
         if args.autoscaled:
             assert args.cluster_autoscaler is not None  # args.autoscaled says so
+            on_system_nodes = {}
+            after: list[pulumi.Resource] = []
+            if self.system_nodes is not None:
+                on_system_nodes = {
+                    conventions.SYSTEM_NODE_LABEL: conventions.SYSTEM_NODE_LABEL_VALUE
+                }
+                after = [self.system_nodes.eks_node_group]
             self.autoscaler = ClusterAutoscaler(
                 f"{name}-autoscaler",
                 dataclasses.replace(
@@ -316,12 +362,14 @@ class GpuSharing(pulumi.ComponentResource):
                     cluster_name=self.cluster.cluster_name,
                     kubernetes_version=args.cluster.kubernetes_version
                     or self.cluster.kubernetes_version,
+                    node_selector=args.cluster_autoscaler.node_selector or on_system_nodes,
                 ),
-                # Its association takes cluster_name, which waits for the Pod Identity agent;
-                # its namespace and RBAC need only the API server. The verification pods do
-                # not wait for it: it adds nodes for pods whenever they are pending, and it is
-                # running before the first GPU node is up (issue 13: off the critical path).
-                opts=child,
+                # Its association takes cluster_name, which waits for the Pod Identity agent.
+                # It waits for the system nodes it runs on (so `up` does not time out on a
+                # Deployment with no node, and `destroy` removes it before them). The
+                # verification pods do not wait for it: it adds nodes for pods whenever they
+                # are pending (issue 13: off the critical path).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
             )
         self.verification = None
         if args.verification_pods:
@@ -349,6 +397,9 @@ class GpuSharing(pulumi.ComponentResource):
                 "clusterName": self.cluster.cluster_name,
                 "kubeconfig": self.cluster.kubeconfig,
                 "nodeGroupNames": {g: ng.node_group_name for g, ng in self.node_groups.items()},
+                "systemNodeGroupName": self.system_nodes.node_group_name
+                if self.system_nodes
+                else None,
                 "gpuSlicesPerNode": self.gpu_slices_per_node,
             }
         )

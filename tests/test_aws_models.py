@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from components import ConfigError, GpuNodeGroupArgs, catalog
+from components.tools.mocks import G4DN_AZS, ONE_AZ_REGION
 
 SESSION = botocore.session.get_session()
 
@@ -41,7 +42,7 @@ def test_g4dn_types_exist_in_ec2():
 
 
 def test_node_group_inputs_fit_create_nodegroup(demo_plan):
-    inputs = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]
+    inputs = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]
     request = shape("eks", "CreateNodegroupRequest")
     # Every field the API requires is given, under the name pulumi-aws gives it;
     # nodegroupName is auto-named by Pulumi (the name plus a random suffix).
@@ -67,7 +68,7 @@ def test_cluster_inputs_fit_create_cluster(demo_plan):
 
 
 def test_launch_template_fits_ec2(demo_plan):
-    inputs = demo_plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    inputs = demo_plan.one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]
     metadata = inputs["metadataOptions"]
     assert metadata["httpTokens"] in enum("ec2", "LaunchTemplateHttpTokensState")
     assert metadata["httpEndpoint"] in enum("ec2", "LaunchTemplateInstanceMetadataEndpointState")
@@ -142,14 +143,14 @@ def test_mocked_cluster_versions_filter_or_refuse():
             cluster_versions(**refused)
 
 
-def test_g_instance_quota_codes_are_service_quotas_ids():
+def test_instance_quota_codes_are_service_quotas_ids():
     """Each code fits QuotaCode in botocore's service-quotas model."""
     import re
 
-    from components.tools.preflight import G_QUOTAS
+    from components.tools.preflight import QUOTAS
 
     pattern = shape("service-quotas", "QuotaCode").metadata["pattern"]
-    for code, _name in G_QUOTAS.values():
+    for code, _name in QUOTAS.values():
         assert re.fullmatch(pattern, code), code
 
 
@@ -165,7 +166,7 @@ def hop_limit_range() -> tuple[int, int]:
 
 def test_hop_limit_we_send_and_allow_is_what_ec2_takes(demo_plan):
     low, high = hop_limit_range()
-    metadata = demo_plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]["metadataOptions"]
+    metadata = demo_plan.one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]["metadataOptions"]
     assert low <= metadata["httpPutResponseHopLimit"] <= high
 
     def args(hop_limit: int) -> GpuNodeGroupArgs:
@@ -208,3 +209,68 @@ def test_catalog_gpus_vcpus_and_memory_are_ec2s(name, ec2_g4dn):
     assert gpu["MemoryInfo"]["SizeInMiB"] == ours.gpu_memory_mib
     assert theirs["VCpuInfo"]["DefaultVCpus"] == ours.vcpus
     assert theirs["MemoryInfo"]["SizeInMiB"] == ours.memory_mib
+
+
+# --- The system node group's types, against the same recorded answers --------------------
+
+
+@pytest.fixture(scope="module")
+def ec2_system() -> dict[str, dict]:
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name="us-west-2")
+        answer = ec2.describe_instance_types(InstanceTypes=sorted(catalog.SYSTEM_INSTANCE_TYPES))
+        return {t["InstanceType"]: t for t in answer["InstanceTypes"]}
+
+
+@pytest.mark.parametrize("name", sorted(catalog.SYSTEM_INSTANCE_TYPES))
+def test_system_types_are_ec2s_x86_types_without_gpus(name, ec2_system):
+    """vCPUs, memory and the network limits maxPods comes from (ENIs, IPv4 per ENI), as
+    EC2 answers them; x86_64, for the AL2023_x86_64_STANDARD AMI, and no GPU."""
+    ours, theirs = catalog.SYSTEM_INSTANCE_TYPES[name], ec2_system[name]
+    assert theirs["VCpuInfo"]["DefaultVCpus"] == ours.vcpus
+    assert theirs["MemoryInfo"]["SizeInMiB"] == ours.memory_mib
+    assert theirs["NetworkInfo"]["MaximumNetworkInterfaces"] == ours.max_enis
+    assert theirs["NetworkInfo"]["Ipv4AddressesPerInterface"] == ours.ipv4_per_eni
+    assert "x86_64" in theirs["ProcessorInfo"]["SupportedArchitectures"]
+    assert "GpuInfo" not in theirs
+
+
+def test_max_pods_is_the_eks_amis_for_the_demo_type():
+    """eni-max-pods as the EKS AMI ships it: t3.small 11, t3.micro 4, m5.large 29."""
+    pods = {n: t.max_pods for n, t in catalog.SYSTEM_INSTANCE_TYPES.items()}
+    assert (pods["t3.small"], pods["t3.micro"], pods["m5.large"]) == (11, 4, 29)
+
+
+def test_the_system_ami_type_is_an_eks_ami_type():
+    assert catalog.SYSTEM_AMI_TYPE in enum("eks", "AMITypes")
+
+
+@pytest.mark.parametrize("region", sorted(r for r in G4DN_AZS if r != ONE_AZ_REGION))
+@pytest.mark.parametrize("name", sorted(catalog.SYSTEM_INSTANCE_TYPES))
+def test_system_types_are_offered_where_the_gpu_subnets_are(region, name):
+    """The system nodes use the GPU nodes' subnets, one per AZ that offers g4dn: each
+    system type must be offered in all of those AZs too."""
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=region)
+        offered = {
+            o["Location"]
+            for o in ec2.describe_instance_type_offerings(
+                LocationType="availability-zone",
+                Filters=[{"Name": "instance-type", "Values": [name]}],
+            )["InstanceTypeOfferings"]
+        }
+    assert set(G4DN_AZS[region]) <= offered
+
+
+def test_system_node_group_inputs_fit_create_nodegroup(demo_plan):
+    (inputs,) = [
+        g["inputs"]
+        for g in demo_plan.by_type("aws:eks/nodeGroup:NodeGroup")
+        if "SystemNodeGroup" in g["parent"]
+    ]
+    assert inputs["amiType"] in enum("eks", "AMITypes")
+    assert inputs["capacityType"] in enum("eks", "CapacityTypes")
+    assert inputs["instanceTypes"] == ["t3.small"]
+    assert "taints" not in inputs
+    scaling = inputs["scalingConfig"]
+    assert scaling["minSize"] == scaling["desiredSize"] == scaling["maxSize"] == 1

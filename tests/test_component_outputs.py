@@ -38,7 +38,7 @@ def test_cluster_and_node_group_outputs_are_the_resources_they_made(demo_plan):
     (role,) = [r["name"] for r in demo_plan.by_type("aws:iam/role:Role")
                if r["parent"].endswith("::gpu-sharing-gpu")]
     assert group["roleArn"].startswith(f"arn:aws:iam::123456789012:role/{role}-")
-    assert demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["nodeRoleArn"] == group["roleArn"]
+    assert demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]["nodeRoleArn"] == group["roleArn"]
 
 
 def test_plugin_and_verification_outputs_name_their_objects(demo_plan):

@@ -46,7 +46,7 @@ def node_taints(plan):
 
 
 def test_gpu_nodes_are_tainted_and_labelled(demo_plan):
-    group = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]
+    group = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]
     assert group["labels"][conventions.GPU_NODE_LABEL] == "true"
     assert node_taints(demo_plan) == [
         {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
@@ -61,7 +61,7 @@ def test_plugin_and_workload_tolerate_every_gpu_node_taint(demo_plan):
 
 
 def test_plugin_and_workload_select_labels_the_gpu_nodes_carry(demo_plan):
-    labels = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
+    labels = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]["labels"]
     for obj in objects(demo_plan, "DaemonSet") + objects(demo_plan, "Deployment"):
         for key, value in pod_spec(obj).get("nodeSelector", {}).items():
             assert labels.get(key) == value, (obj["metadata"]["name"], key)
@@ -83,7 +83,7 @@ def test_plugin_reads_the_configmap_and_key_we_create(demo_plan):
         assert env["DEFAULT_CONFIG"] in config_map["data"]
         assert env["NODE_LABEL"] == conventions.PLUGIN_CONFIG_NODE_LABEL
         assert env["CONFIG_FILE_SRCDIR"] == "/available-configs"
-    labels = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
+    labels = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]["labels"]
     assert labels[conventions.PLUGIN_CONFIG_NODE_LABEL] in config_map["data"]
     plugin = next(c for c in spec["containers"] if c["command"] == ["nvidia-device-plugin"])
     env = {e["name"]: e.get("value") for e in plugin["env"]}
@@ -183,7 +183,7 @@ def assert_bound(plan, account_name: str, namespace: str) -> None:
 def test_the_sharing_config_is_there_before_the_plugin_without_waiting_for_the_nodes(demo_plan):
     """The plugin reads its ConfigMap at start, so the DaemonSet waits for it; the ConfigMap
     needs only the API server, so it is created while the GPU nodes join."""
-    node_group = demo_plan.one("aws:eks/nodeGroup:NodeGroup")["urn"]
+    node_group = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["urn"]
     (config_map,) = [r for r in demo_plan.by_type("kubernetes:core/v1:ConfigMap")
                      if r["inputs"]["metadata"]["name"] == conventions.PLUGIN_CONFIGMAP_NAME]
     daemonset = demo_plan.one("kubernetes:apps/v1:DaemonSet")

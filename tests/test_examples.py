@@ -135,7 +135,7 @@ def test_add_node_group_joins_the_stack_s_own_cluster(added):
     config = add_node_group_config()
     namespace = project_name("add-node-group")
     cluster = added.one("eks:index:Cluster")
-    group = added.one("aws:eks/nodeGroup:NodeGroup")
+    group = added.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
     assert cluster["name"] == "platform"
     assert cluster["inputs"]["name"] == config[f"{namespace}:clusterName"]
     assert group["inputs"]["clusterName"] == cluster["inputs"]["name"]
@@ -147,7 +147,7 @@ def test_add_node_group_joins_the_stack_s_own_cluster(added):
 
 
 def test_add_node_group_labels_the_nodes_for_the_plugin_config(added):
-    labels = added.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
+    labels = added.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]["labels"]
     assert labels[components.conventions.GPU_NODE_LABEL] == "true"
     assert labels[components.conventions.PLUGIN_CONFIG_NODE_LABEL] == "default"
     assert time_slicing_replicas(added) == 4
@@ -158,7 +158,7 @@ def test_add_node_group_objects_use_a_provider_from_that_cluster(added):
     assert '"--cluster-name", "platform"' in provider["inputs"]["kubeconfig"]
     assert_every_object_uses(added, provider)
     daemonset = added.one("kubernetes:apps/v1:DaemonSet")
-    assert added.one("aws:eks/nodeGroup:NodeGroup")["urn"] in daemonset["dependencies"]
+    assert added.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["urn"] in daemonset["dependencies"]
 
 
 def test_add_node_group_outputs(added):

@@ -139,7 +139,7 @@ def test_the_template_knows_the_gpu_label_the_autoscaler_waits_on(demo_plan):
 
 
 def test_the_asg_carries_the_node_groups_template_tags_unpropagated(demo_plan):
-    group = demo_plan.one("aws:eks/nodeGroup:NodeGroup")
+    group = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
     template = {k: v for k, v in group["inputs"]["tags"].items() if k.startswith(PREFIX)}
     assert asg_tags(demo_plan, "gpu") == template
     for tag in demo_plan.by_type(ASG_TAG):

@@ -59,22 +59,35 @@ def checked(args, client=None, why_not: str = "") -> tuple[int, str]:
 
 
 def test_quota_below_the_stack_is_named_up_front():
-    client, stub = stubbed({"L-DB2E81BA": 0.0})
+    client, stub = stubbed({"L-DB2E81BA": 0.0, "L-1216C47A": 1.0})
     code, output = checked(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), client)
     stub.assert_no_pending_responses()
     assert code == 1
     assert output == (
         'error: the quota "Running On-Demand G and VT instances" (L-DB2E81BA) is 0 vCPUs; the '
-        "ON_DEMAND node groups can use 8 at their max size: ask for more in Service Quotas "
-        "first (the node group would wait and fail)\n")
+        "stack's ON_DEMAND GPU nodes can use 8 at their max size: ask for more in Service "
+        "Quotas first (the node group would wait and fail)\n"
+        'error: the quota "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances" '
+        "(L-1216C47A) is 1 vCPUs; the stack's ON_DEMAND system nodes can use 2 at their max "
+        "size: ask for more in Service Quotas first (the node group would wait and fail)\n")
+
+
+def test_the_system_nodes_count_against_the_standard_quota_alone():
+    """One t3.small (2 vCPUs) per system node, On-Demand; none without system nodes."""
+    assert preflight.vcpus_needed(stack_args(systemNodes="3"))["standard", "ON_DEMAND"] == 6
+    assert ("standard", "ON_DEMAND") not in preflight.vcpus_needed(stack_args(systemNodes="0"))
 
 
 def test_spot_and_on_demand_are_asked_separately_and_pass_when_they_fit():
     """multi: timesliced and bottlerocket 1 x g4dn.xlarge each + exclusive max 2 x
     g4dn.2xlarge on demand = 24 vCPUs; mps 1 x g4dn.xlarge spot = 4."""
     args = stack_args("multi")
-    assert preflight.vcpus_needed(args) == {"ON_DEMAND": 4 + 4 + 2 * 8, "SPOT": 4}
-    client, stub = stubbed({"L-DB2E81BA": 24.0, "L-3819A6DF": 4.0})
+    assert preflight.vcpus_needed(args) == {
+        ("G", "ON_DEMAND"): 4 + 4 + 2 * 8,
+        ("G", "SPOT"): 4,
+        ("standard", "ON_DEMAND"): 2,
+    }
+    client, stub = stubbed({"L-DB2E81BA": 24.0, "L-3819A6DF": 4.0, "L-1216C47A": 2.0})
     code, output = checked(args, client)
     stub.assert_no_pending_responses()
     assert code == 0
@@ -190,14 +203,19 @@ def test_without_an_applied_value_the_aws_default_quota_is_used():
         {"Quota": {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA", "Value": 8.0}},
         ask,
     )
+    standard = {"ServiceCode": "ec2", "QuotaCode": "L-1216C47A"}
+    stub.add_response("get_service_quota", {"Quota": {**standard, "Value": 5.0}}, standard)
     stub.activate()
     code, output = checked(stack_args(publicAccessCidrs='["100.20.30.40/32"]'), client)
     stub.assert_no_pending_responses()
     assert code == 0
     assert output == (
         'ok: in us-west-2 (aws:region), the quota "Running On-Demand G and VT instances" '
-        "(L-DB2E81BA, 8 vCPUs) is at least the 8 the stack's ON_DEMAND nodes need at max size "
-        "(G instances already running count against it too)\n")
+        "(L-DB2E81BA, 8 vCPUs) is at least the 8 the stack's ON_DEMAND GPU nodes need at max "
+        "size (instances already running count against it too)\n"
+        'ok: in us-west-2 (aws:region), the quota "Running On-Demand Standard (A, C, D, H, I, '
+        'M, R, T, Z) instances" (L-1216C47A, 5 vCPUs) is at least the 2 the stack\'s ON_DEMAND '
+        "system nodes need at max size (instances already running count against it too)\n")
 
 
 def cli(*args: str, cwd=ROOT):

@@ -249,7 +249,7 @@ def test_construct_with_engine_inputs_builds_the_library_components(provider):
     )
     top = [r for r in plan.resources if r["type"] == "eks-gpu-sharing:index:GpuSharing"]
     assert [r["parent"].rsplit("::", 1)[-1] for r in top] == ["eks-gpu-sharing-test", "demo"]
-    group = plan.one("aws:eks/nodeGroup:NodeGroup")
+    group = plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
     assert group["inputs"]["instanceTypes"] == ["g4dn.2xlarge"]
     assert plan.one("kubernetes:apps/v1:Deployment")["inputs"]["spec"]["replicas"] == 3
     assert plan.one("eks:index:Cluster")["inputs"]["name"] == "demo-cluster"

@@ -91,7 +91,7 @@ def test_the_autoscaler_is_off_the_path_to_the_pods(demo_plan):
     association = by_name(demo_plan, "gpu-sharing-autoscaler-aws-association")["urn"]
     agent = by_name(demo_plan, "gpu-sharing-cluster-pod-identity-agent")["urn"]
     assert {association, agent} <= closure[autoscaler]
-    assert demo_plan.one("aws:eks/nodeGroup:NodeGroup")["urn"] not in closure[autoscaler]
+    assert demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["urn"] not in closure[autoscaler]
     tags = {r["urn"] for r in demo_plan.by_type("aws:autoscaling/tag:Tag")}
     assert tags
     for waiter in ("gpu-sharing-device-plugin-ds", "gpu-sharing-verification-pods"):
@@ -100,7 +100,7 @@ def test_the_autoscaler_is_off_the_path_to_the_pods(demo_plan):
 
 
 def test_device_plugin_waits_for_the_gpu_nodes_and_they_for_the_cluster(demo_plan):
-    group = demo_plan.one("aws:eks/nodeGroup:NodeGroup")
+    group = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
     cluster = demo_plan.one("eks:index:Cluster")
     daemonset = demo_plan.one("kubernetes:apps/v1:DaemonSet")
     assert group["urn"] in daemonset["dependencies"]

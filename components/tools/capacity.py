@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..conventions import GPU_NODE_LABEL
 from ..node_template import RESOURCES
 
 AUTOSCALER = "eks-gpu-sharing:index:ClusterAutoscaler"
@@ -35,9 +36,11 @@ class GroupCapacity:
 def node_groups(resources: list[dict[str, Any]]) -> list[GroupCapacity]:
     found = []
     for resource in resources:
-        if resource["type"] != "aws:eks/nodeGroup:NodeGroup":
-            continue
         inputs = resource["inputs"]
+        if resource["type"] != "aws:eks/nodeGroup:NodeGroup" or GPU_NODE_LABEL not in inputs.get(
+            "labels", {}
+        ):
+            continue
         scaling = inputs["scalingConfig"]
         per_node = {
             key.removeprefix(RESOURCES): int(value)

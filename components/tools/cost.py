@@ -55,7 +55,7 @@ def estimate(resources: list[dict[str, Any]], size: str = "desiredSize") -> list
             spot = inputs.get("capacityType") == "SPOT"
             kind = " (SPOT, at On-Demand price)" if spot else ""
             for name in inputs["instanceTypes"]:
-                price = catalog.G4DN[name].on_demand_usd_per_hour
+                price = catalog.on_demand_usd_per_hour(name)
                 lines.append(CostLine(f"{group}: {nodes} x {name}{kind}", nodes * price, spot))
             gib = nodes * _volume_gib(resources, resource)
             lines.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import device_plugin, verification
+from .. import autoscaler, device_plugin, verification
 
 AWS_CREATE = "AWS create"
 NODE_JOIN = "node join"
@@ -55,6 +55,8 @@ def image_gb(image: str) -> float:
     """Compressed size of an image we ship; another's is unknown: the largest we know."""
     if image.startswith(f"{device_plugin.IMAGE_REPOSITORY}:"):
         return device_plugin.IMAGE_COMPRESSED_GB
+    if image.startswith(f"{autoscaler.IMAGE_REPOSITORY}:"):
+        return autoscaler.IMAGE_COMPRESSED_GB
     return verification.probe_image_gb(image)
 
 

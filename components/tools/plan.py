@@ -80,14 +80,25 @@ class Plan:
             "criticalPath": [step.to_json() for step in critical_path(self.resources)],
         }
 
-    def by_type(self, typ: str) -> list[dict[str, Any]]:
-        return [r for r in self.resources if r["type"] == typ]
+    def by_type(self, typ: str, under: str | None = None) -> list[dict[str, Any]]:
+        """Resources of a type; with ``under``, only the children of that component type
+        (e.g. ``GpuNodeGroup``: the GPU groups' node groups, not the system group's)."""
+        return [
+            r
+            for r in self.resources
+            if r["type"] == typ and (under is None or _type_of(r["parent"]).endswith(f":{under}"))
+        ]
 
-    def one(self, typ: str) -> dict[str, Any]:
-        found = self.by_type(typ)
+    def one(self, typ: str, under: str | None = None) -> dict[str, Any]:
+        found = self.by_type(typ, under)
         if len(found) != 1:
             raise LookupError(f"{len(found)} resources of type {typ}")
         return found[0]
+
+
+def _type_of(urn: str | None) -> str:
+    """The resource type a URN names (urn:pulumi:stack::project::parent$type::name)."""
+    return urn.split("::")[2].rsplit("$", 1)[-1] if urn else ""
 
 
 def _plain(value: Any) -> Any:

@@ -25,11 +25,19 @@ from .cli import Parser, UsageError, error, refused
 from .plan import stack_config
 
 SKIPPED = 3
-#: Service Quotas codes (service ``ec2``) of the vCPU quotas G instances count against.
-G_QUOTAS = {
-    "ON_DEMAND": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
-    "SPOT": ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+#: Service Quotas codes (service ``ec2``) of the vCPU quotas our nodes count against, by
+#: (instance family class, capacity type): G instances for the GPU nodes, and the standard
+#: families (T, M, C among them) for the On-Demand system nodes.
+QUOTAS = {
+    ("G", "ON_DEMAND"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    ("G", "SPOT"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    ("standard", "ON_DEMAND"): (
+        "L-1216C47A",
+        "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+    ),
 }
+#: How each quota's nodes are named in a message.
+NODES = {"G": "GPU nodes", "standard": "system nodes"}
 #: IPv4 ranges reserved for documentation (RFC 5737): nothing on the internet has them, so a
 #: public endpoint limited to them can never be reached. (IPv6 blocks, RFC 3849's among
 #: them, are refused earlier: validation.cidrs.)
@@ -52,11 +60,16 @@ def documentation_cidrs(args: GpuSharingArgs) -> list[str]:
     return problems
 
 
-def vcpus_needed(args: GpuSharingArgs) -> dict[str, int]:
-    """vCPUs the node groups can reach at their max size, by capacity type."""
-    needed: dict[str, int] = defaultdict(int)
+def vcpus_needed(args: GpuSharingArgs) -> dict[tuple[str, str], int]:
+    """vCPUs the node groups can reach at their max size, by QUOTAS key."""
+    needed: dict[tuple[str, str], int] = defaultdict(int)
     for group in args.node_groups.values():
-        needed[group.capacity_type] += group.max_size * catalog.G4DN[group.instance_type].vcpus
+        vcpus = catalog.G4DN[group.instance_type].vcpus
+        needed["G", group.capacity_type] += group.max_size * vcpus
+    if args.system_nodes is not None:
+        system = args.system_nodes
+        vcpus = catalog.SYSTEM_INSTANCE_TYPES[system.instance_type].vcpus
+        needed["standard", "ON_DEMAND"] += system.nodes * vcpus
     return dict(needed)
 
 
@@ -72,25 +85,27 @@ def quota_value(quotas: Any, code: str) -> float:
 
 
 def quota_checks(args: GpuSharingArgs, quotas: Any) -> tuple[list[str], list[str]]:
-    """(problems, fits): per capacity type, whether its G-instance vCPU quota covers the
-    stack's nodes at max size. ``quotas`` is a Service Quotas client (boto3). G instances
-    already running count against the same quota: a fit here is necessary, not sufficient.
+    """(problems, fits): per quota, whether it covers the stack's nodes at max size.
+    ``quotas`` is a Service Quotas client (boto3). Instances already running count against
+    the same quota: a fit here is necessary, not sufficient.
     """
     problems, fits = [], []
-    for capacity_type, vcpus in sorted(vcpus_needed(args).items()):
-        code, name = G_QUOTAS[capacity_type]
+    for key, vcpus in sorted(vcpus_needed(args).items()):
+        code, name = QUOTAS[key]
+        family, capacity_type = key
+        nodes = f"{capacity_type} {NODES[family]}"
         quota = quota_value(quotas, code)
         if quota < vcpus:
             problems.append(
-                f'the quota "{name}" ({code}) is {quota:g} vCPUs; the {capacity_type} node '
-                f"groups can use {vcpus} at their max size: ask for more in Service Quotas "
-                "first (the node group would wait and fail)"
+                f'the quota "{name}" ({code}) is {quota:g} vCPUs; the stack\'s {nodes} can '
+                f"use {vcpus} at their max size: ask for more in Service Quotas first (the "
+                "node group would wait and fail)"
             )
         else:
             fits.append(
                 f'the quota "{name}" ({code}, {quota:g} vCPUs) is at least the {vcpus} the '
-                f"stack's {capacity_type} nodes need at max size (G instances already running "
-                "count against it too)"
+                f"stack's {nodes} need at max size (instances already running count against "
+                "it too)"
             )
     return problems, fits
 
