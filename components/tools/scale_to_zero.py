@@ -3,9 +3,9 @@ Autoscaler remove every GPU node it ran on, scale it back and time its return fr
 
 The autoscaler removes a node once only DaemonSet pods are left on it
 (kubernetes/autoscaler, cluster-autoscaler/simulator/drainability/rules/daemonset/rule.go)
-and it has been unneeded for ``--scale-down-unneeded-time`` (scaleDownUnneededMinutes, 10 by
-default; components/autoscaler.py); EC2 then terminates the instance and the node object
-goes. Hence the default wait of 20 minutes for each way. A pod no controller owns would keep
+and it has been unneeded for ``--scale-down-unneeded-time`` (10 minutes by default,
+ClusterAutoscalerArgs.scale_down_unneeded_minutes); EC2 then terminates the instance and the
+node object goes. Hence the default wait of 20 minutes for each way. A pod no controller owns would keep
 its node for good (rules/replicated/rule.go), which is why the pod without a slice is a
 Deployment (components/verification.py). The workload is scaled back whatever happens.
 """
@@ -28,8 +28,9 @@ TIMEOUT_SECONDS = 1200.0
 AUTOSCALER_SELECTOR = "app.kubernetes.io/name=cluster-autoscaler"
 HINT = (
     "is the node group's min 0 (gpuNodeMin, or nodeGroups[i].min)? is the Cluster "
-    f"Autoscaler running (namespace {conventions.AUTOSCALER_NAMESPACE})? does its scale-down "
-    "time (scaleDownUnneededMinutes) plus the instance's termination fit in the timeout?"
+    f"Autoscaler running (namespace {conventions.AUTOSCALER_NAMESPACE})? do its "
+    "--scale-down-unneeded-time (10m by default) and the instance's termination fit in the "
+    "timeout?"
 )
 
 
