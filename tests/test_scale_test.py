@@ -302,6 +302,49 @@ def test_nodes_that_never_leave_fail_with_the_hint_and_are_scaled_back(tmp_path,
     assert all_ready(cluster) == [NODE]
 
 
+def test_pods_that_do_not_come_back_from_zero_fail(tmp_path, capsys):
+    """The group reached zero, but no node comes for the Pending pods (max 0 here)."""
+    cluster = autoscaled_cluster(
+        FakeAutoscaler(template_slices=SLICES, max_nodes=0, unneeded_seconds=0)
+    )
+    result = run(cluster, tmp_path, capsys, "--scale-to-zero", "0.5")
+
+    assert result.rc == 1
+    detail = result.check("scale-to-zero")["detail"]
+    assert re.fullmatch(
+        r"1 -> 0 GPU node\(s\) of config 'default' in \d+s; back from zero, 5 probe pod\(s\) "
+        r"and the pod without a slice not all Ready after \ds: did the autoscaler add a node "
+        r"\(the group's max >= 1\)\?",
+        detail,
+    )
+    assert result.report["scale_to_zero"]["from_zero_seconds"] >= 0.5
+    assert [d["spec"]["replicas"] for d in cluster.deployments] == [5, 1]
+    assert gpu_nodes(cluster) == 0
+
+
+def test_a_pod_without_a_slice_not_ready_again_fails(tmp_path, capsys):
+    """On the new node it sees a GPU (a node that honours NVIDIA_VISIBLE_DEVICES), so it is
+    not Ready: the way back from zero is not done."""
+    autoscaler = FakeAutoscaler(template_slices=SLICES, unneeded_seconds=0)
+    cluster = autoscaled_cluster(autoscaler)
+
+    def on_pod_list(c: fake.Cluster, lists: int) -> None:
+        autoscaler.on_pod_list(c, lists)
+        for pod in c.pods:
+            node = pod["spec"].get("nodeName")
+            if pod["metadata"]["name"] == NO_SLICE_POD and node not in (None, NODE):
+                c.pods.remove(pod)
+                add_no_slice_pod(c, sees="/dev/nvidia0", node=node)
+
+    cluster.on_pod_list = on_pod_list
+    result = run(cluster, tmp_path, capsys, "--scale-to-zero", "0.5")
+
+    assert result.rc == 1
+    assert "and the pod without a slice not all Ready after" in (
+        result.check("scale-to-zero")["detail"])
+    assert len(probe_pods(cluster)) == 5
+
+
 def test_skipped_while_the_autoscaler_runs_on_one_of_those_gpu_nodes(tmp_path, capsys):
     cluster = autoscaled_cluster(FakeAutoscaler(template_slices=SLICES, unneeded_seconds=0))
     cluster.pods = [p for p in cluster.pods if p["metadata"]["namespace"] != "cluster-autoscaler"]

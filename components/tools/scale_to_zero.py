@@ -5,9 +5,10 @@ The autoscaler removes a node once only DaemonSet pods are left on it
 (kubernetes/autoscaler, cluster-autoscaler/simulator/drainability/rules/daemonset/rule.go)
 and it has been unneeded for ``--scale-down-unneeded-time`` (10 minutes by default,
 ClusterAutoscalerArgs.scale_down_unneeded_minutes); EC2 then terminates the instance and the
-node object goes. Hence the default wait of 20 minutes for each way. A pod no controller owns would keep
-its node for good (rules/replicated/rule.go), which is why the pod without a slice is a
-Deployment (components/verification.py). The workload is scaled back whatever happens.
+node object goes. Hence the default wait of 20 minutes for each way. A pod no controller
+owns would keep its node for good (rules/replicated/rule.go), which is why the pod without a
+slice is a Deployment (components/verification.py). The workload is scaled back whatever
+happens.
 """
 
 from __future__ import annotations
