@@ -85,8 +85,8 @@ def run(
             "scale-to-zero",
             "skip",
             f"the Cluster Autoscaler runs on a GPU node of config {key!r} "
-            f"({', '.join(pinned)}), which then stays: give the cluster a system node group "
-            "for it",
+            f"({', '.join(pinned)}), which stays while that pod has nowhere else to go: give "
+            "the cluster a system node group (it prefers a node without GPUs)",
         )
     (probe_name, probe_pods), (no_slice_name, no_slice_pods) = probe, no_slice
     api.scale(namespace, probe_name, 0)
