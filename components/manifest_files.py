@@ -25,9 +25,14 @@ def _documents(filename: str) -> tuple[dict[str, Any], ...]:
 
 
 def load(filename: str) -> dict[str, dict[str, Any]]:
-    """A fresh, mutable copy of a manifest file's objects, keyed by ``kind``."""
+    """A fresh, mutable copy of a manifest file's objects, keyed by ``kind``, or by
+    ``kind/name`` (as kubectl names them) for a kind the file holds more than once."""
     docs = _documents(filename)
-    by_kind = {doc["kind"]: copy.deepcopy(doc) for doc in docs}
-    if len(by_kind) != len(docs):
-        raise ValueError(f"{filename}: one object per kind expected")
-    return by_kind
+    kinds = [doc["kind"] for doc in docs]
+    by_key = {
+        kind if kinds.count(kind) == 1 else f"{kind}/{doc['metadata']['name']}": copy.deepcopy(doc)
+        for kind, doc in zip(kinds, docs, strict=True)
+    }
+    if len(by_key) != len(docs):
+        raise ValueError(f"{filename}: two objects of one kind and name")
+    return by_key

@@ -131,13 +131,14 @@ def validate_probe(pods: int, mode: str, image: str | None) -> None:
 
 
 class VerificationWorkload(pulumi.ComponentResource):
-    """A Deployment of N probe pods in their own namespace, and one pod without a slice.
+    """A Deployment of N probe pods in their own namespace, and one of a pod without a slice.
 
     ``pulumi up`` waits until all N are Ready, so it fails, naming the pods left Pending
     for lack of ``resource_name``, when the nodes advertise fewer slices than N. Give it
     ``pods_after`` so that wait starts once the GPU nodes advertise slices. The pod without
     a slice runs an image that asks for every GPU and must see none; ``verify`` reports
-    whether it does.
+    whether it does. Both are Deployments so that the Cluster Autoscaler may move them and
+    take their GPU nodes down to zero.
     """
 
     namespace: pulumi.Output[str]
@@ -170,7 +171,7 @@ class VerificationWorkload(pulumi.ComponentResource):
             f"{name}-program", metadata=program["metadata"], data=program["data"], opts=child
         )
 
-        deployment = _deployment(objects["Deployment"], args)
+        deployment = _deployment(objects[f"Deployment/{conventions.VERIFICATION_APP}"], args)
         deployment["metadata"]["namespace"] = self.namespace
         # A new probe program rolls the pods: the running ones would keep the old one.
         deployment["spec"]["template"]["metadata"].setdefault("annotations", {})[
@@ -185,12 +186,16 @@ class VerificationWorkload(pulumi.ComponentResource):
             spec=deployment["spec"],
             opts=pods_opts,
         )
-        pod = objects["Pod"]
-        pod["metadata"]["namespace"] = self.namespace
-        pod["spec"]["containers"][0]["image"] = NO_SLICE_IMAGE.reference
-        pod["spec"]["nodeSelector"][conventions.PLUGIN_CONFIG_NODE_LABEL] = args.plugin_config_key
-        k8s.core.v1.Pod(
-            f"{name}-no-slice", metadata=pod["metadata"], spec=pod["spec"], opts=pods_opts
+        no_slice = objects[f"Deployment/{conventions.NO_SLICE_APP}"]
+        no_slice["metadata"]["namespace"] = self.namespace
+        pod = no_slice["spec"]["template"]["spec"]
+        pod["containers"][0]["image"] = NO_SLICE_IMAGE.reference
+        pod["nodeSelector"][conventions.PLUGIN_CONFIG_NODE_LABEL] = args.plugin_config_key
+        k8s.apps.v1.Deployment(
+            f"{name}-no-slice",
+            metadata=no_slice["metadata"],
+            spec=no_slice["spec"],
+            opts=pods_opts,
         )
         self.register_outputs({"namespace": self.namespace})
 

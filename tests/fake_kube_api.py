@@ -51,9 +51,15 @@ class Cluster:
     #: Called (under the server's lock) before each pod list with how many came before, so a
     #: test can change the cluster between polls.
     on_pod_list: Callable[[Cluster, int], None] | None = None
+    #: Called (under the server's lock) before each node list, so a test can play the
+    #: Cluster Autoscaler removing nodes.
+    on_node_list: Callable[[Cluster], None] | None = None
     #: Called (under the server's lock) after a Deployment's replicas are set through its
     #: scale subresource, with the Deployment, so a test can play its ReplicaSet.
     on_scale: Callable[[Cluster, dict[str, Any]], None] | None = None
+    #: While set, every GET is answered 503, as by an API server that went away mid-run;
+    #: PATCHes still land, as they would once it is back.
+    unavailable: bool = False
     #: Every request's path and query, in order (PATCH requests prefixed "PATCH ").
     requests: list[str] = field(default_factory=list)
     pod_lists: int = 0
@@ -164,14 +170,17 @@ def probe_pod(
     name: str,
     node: str | None,
     *,
-    resource: str = "nvidia.com/gpu",
+    resource: str | None = "nvidia.com/gpu",
     ready: bool = True,
     unschedulable: str = INSUFFICIENT_GPU,
     namespace: str = NAMESPACE,
     app: str = APP,
+    owner: str = "ReplicaSet",
 ) -> dict[str, Any]:
     """A verification pod: Running on ``node`` (Ready or not), or Pending when node is None,
-    with the scheduler's ``unschedulable`` message in its PodScheduled condition."""
+    with the scheduler's ``unschedulable`` message in its PodScheduled condition. With
+    ``resource`` None it requests no GPU; ``owner`` is the kind of its controller."""
+    gpu = {} if resource is None else {resource: "1"}
     pod: dict[str, Any] = {
         "metadata": _meta(
             name,
@@ -181,7 +190,7 @@ def probe_pod(
             ownerReferences=[
                 {
                     "apiVersion": "apps/v1",
-                    "kind": "ReplicaSet",
+                    "kind": owner,
                     "name": name.rsplit("-", 1)[0],
                     "uid": "5b1f0d6e-8c1a-4e52-9a1e-3f6c2b7d9e01",
                     "controller": True,
@@ -196,8 +205,8 @@ def probe_pod(
                     "image": PROBE_IMAGE,
                     "command": ["python3", "/opt/gpu-probe/gpu_probe.py"],
                     "resources": {
-                        "requests": {"cpu": "100m", "memory": "256Mi", resource: "1"},
-                        "limits": {"memory": "2Gi", resource: "1"},
+                        "requests": {"cpu": "100m", "memory": "256Mi", **gpu},
+                        "limits": {"memory": "2Gi", **gpu},
                     },
                 }
             ],
@@ -337,11 +346,12 @@ def no_slice_line(pod: str, node: str, device: str | None = None) -> str:
     )
 
 
-def probe_deployment(replicas: int, namespace: str = NAMESPACE) -> dict[str, Any]:
-    """The verification Deployment as the API returns it (what verify reads: replicas)."""
-    labels = {"app.kubernetes.io/name": "gpu-sharing-verification"}
+def probe_deployment(replicas: int, namespace: str = NAMESPACE, app: str = APP) -> dict[str, Any]:
+    """The verification (or ``app``'s) Deployment as the API returns it (what verify reads:
+    replicas)."""
+    labels = {APP_LABEL: app}
     return {
-        "metadata": _meta("gpu-sharing-verification", namespace, labels=labels),
+        "metadata": _meta(app, namespace, labels=labels),
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
@@ -424,6 +434,10 @@ class _Handler(BaseHTTPRequestHandler):
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._json(401, _status(401, "Unauthorized", "Unauthorized"))
                 return
+            if self.cluster.unavailable:
+                message = "the server is currently unable to handle the request"
+                self._json(503, _status(503, "ServiceUnavailable", message))
+                return
             try:
                 self._route(url.path, query)
             except ValueError as err:
@@ -466,7 +480,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "spec": {"replicas": found["spec"]["replicas"]},
                     "status": {
                         "replicas": found["spec"]["replicas"],
-                        "selector": f"{APP_LABEL}={APP}",
+                        "selector": ",".join(
+                            f"{k}={v}" for k, v in found["spec"]["selector"]["matchLabels"].items()
+                        ),
                     },
                 },
             )
@@ -474,6 +490,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, path: str, query: dict[str, str]) -> None:
         c = self.cluster
         if path == "/api/v1/nodes":
+            if c.on_node_list is not None:
+                c.on_node_list(c)
             self._list("NodeList", c.nodes, query)
             return
         deployments = re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/deployments", path)

@@ -103,14 +103,12 @@ def pod_of(workload: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def stack_pods() -> dict[str, dict[str, Any]]:
-    """Every pod the multi stack (time-slicing and MPS) creates, by workload or pod name."""
-    found = {}
-    for obj in kubernetes_objects(run_stack("multi")):
-        if obj["kind"] in POD_SPEC:
-            found[obj["metadata"]["name"]] = pod_of(obj)
-        elif obj["kind"] == "Pod":
-            found[obj["metadata"]["name"]] = {**obj, "metadata": {**obj["metadata"]}}
-    return found
+    """Every pod the multi stack (time-slicing and MPS) creates, by workload name."""
+    return {
+        obj["metadata"]["name"]: pod_of(obj)
+        for obj in kubernetes_objects(run_stack("multi"))
+        if obj["kind"] in POD_SPEC
+    }
 
 
 def hostile(**spec: Any) -> dict[str, Any]:
@@ -329,7 +327,6 @@ def test_the_demo_stack_creates_the_policy_before_the_verification_pods(demo_pla
     pods = [
         r
         for r in demo_plan.by_type("kubernetes:apps/v1:Deployment")
-        + demo_plan.by_type("kubernetes:core/v1:Pod")
         if r["parent"].endswith("::gpu-sharing-verification")
     ]
     assert len(pods) == 2

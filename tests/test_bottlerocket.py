@@ -275,7 +275,12 @@ def test_a_cluster_of_only_bottlerocket_gpu_groups_runs_no_plugin_of_ours():
     ]
     assert pod_specs and not [v for s in pod_specs for v in s.get("volumes", []) if "hostPath" in v]
     # The verification pods still run, on the Bottlerocket nodes' own shares.
-    (workload,) = [o for o in objects if o["kind"] in ("Deployment", "Job")]
+    (workload,) = [
+        o
+        for o in objects
+        if o["kind"] in ("Deployment", "Job")
+        and o["metadata"]["name"] == conventions.VERIFICATION_APP
+    ]
     (container,) = workload["spec"]["template"]["spec"]["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert not [w for w in plan.warnings if "Bottlerocket" in w]

@@ -92,3 +92,14 @@ def test_components_and_providers_take_no_time():
         assert wait_of({"type": typ, "inputs": {}}) == ("none", 0)
     assert wait_of({"type": "command:local:Command", "inputs": {"delete": "x"}}) == ("none", 0)
     assert wait_of({"type": "command:local:Command", "inputs": {"create": "x"}})[0] == API_CALL
+
+
+def test_a_deployment_up_does_not_await_is_one_api_call(demo_plan):
+    """pulumi.com/skipAwait: "true" (pulumi/pulumi-kubernetes, provider/pkg/metadata/
+    overrides.go, SkipAwaitLogic): the pod without a slice is created, not waited for."""
+    (no_slice,) = [r for r in demo_plan.resources if r["name"].endswith("-no-slice")]
+    assert no_slice["type"] == "kubernetes:apps/v1:Deployment"
+    assert wait_of(no_slice) == (API_CALL, 2)
+    awaited = copy.deepcopy(no_slice)
+    del awaited["inputs"]["metadata"]["annotations"]["pulumi.com/skipAwait"]
+    assert wait_of(awaited)[0] == POD_READY

@@ -27,7 +27,7 @@ def test_plan_objects_are_valid_for_the_cluster_version(demo_plan):
     objects = kubernetes_objects(demo_plan)
     assert {o["kind"] for o in objects} == {
         "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-        "DaemonSet", "Deployment", "Pod", "NetworkPolicy", "ValidatingAdmissionPolicy",
+        "DaemonSet", "Deployment", "NetworkPolicy", "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding", "Role", "RoleBinding",
     }
     for obj in objects:

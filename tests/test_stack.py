@@ -169,7 +169,8 @@ def test_renamed_shared_resource_flows_to_the_pods_and_slices():
         pulumi.export("slices", gpu.gpu_slices_per_node["gpu"])
 
     plan = run_program(program)
-    (deployment,) = [o for o in kubernetes_objects(plan) if o["kind"] == "Deployment"]
+    (deployment,) = [o for o in kubernetes_objects(plan) if o["kind"] == "Deployment"
+                     and o["metadata"]["name"] == conventions.VERIFICATION_APP]
     limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu.shared"] == "1" and "nvidia.com/gpu" not in limits
     assert plan.outputs["slices"] == 4
@@ -283,7 +284,9 @@ def test_the_plugin_version_and_probe_mode_reach_the_pods():
     plugin = objects["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]
     assert plugin["image"].endswith(":v0.19.3")
     assert objects["DaemonSet"]["metadata"]["labels"]["app.kubernetes.io/version"] == "v0.19.3"
-    probe = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    (pods,) = [o for o in kubernetes_objects(plan) if o["kind"] == "Deployment"
+               and o["metadata"]["name"] == conventions.VERIFICATION_APP]
+    probe = pods["spec"]["template"]["spec"]["containers"][0]
     assert {e["name"]: e.get("value") for e in probe["env"]}["PROBE_MODE"] == "measure"
 
 
@@ -295,7 +298,7 @@ def test_the_verification_image_reaches_the_pods():
         o
         for o in kubernetes_objects(plan)
         if o["kind"] == "Deployment"
-        and o["metadata"]["namespace"] == conventions.VERIFICATION_NAMESPACE
+        and o["metadata"]["name"] == conventions.VERIFICATION_APP
     ]
     probe = deployment["spec"]["template"]["spec"]["containers"][0]
     assert probe["image"] == "python:3.13.9-slim-trixie"

@@ -29,8 +29,13 @@ def build(**kwargs):
     return run_program(program)
 
 
-def deployment(plan):
-    return next(o for o in kubernetes_objects(plan) if o["kind"] == "Deployment")
+def deployment(plan, name: str = "gpu-sharing-verification"):
+    (found,) = [
+        o
+        for o in kubernetes_objects(plan)
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == name
+    ]
+    return found
 
 
 def test_five_pods_each_requesting_one_gpu_slice():
@@ -54,7 +59,8 @@ def test_pods_run_the_shipped_probe_program():
 
 def test_pulumi_up_waits_for_every_pod_and_fails_after_the_timeout():
     plan = build(ready_timeout_seconds=600)
-    resource = plan.one("kubernetes:apps/v1:Deployment")
+    (resource,) = [r for r in plan.by_type("kubernetes:apps/v1:Deployment")
+                   if r["name"] == "v-pods"]
     # The provider's await logic fails the update (naming Pending pods) after the timeout.
     assert resource["inputs"]["metadata"].get("annotations", {}).get("pulumi.com/skipAwait") is None
     assert "pulumi.com/timeoutSeconds" in resource["inputs"]["metadata"]["annotations"]
@@ -221,15 +227,35 @@ def test_the_pods_wait_for_the_device_plugin_and_nothing_else_does():
 
     plan = run_program(program)
     (plugin,) = [r for r in plan.resources if r["name"] == "plugin-stand-in"]
-    waits = {r["type"]: r["dependencies"] for r in plan.resources if r["name"].startswith("v-")}
-    pods = ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Pod")
-    assert all(plugin["urn"] in waits[typ] for typ in pods)
-    assert not any(plugin["urn"] in deps for typ, deps in waits.items() if typ not in pods)
+    waits = {r["name"]: r["dependencies"] for r in plan.resources if r["name"].startswith("v-")}
+    pods = ("v-pods", "v-no-slice")
+    assert all(plugin["urn"] in waits[name] for name in pods)
+    assert not any(plugin["urn"] in deps for name, deps in waits.items() if name not in pods)
 
 
 def no_slice_pod(plan) -> dict:
-    (pod,) = [o for o in kubernetes_objects(plan) if o["kind"] == "Pod"]
-    return pod
+    """The pod the no-slice Deployment creates, as its template gives it."""
+    return deployment(plan, "gpu-sharing-no-slice")["spec"]["template"]
+
+
+def test_the_pod_without_a_slice_has_a_controller_so_it_never_pins_a_gpu_node():
+    """The Cluster Autoscaler blocks a node's removal on a pod no controller owns
+    (kubernetes/autoscaler, cluster-autoscaler/simulator/drainability/rules/replicated/
+    rule.go: NotReplicated, "is not replicated"); a Deployment's pods are owned by its
+    ReplicaSet, so the node can go and the pod comes back on the next one."""
+    plan = build()
+    objects = kubernetes_objects(plan)
+    assert not [o for o in objects if o["kind"] == "Pod"]
+    no_slice = deployment(plan, "gpu-sharing-no-slice")
+    spec = no_slice["spec"]
+    assert spec["replicas"] == 1
+    labels = {"app.kubernetes.io/name": "gpu-sharing-no-slice"}
+    assert spec["selector"] == {"matchLabels": labels}
+    assert labels.items() <= spec["template"]["metadata"]["labels"].items()
+    # Not made evictable by annotation: a bare pod evicted would be gone for good.
+    annotations = no_slice["metadata"]["annotations"]
+    assert annotations == {"pulumi.com/skipAwait": "true"}
+    assert "annotations" not in spec["template"]["metadata"]
 
 
 def test_a_pod_without_a_slice_runs_an_image_that_asks_for_every_gpu():
@@ -240,15 +266,16 @@ def test_a_pod_without_a_slice_runs_an_image_that_asks_for_every_gpu():
     pod = no_slice_pod(plan)
     probe = deployment(plan)["spec"]["template"]
     assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "gpu-sharing-no-slice"
-    assert pod["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
-    assert "pulumi.com/skipAwait" not in probe["metadata"]["annotations"]
+    no_slice = deployment(plan, "gpu-sharing-no-slice")
+    assert no_slice["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    assert "pulumi.com/skipAwait" not in deployment(plan)["metadata"].get("annotations", {})
     (container,) = pod["spec"]["containers"]
     assert container["image"] == verification.NO_SLICE_IMAGE.reference
     assert container["image"] == "nvidia/cuda:12.6.3-base-ubuntu24.04"
     # kubectl users of the manifest get the same image.
     manifest = yaml.safe_load_all((MANIFESTS / "verification-workload.yaml").read_text())
-    (raw,) = [doc for doc in manifest if doc["kind"] == "Pod"]
-    assert raw["spec"]["containers"][0]["image"] == container["image"]
+    (raw,) = [doc for doc in manifest if doc["metadata"]["name"] == "gpu-sharing-no-slice"]
+    assert raw["spec"]["template"]["spec"]["containers"][0]["image"] == container["image"]
     assert container["resources"] == {
         "requests": {"cpu": "10m", "memory": "16Mi"},
         "limits": {"memory": "64Mi"},

@@ -91,7 +91,10 @@ def shared_cluster(
             fake.cpu_node("ip-10-0-0-9.us-west-2.compute.internal"),
         ],
         configmaps=[fake.plugin_configmap({"default": config or fake.time_slicing(5)})],
-        deployments=[fake.probe_deployment(len(tflops))],
+        deployments=[
+            fake.probe_deployment(len(tflops)),
+            fake.probe_deployment(1, app=fake.NO_SLICE_APP),
+        ],
     )
     for i, rate in enumerate(tflops):
         add_pod(cluster, i, tflops=rate, resource=resource)
@@ -99,13 +102,15 @@ def shared_cluster(
     return cluster
 
 
-def add_no_slice_pod(cluster: fake.Cluster, *, sees: str | None = None) -> None:
+def add_no_slice_pod(
+    cluster: fake.Cluster, *, sees: str | None = None, node: str = NODE
+) -> None:
     """The pod without a GPU request, Ready while it sees no GPU device node."""
-    pod = fake.probe_pod(NO_SLICE_POD, NODE, ready=sees is None, app=fake.NO_SLICE_APP)
-    del pod["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"]
-    del pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+    pod = fake.probe_pod(
+        NO_SLICE_POD, node, resource=None, ready=sees is None, app=fake.NO_SLICE_APP
+    )
     cluster.pods.append(pod)
-    cluster.logs[(fake.NAMESPACE, NO_SLICE_POD)] = fake.no_slice_line(NO_SLICE_POD, NODE, sees)
+    cluster.logs[(fake.NAMESPACE, NO_SLICE_POD)] = fake.no_slice_line(NO_SLICE_POD, node, sees)
 
 
 def run(

@@ -66,6 +66,13 @@ def _pod_seconds(inputs: dict[str, Any]) -> int:
     return START_SECONDS + round(PULL_SECONDS_PER_GB * sum(map(image_gb, images)))
 
 
+def _skips_await(inputs: dict[str, Any]) -> bool:
+    """``up`` does not wait for an object so annotated: creating it is one API call
+    (pulumi/pulumi-kubernetes, provider/pkg/metadata/overrides.go, SkipAwaitLogic)."""
+    annotations = inputs.get("metadata", {}).get("annotations") or {}
+    return annotations.get("pulumi.com/skipAwait") == "true"
+
+
 def wait_of(resource: dict[str, Any]) -> tuple[str, int]:
     """What ``up`` waits for at this resource, and for about how many seconds."""
     typ = resource["type"]
@@ -77,7 +84,9 @@ def wait_of(resource: dict[str, Any]) -> tuple[str, int]:
         return AWS_CREATE, EKS_CLUSTER_SECONDS
     if typ == "aws:eks/nodeGroup:NodeGroup":
         return NODE_JOIN, NODE_GROUP_SECONDS
-    if typ in ("kubernetes:apps/v1:DaemonSet", "kubernetes:apps/v1:Deployment"):
+    if typ in ("kubernetes:apps/v1:DaemonSet", "kubernetes:apps/v1:Deployment") and not (
+        _skips_await(resource["inputs"])
+    ):
         return POD_READY, _pod_seconds(resource["inputs"])
     return API_CALL, API_CALL_SECONDS
 

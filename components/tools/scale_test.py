@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from .verify_checks import Check, Kube, NodeReport, Status
@@ -34,14 +34,18 @@ class ScaleReport:
     scale_back_seconds: float
     check: Check
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def requested_resource(pod: Kube) -> str | None:
     """The GPU resource the probe pod requests (nvidia.com/gpu, or a shared/renamed one)."""
     requests = pod.spec.containers[0].resources.requests or {}
     return next((name for name in requests if name.startswith("nvidia.com/")), None)
+
+
+def config_key(pods: list[Kube], nodes: list[NodeReport]) -> str | None:
+    """The config key of the nodes the probe pods run on; None unless there is one."""
+    placed = {p.spec.node_name for p in pods if p.spec.node_name}
+    keys = {n.config_key for n in nodes if n.name in placed}
+    return next(iter(keys)) if len(keys) == 1 else None
 
 
 def usable_nodes(nodes: list[NodeReport], resource: str, config_key: str) -> list[NodeReport]:
@@ -66,16 +70,14 @@ def run(
     verify's wait_for_pods. A Check (skip) when there is nothing to measure from."""
     deployment = api.deployment(namespace)
     resource = requested_resource(pods[0]) if pods else None
-    placed = {p.spec.node_name for p in pods if p.spec.node_name}
-    keys = {n.config_key for n in nodes if n.name in placed}
-    if deployment is None or resource is None or len(keys) != 1:
+    key = config_key(pods, nodes)
+    if deployment is None or resource is None or key is None:
         return Check(
             "scale-test",
             "skip",
             "needs the probe Deployment and its pods running on nodes of one config key",
         )
     name, before = deployment
-    (key,) = keys
     usable = usable_nodes(nodes, resource, key)
     slices = min(n.allocatable or 0 for n in usable)
     asked = (len(usable) + 1) * slices

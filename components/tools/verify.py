@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -24,7 +25,7 @@ from typing import Any, TextIO, TypeVar
 import yaml
 
 from .. import conventions, validation
-from . import scale_test
+from . import scale_test, scale_to_zero
 from .cli import (
     Parser,
     UsageError,
@@ -138,12 +139,13 @@ class Api:
             return None
         return sum(d.spec.replicas or 0 for d in deployments)
 
-    def deployment(self, namespace: str) -> tuple[str, int] | None:
-        """The probe Deployment's name and replicas; None unless there is exactly one."""
+    def deployment(self, namespace: str, selector: str = POD_SELECTOR) -> tuple[str, int] | None:
+        """The probe (or ``selector``'s) Deployment's name and replicas; None unless there
+        is exactly one."""
         deployments = self._ask(
             f"list deployments in namespace {namespace}",
             lambda: self.apps.list_namespaced_deployment(
-                namespace, label_selector=POD_SELECTOR, _request_timeout=self.request_timeout
+                namespace, label_selector=selector, _request_timeout=self.request_timeout
             ),
         ).items
         if len(deployments) != 1:
@@ -260,7 +262,9 @@ class Progress:
         self.last: tuple[str, float] | None = None
 
     def show(self, ready: int, expected: int, elapsed: float) -> None:
-        text = f"waiting for pods: {ready}/{expected} ready"
+        self.say(f"waiting for pods: {ready}/{expected} ready", elapsed)
+
+    def say(self, text: str, elapsed: float) -> None:
         if self.terminal:
             self.stream.write(f"\r\x1b[K{text} ({elapsed:.0f}s)")
         elif (
@@ -286,12 +290,14 @@ def wait_for_pods(
     timeout: float,
     poll_seconds: float,
     progress: Progress,
+    selector: str = POD_SELECTOR,
 ) -> tuple[list[Kube], float, bool]:
-    """Poll until ``expect`` pods (default: all found) are Ready: (pods, seconds, timed out)."""
+    """Poll until ``expect`` probe (or ``selector``'s) pods (default: all found) are Ready:
+    (pods, seconds, timed out)."""
     start = time.monotonic()
     try:
         while True:
-            pods = api.pods(namespace)
+            pods = api.pods(namespace, selector)
             ready = sum(is_ready(pod) for pod in pods)
             elapsed = time.monotonic() - start
             progress.show(ready, expect or max(1, len(pods)), elapsed)
@@ -346,12 +352,15 @@ def verify(
     progress: TextIO,
     poll_seconds: float = POLL_SECONDS,
     scale_timeout: float | None = None,
+    zero_timeout: float | None = None,
 ) -> Report:
     """Wait for the probe pods, then read the cluster once and run every check.
 
     Without ``expect_pods`` the Deployment's replicas are expected, so a wait does not end
     before the Deployment has created all its pods. With ``scale_timeout``, then run the
-    scale test (components/tools/scale_test.py), waiting that long for each scaling.
+    scale test (components/tools/scale_test.py), waiting that long for each scaling; with
+    ``zero_timeout``, then scale to zero GPU nodes and back
+    (components/tools/scale_to_zero.py). Neither runs once a check has failed.
     """
     expect_pods = expect_pods or api.desired_pods(namespace)
     pods, waited, timed_out = wait_for_pods(
@@ -380,26 +389,32 @@ def verify(
             namespace,
         ),
     ]
-    scaled = None
-    if scale_timeout is not None:
+    flows: dict[str, tuple[Callable[..., Any], float | None]] = {
+        "scale-test": (scale_test.run, scale_timeout),
+        "scale-to-zero": (scale_to_zero.run, zero_timeout),
+    }
+    measured: dict[str, dict[str, Any]] = {}
+    for name, (flow, flow_timeout) in flows.items():
+        if flow_timeout is None:
+            continue
         if any(check.status == "fail" for check in checks):
-            checks.append(Check("scale-test", "skip", "not run: the checks above failed"))
+            checks.append(Check(name, "skip", "not run: the checks above failed"))
+            continue
+        found = flow(
+            api,
+            namespace=namespace,
+            pods=pods,
+            nodes=nodes,
+            timeout=flow_timeout,
+            poll_seconds=poll_seconds,
+            progress=Progress(progress),
+            wait=wait_for_pods,
+        )
+        if isinstance(found, Check):  # it could not run
+            checks.append(found)
         else:
-            found = scale_test.run(
-                api,
-                namespace=namespace,
-                pods=pods,
-                nodes=nodes,
-                timeout=scale_timeout,
-                poll_seconds=poll_seconds,
-                progress=Progress(progress),
-                wait=wait_for_pods,
-            )
-            if isinstance(found, scale_test.ScaleReport):
-                scaled = found
-                checks.append(found.check)
-            else:
-                checks.append(found)
+            checks.append(found.check)
+            measured[name] = asdict(found)
     return Report(
         namespace,
         expected,
@@ -409,7 +424,8 @@ def verify(
         pod_reports,
         gpus,
         checks,
-        scaled.to_json() if scaled else None,
+        measured.get("scale-test"),
+        measured.get("scale-to-zero"),
     )
 
 
@@ -656,6 +672,17 @@ def parser() -> argparse.ArgumentParser:
         "scale back; waits up to SECONDS for each (default: 900). Changes the cluster",
     )
     p.add_argument(
+        "--scale-to-zero",
+        type=_non_negative,
+        nargs="?",
+        const=scale_to_zero.TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="after the checks (and --scale-test), scale the probe pods and the pod without a "
+        "slice to 0, wait until the Cluster Autoscaler has removed their GPU nodes, scale "
+        "them back and wait until all are Ready again; reports both times; waits up to "
+        f"SECONDS for each (default: {scale_to_zero.TIMEOUT_SECONDS:.0f}). Changes the cluster",
+    )
+    p.add_argument(
         "--min-fairness",
         type=_fraction,
         default=MIN_FAIRNESS,
@@ -692,6 +719,7 @@ def _verify(args: argparse.Namespace, made: list[Path], poll_seconds: float) -> 
             progress=sys.stderr,
             poll_seconds=poll_seconds,
             scale_timeout=args.scale_test,
+            zero_timeout=args.scale_to_zero,
         )
     except (VerifyError, UsageError) as err:
         error("verify", err)

@@ -107,6 +107,9 @@ class Report:
     checks: list[Check]
     #: What ``--scale-test`` measured (components/tools/scale_test.py); None when not run.
     scale_test: dict[str, Any] | None = None
+    #: What ``--scale-to-zero`` measured (components/tools/scale_to_zero.py); None when not
+    #: run.
+    scale_to_zero: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
