@@ -111,7 +111,7 @@ def test_scale_down_settings_are_validated(field, value, message):
                        node_groups={"gpu": GpuNodeGroupArgs(min_size=0, max_size=2)}).validate()
 
 
-def test_it_runs_anywhere_it_can_and_meets_restricted_pod_security(demo_plan):
+def test_it_meets_restricted_pod_security(demo_plan):
     objects = {(o["kind"], o["metadata"]["name"]): o for o in kubernetes_objects(demo_plan)}
     namespace = objects[("Namespace", conventions.AUTOSCALER_NAMESPACE)]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -124,9 +124,8 @@ def test_it_runs_anywhere_it_can_and_meets_restricted_pod_security(demo_plan):
     container = pod["containers"][0]["securityContext"]
     assert container["allowPrivilegeEscalation"] is False
     assert container["capabilities"]["drop"] == ["ALL"]
-    # The cluster may have only GPU nodes: it tolerates their taint.
-    assert {"key": conventions.GPU_TAINT_KEY, "operator": "Exists",
-            "effect": "NoSchedule"} in pod["tolerations"]
+    # Where it runs (the system node, else a GPU node it tolerates):
+    # tests/test_system_node_group.py.
 
 
 @pytest.mark.parametrize("version", sorted(catalog.EKS_STANDARD_SUPPORT_ENDS))
@@ -314,4 +313,5 @@ def test_up_leaves_alone_the_desired_size_the_autoscaler_set(monkeypatch):
         "gpu-sharing-bottlerocket-ng": None,
         "gpu-sharing-mps-ng": None,
         "gpu-sharing-exclusive-ng": ["scalingConfig.desiredSize"],
+        "gpu-sharing-system-ng": None,  # a fixed size: nothing else sets it
     }

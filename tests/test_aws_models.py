@@ -166,7 +166,9 @@ def hop_limit_range() -> tuple[int, int]:
 
 def test_hop_limit_we_send_and_allow_is_what_ec2_takes(demo_plan):
     low, high = hop_limit_range()
-    metadata = demo_plan.one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]["metadataOptions"]
+    metadata = demo_plan.one(
+        "aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup"
+    )["inputs"]["metadataOptions"]
     assert low <= metadata["httpPutResponseHopLimit"] <= high
 
     def args(hop_limit: int) -> GpuNodeGroupArgs:

@@ -623,7 +623,7 @@ def test_node_groups_are_deleted_before_logging_goes_off():
 
     plan = run_program(program)
     off = plan.one("command:local:Command")
-    assert off["urn"] in plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["dependencies"]
+    assert off["urn"] in plan.one("aws:eks/nodeGroup:NodeGroup")["dependencies"]
     assert plan.outputs["name"] == "c"
 
 

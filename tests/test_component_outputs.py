@@ -17,12 +17,15 @@ def test_the_top_component_passes_on_what_its_parts_built(demo_plan):
     top = outputs(demo_plan, "GpuSharing")
     cluster = outputs(demo_plan, "GpuCluster")
     group = outputs(demo_plan, "GpuNodeGroup")
+    system = outputs(demo_plan, "SystemNodeGroup")
     assert top == {
         "clusterName": "eks-gpu-sharing-dev",
         "kubeconfig": "[secret]",
         "nodeGroupNames": {"gpu": group["nodeGroupName"]},
+        "systemNodeGroupName": system["nodeGroupName"],
         "gpuSlicesPerNode": {"gpu": 5},
     }
+    assert system["nodeGroupName"].startswith("gpu-sharing-system-ng-")
     assert cluster["clusterName"] == top["clusterName"]
     assert cluster["kubeconfig"] == "[secret]"
 
@@ -38,7 +41,8 @@ def test_cluster_and_node_group_outputs_are_the_resources_they_made(demo_plan):
     (role,) = [r["name"] for r in demo_plan.by_type("aws:iam/role:Role")
                if r["parent"].endswith("::gpu-sharing-gpu")]
     assert group["roleArn"].startswith(f"arn:aws:iam::123456789012:role/{role}-")
-    assert demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]["nodeRoleArn"] == group["roleArn"]
+    gpu_group = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
+    assert gpu_group["inputs"]["nodeRoleArn"] == group["roleArn"]
 
 
 def test_plugin_and_verification_outputs_name_their_objects(demo_plan):

@@ -255,7 +255,10 @@ def test_valid_node_groups_are_accepted_exactly_when_the_pods_fit_and_they_build
         g["name"]: ec2_gpus()[g.get("instanceType", "g4dn.xlarge")] * units_per_gpu(g)
         for g in groups
     }
-    node_groups = {r["name"]: r["inputs"] for r in plan.by_type("aws:eks/nodeGroup:NodeGroup")}
+    node_groups = {
+        r["name"]: r["inputs"]
+        for r in plan.by_type("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
+    }
     assert sorted(node_groups) == sorted(f"fuzz-{g['name']}-ng" for g in groups)
     for group in groups:
         inputs = node_groups[f"fuzz-{group['name']}-ng"]

@@ -9,15 +9,17 @@ from components.tools import cost
 from tests.conftest import run_stack
 
 
-def test_demo_costs_a_control_plane_one_g4dn_xlarge_its_disk_and_a_key(demo_plan):
+def test_demo_costs_a_control_plane_a_g4dn_xlarge_a_t3_small_their_disks_and_a_key(demo_plan):
     lines = {line.item: line.usd_per_hour for line in cost.estimate(demo_plan.resources)}
     assert lines == {
         "EKS control plane": 0.10,
         "gpu-sharing-gpu: 1 x g4dn.xlarge": 0.526,
         "gpu-sharing-gpu: 26 GiB gp3": pytest.approx(26 * 0.08 / 730),
+        "gpu-sharing-system: 1 x t3.small": 0.0208,
+        "gpu-sharing-system: 24 GiB gp3": pytest.approx(24 * 0.08 / 730),
         "KMS key": pytest.approx(1 / 730),
     }
-    assert sum(lines.values()) == pytest.approx(0.630, abs=0.001)
+    assert sum(lines.values()) == pytest.approx(0.654, abs=0.001)
 
 
 def test_more_nodes_cost_more():
@@ -37,6 +39,8 @@ def test_each_group_is_named_spot_is_an_upper_bound_and_empty_groups_are_left_ou
         ("gpu-sharing-bottlerocket: 50 GiB gp3", False),
         ("gpu-sharing-mps: 1 x g4dn.xlarge (SPOT, at On-Demand price)", True),
         ("gpu-sharing-mps: 25 GiB gp3", False),
+        ("gpu-sharing-system: 1 x t3.small", False),
+        ("gpu-sharing-system: 24 GiB gp3", False),
         ("gpu-sharing-timesliced: 1 x g4dn.xlarge", False),
         ("gpu-sharing-timesliced: 26 GiB gp3", False),
     ]
@@ -45,9 +49,10 @@ def test_each_group_is_named_spot_is_an_upper_bound_and_empty_groups_are_left_ou
 
 
 def test_idle_and_full_price_each_group_at_its_min_and_max(demo_plan):
-    """Pulumi.dev.yaml: min 0, max 2 g4dn.xlarge."""
+    """Pulumi.dev.yaml: min 0, max 2 g4dn.xlarge; the system node is always there."""
     idle = {line.item for line in cost.estimate(demo_plan.resources, "minSize")}
-    assert idle == {"EKS control plane", "KMS key"}
+    assert idle == {"EKS control plane", "KMS key", "gpu-sharing-system: 1 x t3.small",
+                    "gpu-sharing-system: 24 GiB gp3"}
     full = {line.item: line.usd_per_hour for line in cost.estimate(demo_plan.resources,
                                                                    "maxSize")}
     assert full["gpu-sharing-gpu: 2 x g4dn.xlarge"] == pytest.approx(2 * 0.526)
@@ -55,8 +60,11 @@ def test_idle_and_full_price_each_group_at_its_min_and_max(demo_plan):
         cost.estimate(demo_plan.resources, "max")
 
 
-def test_at_min_zero_the_autoscaler_keeps_the_gpu_node_it_runs_on(demo_plan):
-    host = cost.autoscaler_host(demo_plan.resources)
+def test_without_system_nodes_the_autoscaler_keeps_the_gpu_node_it_runs_on(demo_plan):
+    plan = run_stack("dev", ["systemNodes=0"])
+    host = cost.autoscaler_host(plan.resources)
     assert host == cost.CostLine("1 x g4dn.xlarge the autoscaler runs on", 0.526)
+    # With it, the system node is the node it keeps: priced already.
+    assert cost.autoscaler_host(demo_plan.resources) is None
     # Some group keeps a node anyway (multi: timesliced and mps at min 1): nothing to add.
     assert cost.autoscaler_host(run_stack("multi").resources) is None

@@ -40,7 +40,7 @@ def node_taints(plan):
     }
     return [
         {**t, "effect": effects[t["effect"]]}
-        for group in plan.by_type("aws:eks/nodeGroup:NodeGroup")
+        for group in plan.by_type("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
         for t in group["inputs"]["taints"]
     ]
 
@@ -53,8 +53,19 @@ def test_gpu_nodes_are_tainted_and_labelled(demo_plan):
     ]
 
 
+def gpu_workloads(plan) -> list[dict]:
+    """Every DaemonSet and Deployment but the autoscaler, which keeps off GPU nodes
+    (tests/test_system_node_group.py)."""
+    return [
+        obj
+        for obj in objects(plan, "DaemonSet") + objects(plan, "Deployment")
+        if obj["metadata"]["namespace"] != conventions.AUTOSCALER_NAMESPACE
+    ]
+
+
 def test_plugin_and_workload_tolerate_every_gpu_node_taint(demo_plan):
-    pods = objects(demo_plan, "DaemonSet") + objects(demo_plan, "Deployment")
+    pods = gpu_workloads(demo_plan)
+    assert len(pods) == 3  # the plugin, the probe pods, the no-slice pod
     for taint in node_taints(demo_plan):
         for obj in pods:
             assert tolerates(pod_spec(obj), taint), obj["metadata"]["name"]
@@ -62,9 +73,17 @@ def test_plugin_and_workload_tolerate_every_gpu_node_taint(demo_plan):
 
 def test_plugin_and_workload_select_labels_the_gpu_nodes_carry(demo_plan):
     labels = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]["labels"]
-    for obj in objects(demo_plan, "DaemonSet") + objects(demo_plan, "Deployment"):
+    for obj in gpu_workloads(demo_plan):
         for key, value in pod_spec(obj).get("nodeSelector", {}).items():
             assert labels.get(key) == value, (obj["metadata"]["name"], key)
+
+
+def test_every_node_selector_is_met_by_a_node_group_of_ours(demo_plan):
+    """The autoscaler's too: the system group's label."""
+    groups = [g["inputs"]["labels"] for g in demo_plan.by_type("aws:eks/nodeGroup:NodeGroup")]
+    for obj in objects(demo_plan, "DaemonSet") + objects(demo_plan, "Deployment"):
+        selector = pod_spec(obj).get("nodeSelector", {})
+        assert any(selector.items() <= labels.items() for labels in groups), obj["metadata"]
 
 
 def test_plugin_reads_the_configmap_and_key_we_create(demo_plan):

@@ -103,8 +103,8 @@ def wave_of(demo_plan):
     return {urn: i for i, wave in enumerate(destroy_waves(demo_plan)) for urn in wave}
 
 
-def urn_of(plan: Plan, typ: str) -> str:
-    return plan.one(typ)["urn"]
+def urn_of(plan: Plan, typ: str, under: str | None = None) -> str:
+    return plan.one(typ, under)["urn"]
 
 
 def plugin_configmap(plan: Plan) -> str:
@@ -130,7 +130,13 @@ def test_workload_goes_before_the_plugin_before_the_nodes(demo_plan, closure, wa
     """Pods are deleted while their nodes still run, and the nodes before the cluster."""
     (workload,) = [r["urn"] for r in demo_plan.by_type(DEPLOYMENT)
                    if r["name"] == "gpu-sharing-verification-pods"]
-    chain = [workload, *(urn_of(demo_plan, t) for t in (DAEMONSET, NODE_GROUP, EKS, KMS_KEY))]
+    chain = [
+        workload,
+        urn_of(demo_plan, DAEMONSET),
+        urn_of(demo_plan, NODE_GROUP, "GpuNodeGroup"),
+        urn_of(demo_plan, EKS),
+        urn_of(demo_plan, KMS_KEY),
+    ]
     for later, earlier in zip(chain, chain[1:], strict=False):
         assert earlier in closure[later], f"{later} does not depend on {earlier}"
         assert wave_of[later] < wave_of[earlier]
@@ -147,8 +153,9 @@ def test_namespaces_go_after_everything_in_them(demo_plan, wave_of):
 #: What `destroy` must delete before what, in the demo (first, then, why). Nothing else is
 #: ordered: `up` gives each Kubernetes object only the edges it needs (the namespace, RBAC
 #: and ConfigMaps wait for the cluster alone), and `destroy` runs the same edges backwards.
-#: The Cluster Autoscaler's Deployment has no edge to the node groups it resizes: nothing
-#: depends on it, so `destroy` deletes it first, but only its own edges are required here.
+#: The Cluster Autoscaler's Deployment has no edge to the GPU node groups it resizes: nothing
+#: depends on it, so `destroy` deletes it first, but only its own edges are required here
+#: (the system node group it runs on among them).
 REQUIRED_DESTROY_ORDER = [
     ("Deployment gpu-sharing-verification-pods", "DaemonSet gpu-sharing-device-plugin-ds",
      "up creates the pods once the plugin runs (to await slices); destroy reverses it"),
@@ -207,6 +214,14 @@ REQUIRED_DESTROY_ORDER = [
      "an object goes before its namespace"),
     ("Namespace gpu-sharing-autoscaler-ns", "kubernetes gpu-sharing-cluster-k8s",
      "every Kubernetes object is deleted through the provider"),
+    ("Deployment gpu-sharing-autoscaler-deployment", "NodeGroup gpu-sharing-system-ng",
+     "the autoscaler ends on its system node, not left Pending while destroy runs"),
+    ("NodeGroup gpu-sharing-system-ng", "Cluster gpu-sharing-cluster-eks",
+     "EKS refuses to delete a cluster that still has node groups (ResourceInUseException)"),
+    ("NodeGroup gpu-sharing-system-ng", "Role gpu-sharing-system-role",
+     "the nodes run with the role until they are gone"),
+    ("NodeGroup gpu-sharing-system-ng", "LaunchTemplate gpu-sharing-system-lt",
+     "the group's instances are launched from the template"),
     ("ClusterRole gpu-sharing-autoscaler-role", "kubernetes gpu-sharing-cluster-k8s",
      "the same"),
     ("Tag gpu-sharing-gpu-asg-resources/nvidia.com/gpu", "NodeGroup gpu-sharing-gpu-ng",
@@ -331,7 +346,7 @@ def test_a_sharing_change_touches_only_the_configmap_the_plugin_and_the_node_tem
 
 def test_a_replica_change_updates_the_slices_the_autoscaler_counts():
     before, _, changes = updated("replicas")
-    assert changes[urn_of(before, NODE_GROUP)] == [
+    assert changes[urn_of(before, NODE_GROUP, "GpuNodeGroup")] == [
         "tags.k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"]
     assert len(node_template_changes(before, changes)) == 2  # the group and its ASG's tag
 
@@ -443,7 +458,10 @@ def test_infrastructure_is_left_alone(update):
 
 def test_no_node_group_input_that_forces_replacement_changes(update):
     before, after, _ = update
-    old, new = before.one(NODE_GROUP)["inputs"], after.one(NODE_GROUP)["inputs"]
+    old, new = (
+        before.one(NODE_GROUP, "GpuNodeGroup")["inputs"],
+        after.one(NODE_GROUP, "GpuNodeGroup")["inputs"],
+    )
     changed = differences(old, new)
     for field in NODE_GROUP_FORCE_NEW:
         assert not any(p == field or p.startswith(f"{field}.") or p.startswith(f"{field}[")
@@ -453,7 +471,7 @@ def test_no_node_group_input_that_forces_replacement_changes(update):
 def test_a_new_instance_type_does_replace_the_node_group(demo_plan):
     """The contrast: this is a ForceNew input, so the change means new nodes."""
     bigger = run_stack("dev", ["gpuInstanceType=g4dn.2xlarge"])
-    changed = diff(demo_plan, bigger)[urn_of(demo_plan, NODE_GROUP)]
+    changed = diff(demo_plan, bigger)[urn_of(demo_plan, NODE_GROUP, "GpuNodeGroup")]
     assert [p for p in changed if p.split("[")[0].split(".")[0] in NODE_GROUP_FORCE_NEW] == [
         "instanceTypes[0]"
     ]

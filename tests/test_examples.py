@@ -159,7 +159,8 @@ def test_add_node_group_objects_use_a_provider_from_that_cluster(added):
     assert '"--cluster-name", "platform"' in provider["inputs"]["kubeconfig"]
     assert_every_object_uses(added, provider)
     daemonset = added.one("kubernetes:apps/v1:DaemonSet")
-    assert added.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["urn"] in daemonset["dependencies"]
+    group = added.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
+    assert group["urn"] in daemonset["dependencies"]
 
 
 def test_add_node_group_outputs(added):

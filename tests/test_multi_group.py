@@ -23,7 +23,7 @@ def multi_plan():
 def labels_by_group(plan):
     return {
         r["name"].removeprefix("gpu-sharing-").removesuffix("-ng"): r["inputs"]["labels"]
-        for r in plan.by_type("aws:eks/nodeGroup:NodeGroup")
+        for r in plan.by_type("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
     }
 
 

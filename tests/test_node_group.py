@@ -34,12 +34,12 @@ def update(mocks: AwsLikeMocks, **kwargs) -> dict:
     """One more `pulumi up` of the group against the same (mocked) account."""
     args = GpuNodeGroupArgs(cluster_name="demo", subnet_ids=["subnet-a", "subnet-b"], **kwargs)
     plan = planner.record(lambda: GpuNodeGroup("g", args), "test", {}, mocks=mocks)
-    return plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]["launchTemplate"]
+    return plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["launchTemplate"]
 
 
 def test_node_group_defaults():
     plan = build()
-    group = plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]
     assert group["instanceTypes"] == ["g4dn.xlarge"]
     assert group["amiType"] == "AL2023_x86_64_NVIDIA"
     assert group["capacityType"] == "ON_DEMAND"
@@ -53,7 +53,7 @@ def test_node_group_defaults():
 
 def test_launch_template_requires_imdsv2_and_encrypts_the_volume():
     plan = build()
-    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     assert template["metadataOptions"] == {
         "httpEndpoint": "enabled",
         "httpTokens": "required",
@@ -64,7 +64,7 @@ def test_launch_template_requires_imdsv2_and_encrypts_the_volume():
     assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3"
     assert "keyName" not in template
     assert "tagSpecifications" not in template  # no tags given, none to copy onto instances
-    group = plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")
     assert group["inputs"]["launchTemplate"]["version"] == "1"
 
 
@@ -77,7 +77,7 @@ def test_role_has_exactly_the_worker_policies_and_the_group_waits_for_them():
     assert sorted(a["inputs"]["policyArn"].rsplit("/", 1)[1] for a in attachments) == sorted(
         catalog.WORKER_NODE_POLICIES
     )
-    group = plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")
     for attachment in attachments:
         assert attachment["urn"] in group["dependencies"]
 
@@ -91,9 +91,9 @@ def test_spot_bottlerocket_and_a_bigger_group():
         desired_size=1,
         max_size=3,
     )
-    group = plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]
+    group = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]
     assert (group["capacityType"], group["amiType"]) == ("SPOT", "BOTTLEROCKET_x86_64_NVIDIA")
-    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     # The data volume, where Bottlerocket keeps images; /dev/xvda is its small OS volume
     # (bottlerocket-os/bottlerocket README.md, "Default Volumes").
     assert template["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
@@ -197,7 +197,7 @@ def test_the_volume_size_is_one_ec2_takes_for_the_ami(size, refused):
 
 def test_metadata_hop_limit_and_ssh_are_opt_in_and_warned_about():
     plan = build(imds_hop_limit=2, ssh_key_name="ops")
-    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     assert template["metadataOptions"]["httpPutResponseHopLimit"] == 2
     assert template["keyName"] == "ops"
     assert any("node role's credentials" in w for w in plan.warnings)
@@ -237,13 +237,13 @@ def test_the_role_is_one_ec2_can_assume_and_everything_is_tagged():
     for typ in ("aws:iam/role:Role", "aws:ec2/launchTemplate:LaunchTemplate"):
         assert plan.one(typ)["inputs"]["tags"] == {"team": "ml"}, typ
     # The node group also carries the Cluster Autoscaler's node template (node_template.py).
-    group_tags = plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]["tags"]
+    group_tags = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["tags"]
     assert {k: v for k, v in group_tags.items() if not k.startswith(node_template.PREFIX)} == {
         "team": "ml"}
 
 
 def test_the_template_says_what_it_enforces_and_its_volume_goes_with_the_node():
-    template = build().one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]
+    template = build().one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     assert template["description"] == "GPU nodes: IMDSv2 only, encrypted gp3 volume, no SSH key"
     (disk,) = template["blockDeviceMappings"]
     assert disk["ebs"] == {
@@ -265,7 +265,7 @@ def test_warnings_say_what_is_at_stake():
 def test_tags_are_copied_onto_the_instances_and_volumes_the_template_launches():
     import botocore.session
 
-    template = build(tags={"team": "ml"}).one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]
+    template = build(tags={"team": "ml"}).one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     assert template["tagSpecifications"] == [
         {"resourceType": "instance", "tags": {"team": "ml"}},
         {"resourceType": "volume", "tags": {"team": "ml"}},
@@ -309,7 +309,7 @@ def test_al2023_nodes_run_a_script_that_turns_the_env_var_off_before_any_pod():
     """EKS merges its NodeConfig into MIME user data (awsdocs amazon-eks-user-guide
     launch-templates.adoc); cloud-init runs text/x-shellscript parts in cloud-final, before
     nodeadm-run starts kubelet (awslabs/amazon-eks-ami nodeadm-run.service)."""
-    template = build().one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]
+    template = build().one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     (part,) = al2023_parts(template)
     assert part.get_content_type() == "text/x-shellscript"
     script = part.get_payload()
@@ -355,23 +355,23 @@ def host_settings(template: dict) -> dict:
 
 def test_bottlerocket_nodes_get_their_sharing_as_user_data_and_labels():
     plan = build(ami_type=BOTTLEROCKET, plugin_config=time_slicing(4, rename_by_default=True))
-    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     assert host_settings(template)["settings"]["kubelet-device-plugins"]["nvidia"] == {
         "device-sharing-strategy": "time-slicing",
         "time-slicing": {"replicas": 4, "rename-by-default": True,
                          "fail-requests-greater-than-one": False},
     }
-    labels = plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["inputs"]["labels"]
+    labels = plan.one("aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]
     assert labels[conventions.HOST_PLUGIN_RESOURCE_LABEL] == "gpu.shared"
     assert labels[conventions.HOST_PLUGIN_UNITS_LABEL] == "4"
 
 
 def test_bottlerocket_without_a_config_is_told_whole_gpus_and_al2023_gets_no_sharing():
-    template = build(ami_type=BOTTLEROCKET).one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")
+    template = build(ami_type=BOTTLEROCKET).one("aws:ec2/launchTemplate:LaunchTemplate")
     assert host_settings(template["inputs"])["settings"]["kubelet-device-plugins"] == {
         "nvidia": {"device-sharing-strategy": "none"}}
     plan = build(plugin_config=time_slicing(4))
-    user_data = plan.one("aws:ec2/launchTemplate:LaunchTemplate", under="GpuNodeGroup")["inputs"]["userData"]
+    user_data = plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]["userData"]
     assert "time-slicing" not in base64.b64decode(user_data).decode()
     assert conventions.HOST_PLUGIN_UNITS_LABEL not in plan.one(
         "aws:eks/nodeGroup:NodeGroup")["inputs"]["labels"]

@@ -42,12 +42,14 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
     assert "aws:eks/nodeGroup:NodeGroup" in result.stdout
     # 36 of the GPU sharing; the autoscaler (min < max) adds its component, 7 Kubernetes
     # objects, role, policy, association and 7 ASG tags (the Pod Identity agent is the
-    # cluster's).
-    assert "54 resources" in result.stdout
+    # cluster's); the system node group its component, role, 2 policy attachments, launch
+    # template and node group.
+    assert "60 resources" in result.stdout
     assert ("gpu-sharing-gpu: 5 nvidia.com/gpu per node; min/desired/max 0/1/2; 10 "
             "nvidia.com/gpu at the most the autoscaler can reach") in result.stdout
-    assert ("With the Cluster Autoscaler: $0.63/hour idle (every group at its min, and 1 x "
-            "g4dn.xlarge the autoscaler runs on), $1.16/hour full") in result.stdout
+    # Idle: the control plane, the system node and the key; no GPU node.
+    assert ("With the Cluster Autoscaler: $0.12/hour idle (every group at its min), "
+            "$1.18/hour full") in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan) == {"stack", "config", "resources", "outputs", "criticalPath"}
     assert [(step["name"], step["wait"]) for step in plan["criticalPath"][1:]] == [

@@ -76,8 +76,14 @@ def resources(plan: Plan) -> Iterator[tuple[str, dict[str, Any]]]:
     yield EKS_CLUSTER, eks_child_inputs(plan.one(EKS_COMPONENT)["inputs"])
 
 
-def inputs_of(plan: Plan, typ: str, name: str | None = None) -> dict[str, Any]:
-    """A deep copy of one resource's inputs; ``name`` picks a Kubernetes object by name."""
+def inputs_of(
+    plan: Plan, typ: str, name: str | None = None, under: str = "GpuNodeGroup"
+) -> dict[str, Any]:
+    """A deep copy of one resource's inputs; ``name`` picks a Kubernetes object by name, and
+    ``under`` a node group's resources by their component (the GPU group's, or the system
+    group's)."""
+    if typ in (NODE_GROUP, LAUNCH_TEMPLATE):
+        return copy.deepcopy(plan.one(typ, under)["inputs"])
     found = [
         inputs
         for t, inputs in resources(plan)
@@ -241,19 +247,34 @@ BREAKS = [
 # fmt: on
 
 
+#: The node rules hold for the system node group too; the GPU AMI rule is the GPU groups'.
+CASES = [(*b, "GpuNodeGroup") for b in BREAKS] + [
+    (*b, "SystemNodeGroup")
+    for b in BREAKS
+    if b[1] in (NODE_GROUP, LAUNCH_TEMPLATE) and b[0] != "node-group-gpu-ami"
+]
+
+
 @pytest.mark.parametrize(
-    ("rule", "typ", "name", "path", "value", "words"),
-    BREAKS,
-    ids=[f"{b[0]}-{'.'.join(map(str, b[3][-2:]))}-{b[1].rsplit(':', 1)[-1]}" for b in BREAKS],
+    ("rule", "typ", "name", "path", "value", "words", "under"),
+    CASES,
+    ids=[f"{c[0]}-{'.'.join(map(str, c[3][-2:]))}-{c[1].rsplit(':', 1)[-1]}-{c[6]}" for c in CASES],
 )
 def test_breaking_one_input_breaks_exactly_that_rule(
-    demo_plan, rule, typ, name, path, value, words
+    demo_plan, rule, typ, name, path, value, words, under
 ):
-    before = inputs_of(demo_plan, typ, name)
+    before = inputs_of(demo_plan, typ, name, under)
     after = changed(before, path, value)
     found = violated(typ, after)
     assert set(found) - set(violated(typ, before)) == {rule}
     assert any(words in message for message in found[rule]), found[rule]
+
+
+def test_the_gpu_ami_rule_leaves_the_system_group_alone(demo_plan):
+    """Its t3.small has no GPU: the standard AMI is right for it."""
+    group = inputs_of(demo_plan, NODE_GROUP, under="SystemNodeGroup")
+    assert group["amiType"] == "AL2023_x86_64_STANDARD"
+    assert "node-group-gpu-ami" not in violated(NODE_GROUP, group)
 
 
 def test_host_pid_is_allowed_only_for_the_mps_control_daemon_in_the_plugin_namespace():

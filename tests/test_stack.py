@@ -40,9 +40,9 @@ def test_children_are_parented_to_the_component_that_owns_them(demo_plan):
         "aws:kms/key:Key": "GpuCluster",
         "eks:index:Cluster": "GpuCluster",
         "pulumi:providers:kubernetes": "GpuCluster",
-        "aws:eks/nodeGroup:NodeGroup": "GpuNodeGroup",
+        "aws:eks/nodeGroup:NodeGroup": ("GpuNodeGroup", "SystemNodeGroup"),
         "aws:eks/accessEntry:AccessEntry": "GpuCluster",
-        "aws:ec2/launchTemplate:LaunchTemplate": "GpuNodeGroup",
+        "aws:ec2/launchTemplate:LaunchTemplate": ("GpuNodeGroup", "SystemNodeGroup"),
         "aws:autoscaling/tag:Tag": "GpuNodeGroup",
         "aws:eks/addon:Addon": "GpuCluster",
         "aws:eks/podIdentityAssociation:PodIdentityAssociation": (
@@ -55,6 +55,8 @@ def test_children_are_parented_to_the_component_that_owns_them(demo_plan):
         for resource in demo_plan.by_type(typ):
             assert resource["parent"].split("::")[2].endswith(allowed), resource["urn"]
     assert by_name(demo_plan, "gpu-sharing-gpu-role")["parent"].endswith("::gpu-sharing-gpu")
+    system = by_name(demo_plan, "gpu-sharing-system-role")
+    assert system["parent"].endswith("SystemNodeGroup::gpu-sharing-system")
     aws_node = by_name(demo_plan, "gpu-sharing-cluster-aws-node-role")
     assert aws_node["parent"].endswith("::gpu-sharing-cluster")
     autoscaler = by_name(demo_plan, "gpu-sharing-autoscaler-aws-role")
@@ -83,7 +85,8 @@ def test_verification_pods_are_created_after_the_device_plugin(demo_plan):
 
 
 def test_the_autoscaler_is_off_the_path_to_the_pods(demo_plan):
-    """It waits for its Pod Identity association (and so for the agent), not for the nodes;
+    """It waits for its Pod Identity association (and so for the agent) and for the system
+    node it runs on (tests/test_system_node_group.py), not for the GPU nodes;
     neither the plugin nor the pods wait for it, which adds nodes whenever pods are pending,
     nor for the Auto Scaling group tags that only it reads."""
     closure = transitive(demo_plan)
@@ -91,7 +94,8 @@ def test_the_autoscaler_is_off_the_path_to_the_pods(demo_plan):
     association = by_name(demo_plan, "gpu-sharing-autoscaler-aws-association")["urn"]
     agent = by_name(demo_plan, "gpu-sharing-cluster-pod-identity-agent")["urn"]
     assert {association, agent} <= closure[autoscaler]
-    assert demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")["urn"] not in closure[autoscaler]
+    gpu_group = demo_plan.one("aws:eks/nodeGroup:NodeGroup", under="GpuNodeGroup")
+    assert gpu_group["urn"] not in closure[autoscaler]
     tags = {r["urn"] for r in demo_plan.by_type("aws:autoscaling/tag:Tag")}
     assert tags
     for waiter in ("gpu-sharing-device-plugin-ds", "gpu-sharing-verification-pods"):
@@ -271,7 +275,7 @@ def test_one_node_at_a_time_is_updated():
 
     plan = run_stack("multi")
     groups = plan.by_type("aws:eks/nodeGroup:NodeGroup")
-    assert len(groups) == 4
+    assert len(groups) == 5  # four GPU groups and the system group
     for group in groups:
         assert group["inputs"]["updateConfig"] == {"maxUnavailable": 1}, group["name"]
 
