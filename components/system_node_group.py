@@ -1,5 +1,6 @@
 """A small managed node group without GPUs or taints, for what must not hold a GPU node up:
-the Cluster Autoscaler, which never removes the node its own pod runs on, and CoreDNS."""
+the Cluster Autoscaler, which removes a node only when its pods can move elsewhere (its own
+pod among them), and CoreDNS."""
 
 from __future__ import annotations
 

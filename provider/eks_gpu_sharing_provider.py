@@ -61,6 +61,8 @@ class GpuSharingInputs(TypedDict):
     """Pods that each take one GPU unit to prove the sharing; 0 deploys none. Default 5."""
     verification_mode: NotRequired[str]
     """`"nvidia-smi"`, or `"measure"` to also report each pod's TFLOP/s. Default `"nvidia-smi"`."""
+    system_nodes: NotRequired[int]
+    """t3.small nodes for CoreDNS and the Cluster Autoscaler (0: none). Default 1."""
     tags: NotRequired[dict[str, str]]
     """Tags for every AWS resource. Default none."""
 
@@ -142,6 +144,7 @@ NODE_GROUP_INPUTS = (
 )
 STACK_INPUTS = ("device_plugin_version", "verification_pods", "verification_mode")
 SHARING_INPUTS = ("sharing", "replicas")
+SYSTEM_INPUTS = ("system_nodes",)
 
 
 def _wire(inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -177,6 +180,13 @@ def plugin_configs(inputs: Mapping[str, Any]) -> dict[str, components.PluginConf
     return {"default": SHARING[sharing](inputs["replicas"])}
 
 
+def system_nodes(nodes: Any) -> components.SystemNodeGroupArgs | None:
+    """``system_nodes`` as the library's system group; 0 is none."""
+    if nodes == 0 and not isinstance(nodes, bool):
+        return None
+    return components.SystemNodeGroupArgs(nodes=nodes)
+
+
 def gpu_sharing_args(inputs: GpuSharingInputs) -> components.GpuSharingArgs:
     """The library's Args from the flat inputs, validated; keys left out keep its defaults."""
     given = _wire(inputs)
@@ -185,6 +195,8 @@ def gpu_sharing_args(inputs: GpuSharingInputs) -> components.GpuSharingArgs:
     configs = plugin_configs(given)
     if configs is not None:
         rest["plugin_configs"] = configs
+    if "system_nodes" in given:
+        rest["system_nodes"] = system_nodes(given["system_nodes"])
     args = components.GpuSharingArgs(
         cluster=components.GpuClusterArgs(
             **_pick(given, CLUSTER_INPUTS), gpu_instance_type=group.instance_type

@@ -187,6 +187,7 @@ def test_every_gpu_sharing_input_is_routed_somewhere():
         *adapters.NODE_GROUP_INPUTS,
         *adapters.STACK_INPUTS,
         *adapters.SHARING_INPUTS,
+        *adapters.SYSTEM_INPUTS,
     }
     assert {name for name, _, _ in fields(adapters.GpuSharingInputs)} == routed
 
@@ -199,6 +200,16 @@ def test_inputs_left_out_keep_the_library_defaults():
     assert args.cluster == default.cluster
     assert args.device_plugin_version == default.device_plugin_version
     assert args.verification_pods == default.verification_pods
+    assert args.system_nodes == default.system_nodes == components.SystemNodeGroupArgs()
+
+
+def test_system_nodes_become_the_library_system_group():
+    def system(nodes: int) -> components.SystemNodeGroupArgs | None:
+        given = {"public_access_cidrs": list(OWN_CIDRS), "system_nodes": nodes}
+        return adapters.gpu_sharing_args(typing.cast(adapters.GpuSharingInputs, given)).system_nodes
+
+    assert system(2) == components.SystemNodeGroupArgs(nodes=2)
+    assert system(0) is None
 
 
 def test_sharing_and_replicas_become_the_library_config():
@@ -220,6 +231,7 @@ def test_sharing_and_replicas_become_the_library_config():
         ({"sharing": "none", "replicas": 3}, "replicas is for sharing time-slicing or mps"),
         ({"instance_type": "t3.large"}, "gpuInstanceType 't3.large'"),
         ({"desired_size": 2.5}, "must be an integer, got 2.5"),
+        ({"system_nodes": 11}, "systemNodes must be between 1 and 10, got 11"),
     ],
 )
 def test_bad_inputs_are_refused_before_anything_is_registered(inputs, message):
