@@ -356,8 +356,8 @@ def test_skipped_while_the_autoscaler_runs_on_one_of_those_gpu_nodes(tmp_path, c
         "name": "scale-to-zero", "status": "skip",
         "detail": "the Cluster Autoscaler runs on a GPU node of config 'default' "
         f"(cluster-autoscaler-7c9d5f8b6-q2w4e on {NODE}), which stays while that pod has "
-        "nowhere else to go: give the cluster a system node group (it prefers a node without "
-        "GPUs)",
+        "nowhere else to go: give the cluster a system node (eks-gpu-sharing:systemNodes, 1 "
+        "by default), where it then runs",
         "notes": []}  # fmt: skip
     assert not [r for r in cluster.requests if r.startswith("PATCH ")]
     assert result.report["scale_to_zero"] is None

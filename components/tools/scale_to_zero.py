@@ -86,7 +86,8 @@ def run(
             "skip",
             f"the Cluster Autoscaler runs on a GPU node of config {key!r} "
             f"({', '.join(pinned)}), which stays while that pod has nowhere else to go: give "
-            "the cluster a system node group (it prefers a node without GPUs)",
+            "the cluster a system node (eks-gpu-sharing:systemNodes, 1 by default), where it "
+            "then runs",
         )
     (probe_name, probe_pods), (no_slice_name, no_slice_pods) = probe, no_slice
     api.scale(namespace, probe_name, 0)
