@@ -64,8 +64,8 @@ class ClusterAutoscalerArgs:
     scale_down_gpu_utilization_threshold: float = 0.5
     #: Labels of the nodes it must run on; it then keeps off GPU nodes. ``GpuSharing`` gives
     #: the system node group's. Default none: it prefers a node without GPUs and tolerates
-    #: the GPU taint, so on a cluster of GPU nodes alone it runs on one, which it then never
-    #: removes (its own pod could not move).
+    #: the GPU taint, so on a cluster of GPU nodes alone it runs on one, which it then keeps
+    #: (it removes a node only when every pod on it can move elsewhere; its own cannot).
     node_selector: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:

@@ -62,7 +62,8 @@ class SystemInstanceType:
     def max_pods(self) -> int:
         """Pods the VPC CNI gives an address, which the EKS AMI sets as the kubelet's
         maxPods: ENIs x (addresses per ENI - 1) + 2, the + 2 for host-network pods
-        (awslabs/amazon-eks-ami nodeadm, getMaxPodsFromENIInfo)."""
+        (awslabs/amazon-eks-ami nodeadm/internal/kubelet/eni_max_pods.go,
+        calculateStandardMaxPods)."""
         return self.max_enis * (self.ipv4_per_eni - 1) + 2
 
 
@@ -210,6 +211,9 @@ CNI_POLICY = "AmazonEKS_CNI_Policy"
 #: EKS managed node group capacity types.
 CAPACITY_TYPES: tuple[str, ...] = ("ON_DEMAND", "SPOT")
 
+#: A public IPv4 address, USD per hour (every public IPv4 address is billed since
+#: 2024-02-01; Amazon VPC pricing, "Public IPv4 address").
+PUBLIC_IPV4_USD_PER_HOUR = 0.005
 #: gp3 storage, USD per GiB-month (us-west-2).
 GP3_USD_PER_GIB_MONTH = 0.08
 #: A customer-managed KMS key, USD per month.

@@ -240,15 +240,17 @@ class GpuSharingArgs:
 
 def _volume_gib(args: GpuSharingArgs, group: str) -> int | None:
     """The group's own size, else, on AL2023, room for the images its nodes run: the device
-    plugin's; where the verification pods run, the probe's and the no-slice pod's; and the
-    autoscaler's when no system node keeps it off GPU nodes."""
+    plugin's; where the verification pods run, the probe's and the no-slice pod's (even at 0
+    pods: idling the demo with ``verificationPods: 0`` must not change the launch template,
+    which would roll the nodes); and the autoscaler's when no system node keeps it off GPU
+    nodes."""
     group_args = args.node_groups[group]
     if group_args.disk_size_gib is not None or not group_args.ami_type.startswith("AL2023_"):
         return group_args.disk_size_gib
     images = [IMAGE_COMPRESSED_GB]
     if args.autoscaled and args.system_nodes is None:
         images.append(autoscaler.IMAGE_COMPRESSED_GB)
-    if args.verification_pods and group_args.plugin_config_key == args.verification_config_key:
+    if group_args.plugin_config_key == args.verification_config_key:
         probe = args.verification_image or PROBE_IMAGES[args.verification_mode].reference
         images += [probe_image_gb(probe), NO_SLICE_IMAGE.compressed_gb]
     return catalog.al2023_root_volume_gib(images)

@@ -42,13 +42,16 @@ DOCS = ROOT / "docs" / "library.md"
 
 
 def hourly_cost() -> float:
-    """The demo's GPU nodes plus the EKS control plane; gp3 and KMS add under $0.01/hour."""
+    """The demo's GPU and system nodes, each with its public IPv4 address (default VPC), plus
+    the EKS control plane; gp3 and KMS add under $0.01/hour."""
     args = args_from_config(planner.stack_config(ROOT, "dev", [PLAN_CIDRS]), "dev")
-    nodes = sum(
-        group.desired_size * catalog.G4DN[group.instance_type].on_demand_usd_per_hour
-        for group in args.node_groups.values()
+    nodes = [(g.desired_size, g.instance_type) for g in args.node_groups.values()]
+    if args.system_nodes is not None:
+        nodes.append((args.system_nodes.nodes, args.system_nodes.instance_type))
+    return catalog.EKS_CONTROL_PLANE_USD_PER_HOUR + sum(
+        count * (catalog.on_demand_usd_per_hour(name) + catalog.PUBLIC_IPV4_USD_PER_HOUR)
+        for count, name in nodes
     )
-    return nodes + catalog.EKS_CONTROL_PLANE_USD_PER_HOUR
 
 
 def own_address() -> str:

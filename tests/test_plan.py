@@ -48,8 +48,8 @@ def test_plan_prints_every_resource_and_writes_json_and_manifests(tmp_path):
     assert ("gpu-sharing-gpu: 5 nvidia.com/gpu per node; min/desired/max 0/1/2; 10 "
             "nvidia.com/gpu at the most the autoscaler can reach") in result.stdout
     # Idle: the control plane, the system node and the key; no GPU node.
-    assert ("With the Cluster Autoscaler: $0.12/hour idle (every group at its min), "
-            "$1.18/hour full") in result.stdout
+    assert ("With the Cluster Autoscaler: $0.13/hour idle (every group at its min), "
+            "$1.20/hour full") in result.stdout
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan) == {"stack", "config", "resources", "outputs", "criticalPath"}
     assert [(step["name"], step["wait"]) for step in plan["criticalPath"][1:]] == [

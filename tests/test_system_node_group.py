@@ -158,7 +158,9 @@ def test_the_idle_demo_bills_the_control_plane_the_system_node_and_no_gpu(demo_p
     assert idle["gpu-sharing-system: 1 x t3.small"] == 0.0208
     assert not [item for item in idle if "g4dn" in item]
     assert cost.autoscaler_host(demo_plan.resources) is None
-    assert round(sum(idle.values()), 3) == round(0.10 + 0.0208 + 24 * 0.08 / 730 + 1 / 730, 3)
+    assert idle["gpu-sharing-system: 1 public IPv4"] == 0.005  # default VPC subnets
+    total = 0.10 + 0.0208 + 0.005 + 24 * 0.08 / 730 + 1 / 730
+    assert round(sum(idle.values()), 4) == round(total, 4)
 
 
 def test_without_system_nodes_the_autoscaler_keeps_a_gpu_node(no_system_plan):
@@ -240,3 +242,14 @@ def test_the_component_alone_registers_its_children_under_it():
     for resource in plan.resources:
         if resource["type"] != SYSTEM:
             assert resource["parent"].endswith("SystemNodeGroup::sys"), resource["urn"]
+
+
+def test_idling_and_waking_the_demo_leaves_the_gpu_nodes_alone():
+    """`verificationPods: 0` then 5 again (README, "Scale to zero") must change no input of
+    the GPU node group or its launch template: a new template version would roll the running
+    node (EKS managed-node-update-behavior) before the autoscaler could remove it."""
+    awake, idle = run_stack("dev"), run_stack("dev", ["eks-gpu-sharing:verificationPods=0"])
+    for typ in (NODE_GROUP, "aws:ec2/launchTemplate:LaunchTemplate"):
+        assert idle.one(typ, "GpuNodeGroup")["inputs"] == awake.one(typ, "GpuNodeGroup")["inputs"]
+    assert not [o for o in kubernetes_objects(idle) if o["kind"] == "Deployment"
+                and o["metadata"]["namespace"] == conventions.VERIFICATION_NAMESPACE]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import catalog
+from . import mocks
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ def estimate(resources: list[dict[str, Any]], size: str = "desiredSize") -> list
     if size not in SIZES:
         raise ValueError(f"size {size!r}; use one of {', '.join(SIZES)}")
     lines = []
+    public = _in_default_vpc(resources)
     for resource in resources:
         inputs, typ = resource["inputs"], resource["type"]
         if typ in ("eks:index:Cluster", "aws:eks/cluster:Cluster"):
@@ -57,6 +59,12 @@ def estimate(resources: list[dict[str, Any]], size: str = "desiredSize") -> list
             for name in inputs["instanceTypes"]:
                 price = catalog.on_demand_usd_per_hour(name)
                 lines.append(CostLine(f"{group}: {nodes} x {name}{kind}", nodes * price, spot))
+            if public:
+                lines.append(
+                    CostLine(
+                        f"{group}: {nodes} public IPv4", nodes * catalog.PUBLIC_IPV4_USD_PER_HOUR
+                    )
+                )
             gib = nodes * _volume_gib(resources, resource)
             lines.append(
                 CostLine(
@@ -69,6 +77,15 @@ def estimate(resources: list[dict[str, Any]], size: str = "desiredSize") -> list
                 CostLine("KMS key", catalog.KMS_KEY_USD_PER_MONTH / catalog.HOURS_PER_MONTH)
             )
     return lines
+
+
+def _in_default_vpc(resources: list[dict[str, Any]]) -> bool:
+    """Whether the nodes run in a default VPC's subnets, which give every instance a public
+    IPv4 address (Amazon VPC docs, default-vpc.html: default subnets map one on launch)."""
+    defaults = {mocks.default_vpc(region) for region in mocks.ZONE_IDS}
+    return any(
+        r["type"] == "eks:index:Cluster" and r["inputs"].get("vpcId") in defaults for r in resources
+    )
 
 
 def autoscaler_host(resources: list[dict[str, Any]]) -> CostLine | None:

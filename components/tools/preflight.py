@@ -87,7 +87,9 @@ def quota_value(quotas: Any, code: str) -> float:
 def quota_checks(args: GpuSharingArgs, quotas: Any) -> tuple[list[str], list[str]]:
     """(problems, fits): per quota, whether it covers the stack's nodes at max size.
     ``quotas`` is a Service Quotas client (boto3). Instances already running count against
-    the same quota: a fit here is necessary, not sufficient.
+    the same quota, and so do the extra nodes a node group update starts before it drains the
+    old ones (EKS managed-node-update-behavior, "Scale up phase"): a fit here is necessary,
+    not sufficient.
     """
     problems, fits = [], []
     for key, vcpus in sorted(vcpus_needed(args).items()):
