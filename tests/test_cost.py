@@ -83,7 +83,10 @@ def test_idle_and_full_price_each_group_at_its_min_and_max(demo_plan):
 def test_without_system_nodes_the_autoscaler_keeps_the_gpu_node_it_runs_on(demo_plan):
     plan = run_stack("dev", ["systemNodes=0"])
     host = cost.autoscaler_host(plan.resources)
-    assert host == cost.CostLine("1 x g4dn.xlarge the autoscaler runs on", 0.526)
+    assert host == cost.CostLine(
+        "1 x g4dn.xlarge the autoscaler runs on, with its volume and address",
+        pytest.approx(0.526 + 0.005 + 26 * 0.08 / 730),
+    )
     # With it, the system node is the node it keeps: priced already.
     assert cost.autoscaler_host(demo_plan.resources) is None
     # Some group keeps a node anyway (multi: timesliced and mps at min 1): nothing to add.

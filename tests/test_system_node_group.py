@@ -165,7 +165,8 @@ def test_the_idle_demo_bills_the_control_plane_the_system_node_and_no_gpu(demo_p
 
 def test_without_system_nodes_the_autoscaler_keeps_a_gpu_node(no_system_plan):
     host = cost.autoscaler_host(no_system_plan.resources)
-    assert host is not None and host.item == "1 x g4dn.xlarge the autoscaler runs on"
+    assert host is not None
+    assert host.item == "1 x g4dn.xlarge the autoscaler runs on, with its volume and address"
 
 
 # --- Validation -----------------------------------------------------------------------------

@@ -93,18 +93,25 @@ def autoscaler_host(resources: list[dict[str, Any]]) -> CostLine | None:
 
     Its pod needs an EC2 node (EKS Pod Identity does not run on Fargate: EKS docs,
     pod-identities.html, restrictions), the cluster has only GPU nodes, and the autoscaler
-    never removes the node its own pod cannot move from. The cheapest group's node is the
-    least that costs; None when some group keeps a node anyway.
+    removes a node only when every pod on it can move elsewhere, which its own cannot. The
+    cheapest group's node (with its volume, and its public address in a default VPC) is the
+    least that costs; None when some group keeps a node anyway, e.g. the system group.
     """
     groups = [r for r in resources if r["type"] == "aws:eks/nodeGroup:NodeGroup"]
     if not groups or any(g["inputs"]["scalingConfig"]["minSize"] for g in groups):
         return None
+    address = catalog.PUBLIC_IPV4_USD_PER_HOUR if _in_default_vpc(resources) else 0.0
+
+    def node(group: dict[str, Any], instance_type: str) -> float:
+        volume = _volume_gib(resources, group) * catalog.GP3_USD_PER_GIB_MONTH
+        return (
+            catalog.on_demand_usd_per_hour(instance_type)
+            + address
+            + volume / catalog.HOURS_PER_MONTH
+        )
+
     name, price = min(
-        (
-            (t, catalog.G4DN[t].on_demand_usd_per_hour)
-            for g in groups
-            for t in g["inputs"]["instanceTypes"]
-        ),
+        ((t, node(g, t)) for g in groups for t in g["inputs"]["instanceTypes"]),
         key=lambda pair: pair[1],
     )
-    return CostLine(f"1 x {name} the autoscaler runs on", price)
+    return CostLine(f"1 x {name} the autoscaler runs on, with its volume and address", price)
